@@ -1,0 +1,299 @@
+//! Command-line arguments: plain data, no behaviour. Each command's `run` lives in its own file.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "cargo xtask",
+    bin_name = "cargo xtask",
+    about = "Build Bottlerocket kits and variants against a local OCI registry",
+    long_about = "Build Bottlerocket kits and variants against a local OCI registry.\n\n\
+        `build-kit` builds a kit and publishes it to a registry on 127.0.0.1; `variant` builds a \
+        variant image from those local kits and restores the variant repo afterwards. \
+        `next-step` drives the same workflows one phase at a time for agent orchestrators.",
+    version
+)]
+pub struct Xtask {
+    #[command(subcommand)]
+    pub cmd: Cmd,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Cmd {
+    /// Build a kit and publish it to the local registry, verifying what the registry holds
+    BuildKit(BuildKit),
+    /// Build a variant image from locally published kits, then restore the repo's files
+    Variant(Variant),
+    /// Run one phase of a workflow in a workspace, deterministically
+    Phase(Phase),
+    /// Answer the next action for an agent orchestrator, as one JSON object on stdout
+    NextStep(NextStep),
+    /// Show workspaces under planning/: workflow, inputs, phase states, attempts, last error
+    Status(Status),
+    /// Put back the variant repo files a workspace backed up
+    Restore(Restore),
+    /// Manage the local OCI registry (one per checkout, on 127.0.0.1 only)
+    Registry(Registry),
+    /// Agent sandboxes in smolvm microVMs
+    Sandbox(Sandbox),
+    /// Measure the tool's own overhead on this machine
+    Bench(Bench),
+}
+
+/// CPU architecture of a Bottlerocket build.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ArchFlag {
+    #[value(name = "x86_64", alias = "amd64")]
+    X86_64,
+    #[value(name = "aarch64", alias = "arm64")]
+    Aarch64,
+}
+
+#[derive(Debug, Args)]
+pub struct BuildKit {
+    /// Kit to build (default: the Makefile's KIT, else the only directory under kits/)
+    #[arg(long)]
+    pub kit: Option<String>,
+    /// Architecture (default: the host's, like the kit Makefile)
+    #[arg(long)]
+    pub arch: Option<ArchFlag>,
+    /// Workspace directory (default: planning/build-kit-<kit>-<arch>/)
+    #[arg(long)]
+    pub workspace: Option<PathBuf>,
+    /// Kit repo (default: this checkout if it is a kit repo, else $FOREST_ROOT/kits/<kit>)
+    #[arg(long)]
+    pub kit_dir: Option<PathBuf>,
+    /// Rebuild and republish even when nothing changed since the last verified publish
+    #[arg(long)]
+    pub force: bool,
+    /// Print one JSON summary object on stdout
+    #[arg(long)]
+    pub json: bool,
+    /// Run inside a persistent smolvm Linux machine (opt-in; unverified on real hardware)
+    #[arg(long)]
+    pub in_vm: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
+pub enum Strategy {
+    /// Redirect kits with Twoliter.override, keeping vendor names (sanctioned by twoliter)
+    #[default]
+    Override,
+    /// Declare a local vendor in Twoliter.toml and switch the kits to it
+    Vendor,
+}
+
+#[derive(Debug, Args)]
+pub struct Variant {
+    /// Kit to take from the local registry, as NAME or NAME@VERSION (repeatable)
+    #[arg(long = "kit", value_name = "NAME[@VERSION]")]
+    pub kits: Vec<String>,
+    /// Variant to build (default: the only directory under variants/, or BUILDSYS_VARIANT)
+    #[arg(long)]
+    pub variant: Option<String>,
+    /// Architecture (default: the host's)
+    #[arg(long)]
+    pub arch: Option<ArchFlag>,
+    /// How the variant repo is pointed at the local registry
+    #[arg(long, value_enum, default_value_t)]
+    pub strategy: Strategy,
+    /// Leave the repo pointed at the local kits instead of restoring its files
+    #[arg(long)]
+    pub keep_config: bool,
+    /// Workspace directory (default: planning/variant-<variant>-<arch>/)
+    #[arg(long)]
+    pub workspace: Option<PathBuf>,
+    /// Variant repo (default: this checkout if it is a variant repo, else $FOREST_ROOT/bottlerocket)
+    #[arg(long)]
+    pub variant_dir: Option<PathBuf>,
+    /// Print one JSON summary object on stdout
+    #[arg(long)]
+    pub json: bool,
+    /// Run inside a persistent smolvm Linux machine (opt-in; unverified on real hardware)
+    #[arg(long)]
+    pub in_vm: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct Phase {
+    /// Phase name: setup, build, publish, verify (kit) or update-config, update-lock, build,
+    /// validate (variant)
+    pub phase: String,
+    /// Workspace directory holding input.json
+    pub workspace: PathBuf,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum PhaseResultFlag {
+    Success,
+    Failure,
+}
+
+#[derive(Debug, Args)]
+pub struct NextStep {
+    /// Workspace directory holding input.json
+    pub workspace: PathBuf,
+    /// What the sub-agent reported for the phase it was spawned for
+    #[arg(long)]
+    pub phase_result: Option<PhaseResultFlag>,
+    /// Why the phase failed, as the sub-agent said it
+    #[arg(long)]
+    pub reason: Option<String>,
+    /// Attempts per phase before answering gate_failed
+    #[arg(long, default_value_t = 3)]
+    pub max_attempts: u32,
+}
+
+#[derive(Debug, Args)]
+pub struct Status {
+    /// One workspace (default: every workspace under planning/)
+    pub workspace: Option<PathBuf>,
+    /// Print JSON instead of a table
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct Restore {
+    /// Workspace whose backups to restore
+    pub workspace: PathBuf,
+    /// Restore even files changed by someone since the backup
+    #[arg(long)]
+    pub force: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum BackendFlag {
+    /// A container of the registry image, published on 127.0.0.1 only
+    Docker,
+    /// Debian's `docker-registry` (or a `registry` binary) run as a detached process
+    Native,
+}
+
+#[derive(Debug, Args)]
+pub struct Registry {
+    #[command(subcommand)]
+    pub cmd: RegistryCmd,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum RegistryCmd {
+    /// Start the registry, or reuse it when it is already healthy
+    Start(RegistryStart),
+    /// Show the registry's state.
+    ///
+    /// Exit status: 0 running and healthy, 1 stopped or unhealthy, 2 not created.
+    Status(RegistryStatus),
+    /// Print the registry address as twoliter wants it: localhost:<port>
+    Url,
+    /// List repositories, tags, digests, platforms and sizes
+    List(RegistryList),
+    /// Show the registry's log (also for a stopped registry)
+    Logs(RegistryLogs),
+    /// Stop the registry, keeping its data
+    Stop,
+    /// Remove the registry and its data
+    Clean,
+}
+
+#[derive(Debug, Args)]
+pub struct RegistryStart {
+    /// Port on 127.0.0.1 (default: stable per checkout, remembered)
+    #[arg(long)]
+    pub port: Option<u16>,
+    /// Backend (default: docker when a Docker daemon answers, else native)
+    #[arg(long, value_enum)]
+    pub backend: Option<BackendFlag>,
+    /// Registry image for the docker backend
+    #[arg(long, env = "XTASK_REGISTRY_IMAGE", default_value = "registry:2")]
+    pub image: String,
+}
+
+#[derive(Debug, Args)]
+pub struct RegistryStatus {
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct RegistryList {
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct RegistryLogs {
+    /// Keep printing new lines
+    #[arg(long, short)]
+    pub follow: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct Sandbox {
+    #[command(subcommand)]
+    pub cmd: SandboxCmd,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SandboxCmd {
+    /// Create (if absent) and start a machine, copy this checkout in, provision skills
+    Up(SandboxUp),
+    /// Run a command in the machine, streaming its output; its exit code is passed through
+    Exec(SandboxExec),
+    /// Show the machine's state
+    Status(SandboxName),
+    /// Stop and delete the machine
+    Down(SandboxName),
+}
+
+pub const DEFAULT_SANDBOX: &str = "xtask-agent";
+
+#[derive(Debug, Args)]
+pub struct SandboxName {
+    #[arg(long, default_value = DEFAULT_SANDBOX)]
+    pub name: String,
+}
+
+#[derive(Debug, Args)]
+pub struct SandboxUp {
+    #[arg(long, default_value = DEFAULT_SANDBOX)]
+    pub name: String,
+    /// OCI image for the machine
+    #[arg(long)]
+    pub image: Option<String>,
+    /// A skill from ~/.claude/skills/<NAME>/ to provision as well (repeatable)
+    #[arg(long = "skill", value_name = "NAME")]
+    pub skills: Vec<String>,
+    #[arg(long)]
+    pub cpus: Option<u32>,
+    /// Memory in MiB
+    #[arg(long)]
+    pub mem: Option<u32>,
+}
+
+#[derive(Debug, Args)]
+pub struct SandboxExec {
+    #[arg(long, default_value = DEFAULT_SANDBOX)]
+    pub name: String,
+    /// The command to run in the guest
+    #[arg(last = true, required = true)]
+    pub argv: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct Bench {
+    /// Also write the results as JSON on stdout
+    #[arg(long)]
+    pub json: bool,
+    /// Runs per measurement (the median is reported)
+    #[arg(long, default_value_t = 5)]
+    pub runs: u32,
+    /// Size of the generated disk image for the validation benchmark, in MiB
+    #[arg(long, default_value_t = 2048)]
+    pub image_mib: u64,
+    /// Only run the named benchmarks (next-step, pipeline, validate, noop, build)
+    #[arg(long = "only")]
+    pub only: Vec<String>,
+}

@@ -1,0 +1,168 @@
+//! Files the xtask writes: atomically (temp file + rename) and, where several processes may
+//! meet, under an exclusive lock.
+
+use std::fs::{File, OpenOptions, TryLockError};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use serde::{de::DeserializeOwned, Serialize};
+
+/// Writes `contents` to `path` so that readers see either the old file or the new one, never
+/// a half-written one: a temp file in the same directory, fsynced, then renamed over the target.
+pub fn write_atomic(path: &Path, contents: &[u8]) -> Result<()> {
+    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    fs_err::create_dir_all(dir)?;
+    let name = path.file_name().context("cannot write a path without a file name")?;
+    let tmp = dir.join(format!(
+        ".{}.tmp-{}-{:?}",
+        name.to_string_lossy(),
+        std::process::id(),
+        std::thread::current().id()
+    ));
+    let result = (|| -> Result<()> {
+        let mut file = fs_err::File::create(&tmp)?;
+        file.write_all(contents)?;
+        file.sync_all()?;
+        // Keep the permissions of the file being replaced (an executable stays executable).
+        if let Ok(meta) = std::fs::metadata(path) {
+            fs_err::set_permissions(&tmp, meta.permissions())?;
+        }
+        fs_err::rename(&tmp, path)?;
+        Ok(())
+    })();
+    if result.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    result.with_context(|| format!("cannot write {}", path.display()))
+}
+
+pub fn write_json_atomic<T: Serialize>(path: &Path, value: &T) -> Result<()> {
+    let mut text = serde_json::to_string_pretty(value)?;
+    text.push('\n');
+    write_atomic(path, text.as_bytes())
+}
+
+/// Reads and parses a JSON file; `Ok(None)` when it does not exist.
+pub fn read_json<T: DeserializeOwned>(path: &Path) -> Result<Option<T>> {
+    let text = match std::fs::read_to_string(path) {
+        Ok(text) => text,
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(err) => return Err(err).with_context(|| format!("cannot read {}", path.display())),
+    };
+    let value = serde_json::from_str(&text)
+        .with_context(|| format!("{} is not valid: fix or delete it", path.display()))?;
+    Ok(Some(value))
+}
+
+/// An exclusive advisory lock on a file, released when dropped (or when the process dies).
+#[derive(Debug)]
+pub struct Lock {
+    _file: File,
+    path: PathBuf,
+}
+
+impl Lock {
+    /// Waits up to `timeout` for the lock at `path` (created if needed).
+    pub fn acquire(path: &Path, timeout: Duration) -> Result<Lock> {
+        if let Some(dir) = path.parent() {
+            fs_err::create_dir_all(dir)?;
+        }
+        let file = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(path)
+            .with_context(|| format!("cannot open lock file {}", path.display()))?;
+        let start = Instant::now();
+        let mut delay = Duration::from_millis(5);
+        loop {
+            match file.try_lock() {
+                Ok(()) => return Ok(Lock { _file: file, path: path.to_path_buf() }),
+                Err(TryLockError::WouldBlock) => {
+                    if start.elapsed() >= timeout {
+                        bail!(
+                            "{} is held by another xtask process for more than {}s; wait for it \
+                             to finish, or find it with `fuser {}`",
+                            path.display(),
+                            timeout.as_secs(),
+                            path.display()
+                        );
+                    }
+                    std::thread::sleep(delay);
+                    delay = (delay * 2).min(Duration::from_millis(200));
+                }
+                Err(TryLockError::Error(err)) => {
+                    return Err(err).with_context(|| format!("cannot lock {}", path.display()))
+                }
+            }
+        }
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+/// SHA-256 of a file's bytes, as lowercase hex.
+pub fn sha256_file(path: &Path) -> Result<String> {
+    use sha2::{Digest, Sha256};
+    let mut file = fs_err::File::open(path)?;
+    let mut hasher = Sha256::new();
+    std::io::copy(&mut file, &mut hasher)?;
+    Ok(hex(&hasher.finalize()))
+}
+
+pub fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Seconds since the Unix epoch, for timestamps in state files.
+pub fn now_unix() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn atomic_write_replaces_and_keeps_mode() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("tool");
+        fs_err::write(&path, "old").unwrap();
+        fs_err::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+        write_atomic(&path, b"new").unwrap();
+        assert_eq!(fs_err::read_to_string(&path).unwrap(), "new");
+        let mode = fs_err::metadata(&path).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o755);
+        let leftovers: Vec<_> = fs_err::read_dir(dir.path()).unwrap().collect();
+        assert_eq!(leftovers.len(), 1, "no temp file is left behind");
+    }
+
+    #[test]
+    fn second_lock_waits_then_fails() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("x.lock");
+        let held = Lock::acquire(&path, Duration::from_secs(1)).unwrap();
+        let err = Lock::acquire(&path, Duration::from_millis(50)).unwrap_err();
+        assert!(format!("{err:#}").contains("held by another xtask process"), "{err:#}");
+        drop(held);
+        Lock::acquire(&path, Duration::from_millis(50)).unwrap();
+    }
+
+    #[test]
+    fn read_json_reports_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("input.json");
+        assert!(read_json::<serde_json::Value>(&path).unwrap().is_none());
+        fs_err::write(&path, "{nope").unwrap();
+        let err = read_json::<serde_json::Value>(&path).unwrap_err();
+        assert!(format!("{err:#}").contains("input.json is not valid"), "{err:#}");
+    }
+}

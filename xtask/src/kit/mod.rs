@@ -1,0 +1,1 @@
+//! The kit workflow: SETUP → BUILD → PUBLISH → VERIFY.

@@ -1,0 +1,59 @@
+//! `cargo xtask`: local kit and variant builds for Bottlerocket. This file only dispatches.
+
+mod arch;
+mod cmd;
+mod flags;
+mod fsx;
+mod kit;
+mod oci;
+mod process;
+mod project;
+mod registry;
+mod smolvm;
+mod tools;
+mod ui;
+mod variant;
+mod workflow;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+fn main() -> ExitCode {
+    let args = flags::Xtask::parse();
+    let sh = match xshell::Shell::new() {
+        Ok(sh) => sh,
+        Err(err) => {
+            eprintln!("error: cannot start a shell: {err}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = match args.cmd {
+        flags::Cmd::BuildKit(cmd) => cmd.run(&sh),
+        flags::Cmd::Variant(cmd) => cmd.run(&sh),
+        flags::Cmd::Phase(cmd) => cmd.run(&sh),
+        flags::Cmd::NextStep(cmd) => cmd.run(&sh),
+        flags::Cmd::Status(cmd) => cmd.run(&sh),
+        flags::Cmd::Restore(cmd) => cmd.run(&sh),
+        flags::Cmd::Registry(cmd) => cmd.run(&sh),
+        flags::Cmd::Sandbox(cmd) => cmd.run(&sh),
+        flags::Cmd::Bench(cmd) => cmd.run(&sh),
+    };
+    match result {
+        Ok(code) => code,
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_is_well_formed() {
+        super::flags::Xtask::command().debug_assert();
+    }
+}

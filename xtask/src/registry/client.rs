@@ -1,0 +1,190 @@
+//! The Distribution API of a plain-HTTP registry on loopback: health, catalog and tags with
+//! `Link` pagination, manifests with an `Accept` for all four kinds, blobs. Every request has a
+//! timeout.
+
+use anyhow::{bail, Context, Result};
+
+use crate::oci::{self, Manifest};
+
+/// Seconds a single request may take.
+const TIMEOUT_SECS: u64 = 10;
+/// Page size asked for on `_catalog` and `tags/list`.
+const PAGE: usize = 100;
+
+#[derive(Debug, Clone)]
+pub struct Client {
+    /// `http://127.0.0.1:<port>`
+    base: String,
+}
+
+/// A manifest as served, with the bytes the digests are computed from.
+#[derive(Debug, Clone)]
+pub struct Fetched {
+    pub manifest: Manifest,
+    pub bytes: Vec<u8>,
+    /// The registry's content digest (`Docker-Content-Digest`, else computed from the bytes).
+    pub digest: String,
+}
+
+impl Fetched {
+    /// The digest twoliter writes into `Twoliter.lock` for this manifest.
+    pub fn lock_digest(&self) -> Result<String> {
+        oci::lock_digest(&self.bytes)
+    }
+}
+
+impl Client {
+    pub fn new(port: u16) -> Client {
+        Client { base: format!("http://127.0.0.1:{port}") }
+    }
+
+    fn get(&self, path: &str, accept: Option<&str>) -> Result<minreq::Response> {
+        let url = format!("{}{path}", self.base);
+        let mut request = minreq::get(&url).with_timeout(TIMEOUT_SECS);
+        if let Some(accept) = accept {
+            request = request.with_header("Accept", accept);
+        }
+        request.send().with_context(|| format!("registry did not answer GET {url}"))
+    }
+
+    /// `GET /v2/` answers 200 (or 401, which still proves a registry is there).
+    pub fn ping(&self) -> Result<()> {
+        let response = self.get("/v2/", None)?;
+        match response.status_code {
+            200 | 401 => Ok(()),
+            code => bail!("GET {}/v2/ answered {code} {}", self.base, response.reason_phrase),
+        }
+    }
+
+    /// Every repository, following `Link` pagination.
+    pub fn catalog(&self) -> Result<Vec<String>> {
+        #[derive(serde::Deserialize)]
+        struct Page {
+            #[serde(default)]
+            repositories: Option<Vec<String>>,
+        }
+        self.paginate(&format!("/v2/_catalog?n={PAGE}"), |body| {
+            let page: Page = serde_json::from_slice(body).context("_catalog answer is not valid JSON")?;
+            Ok(page.repositories.unwrap_or_default())
+        })
+    }
+
+    /// Every tag of `repo` (empty when the repository does not exist), following pagination.
+    pub fn tags(&self, repo: &str) -> Result<Vec<String>> {
+        #[derive(serde::Deserialize)]
+        struct Page {
+            #[serde(default)]
+            tags: Option<Vec<String>>,
+        }
+        let first = format!("/v2/{repo}/tags/list?n={PAGE}");
+        let response = self.get(&first, None)?;
+        if response.status_code == 404 {
+            return Ok(Vec::new());
+        }
+        self.paginate_from(response, &first, |body| {
+            let page: Page = serde_json::from_slice(body).context("tags/list answer is not valid JSON")?;
+            Ok(page.tags.unwrap_or_default())
+        })
+    }
+
+    fn paginate(&self, first: &str, parse: impl Fn(&[u8]) -> Result<Vec<String>>) -> Result<Vec<String>> {
+        let response = self.get(first, None)?;
+        self.paginate_from(response, first, parse)
+    }
+
+    fn paginate_from(
+        &self,
+        mut response: minreq::Response,
+        first: &str,
+        parse: impl Fn(&[u8]) -> Result<Vec<String>>,
+    ) -> Result<Vec<String>> {
+        let mut all = Vec::new();
+        let mut path = first.to_string();
+        // A registry that keeps linking to itself must not loop forever.
+        for _ in 0..100_000 {
+            if response.status_code != 200 {
+                bail!("GET {}{path} answered {} {}", self.base, response.status_code, response.reason_phrase);
+            }
+            all.extend(parse(response.as_bytes())?);
+            match response.headers.get("link").and_then(|l| next_link(l)) {
+                Some(next) if next != path => {
+                    path = next;
+                    response = self.get(&path, None)?;
+                }
+                _ => return Ok(all),
+            }
+        }
+        bail!("registry pagination from {first} does not end")
+    }
+
+    /// The manifest `repo:reference` (tag or digest); `Ok(None)` when the registry has none.
+    pub fn manifest(&self, repo: &str, reference: &str) -> Result<Option<Fetched>> {
+        let response = self.get(&format!("/v2/{repo}/manifests/{reference}"), Some(oci::ACCEPT))?;
+        match response.status_code {
+            200 => {}
+            404 => return Ok(None),
+            code => bail!(
+                "GET manifest {repo}:{reference} answered {code}: {}",
+                response.as_str().unwrap_or("").trim()
+            ),
+        }
+        let bytes = response.as_bytes().to_vec();
+        let manifest = Manifest::parse(&bytes, response.headers.get("content-type").map(String::as_str))
+            .with_context(|| format!("manifest {repo}:{reference}"))?;
+        let digest = response
+            .headers
+            .get("docker-content-digest")
+            .cloned()
+            .unwrap_or_else(|| oci::content_digest(&bytes));
+        Ok(Some(Fetched { manifest, bytes, digest }))
+    }
+
+    /// A blob's bytes, checked against its digest.
+    pub fn blob(&self, repo: &str, digest: &str) -> Result<Vec<u8>> {
+        let response = self.get(&format!("/v2/{repo}/blobs/{digest}"), None)?;
+        if response.status_code != 200 {
+            bail!("GET blob {repo}@{digest} answered {} {}", response.status_code, response.reason_phrase);
+        }
+        let bytes = response.into_bytes();
+        let actual = oci::content_digest(&bytes);
+        if actual != digest {
+            bail!("blob {repo}@{digest} has the wrong content (its digest is {actual})");
+        }
+        Ok(bytes)
+    }
+}
+
+/// The path of a `Link: </v2/...>; rel="next"` header.
+fn next_link(header: &str) -> Option<String> {
+    header.split(',').find_map(|part| {
+        let (target, params) = part.split_once(';')?;
+        if !params.contains("rel=\"next\"") && !params.contains("rel=next") {
+            return None;
+        }
+        let target = target.trim().strip_prefix('<')?.strip_suffix('>')?;
+        // Some registries send an absolute URL; keep only the path and query.
+        let path = match target.find("://") {
+            Some(i) => &target[target[i + 3..].find('/').map(|j| i + 3 + j)?..],
+            None => target,
+        };
+        Some(path.to_string())
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::next_link;
+
+    #[test]
+    fn link_headers() {
+        assert_eq!(
+            next_link(r#"</v2/_catalog?last=b&n=100>; rel="next""#).as_deref(),
+            Some("/v2/_catalog?last=b&n=100")
+        );
+        assert_eq!(
+            next_link(r#"<http://127.0.0.1:5000/v2/x/tags/list?n=2&last=t>; rel="next""#).as_deref(),
+            Some("/v2/x/tags/list?n=2&last=t")
+        );
+        assert_eq!(next_link(r#"</v2/a>; rel="prev""#), None);
+    }
+}

@@ -1,0 +1,1 @@
+//! The variant workflow: UPDATE_CONFIG → UPDATE_LOCK → BUILD → VALIDATE.

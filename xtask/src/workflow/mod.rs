@@ -1,0 +1,1 @@
+//! Workspaces, progress and the pure state machine shared by both workflows.
