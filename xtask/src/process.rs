@@ -104,7 +104,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let log = dir.path().join("logs/build.log");
         let mut cmd = Command::new("sh");
-        cmd.args(["-c", "for i in $(seq 1 30); do echo out$i; done; echo oops >&2; exit 3"]);
+        cmd.args(["-c", "for i in $(seq 1 30); do echo out$i; done; sleep 0.3; echo oops >&2; exit 3"]);
         let done = stream(cmd, "[build] ", &log).unwrap();
         assert_eq!(done.status.code(), Some(3));
         assert_eq!(done.tail.len(), TAIL_LINES);

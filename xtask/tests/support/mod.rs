@@ -1,0 +1,105 @@
+//! Shared by the integration tests: run the built xtask binary inside a fixture checkout, with
+//! stand-in tools on PATH and a real registry on loopback.
+#![allow(dead_code)]
+
+pub mod kit_repo;
+pub mod registry;
+pub mod variant_repo;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+/// The xtask binary under test.
+pub fn xtask_bin() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_xtask"))
+}
+
+/// This repository's root.
+pub fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
+}
+
+/// The directory of stand-in tools (twoliter, cargo-make, smolvm) kept under the tests.
+pub fn standins_dir() -> PathBuf {
+    repo_root().join("xtask/tests/standins")
+}
+
+/// A command running the xtask as if it lived in `root` (`XTASK_ROOT`), with `extra_path`
+/// directories put before the inherited PATH.
+pub fn xtask(root: &Path, extra_path: &[&Path]) -> Command {
+    let mut cmd = Command::new(xtask_bin());
+    cmd.env("XTASK_ROOT", root);
+    let mut paths: Vec<PathBuf> = extra_path.iter().map(|p| p.to_path_buf()).collect();
+    if let Some(path) = std::env::var_os("PATH") {
+        paths.extend(std::env::split_paths(&path));
+    }
+    cmd.env("PATH", std::env::join_paths(paths).unwrap());
+    cmd.current_dir(root);
+    cmd
+}
+
+/// Runs a command and returns its output, printing both streams for a failing test's log.
+pub fn run(cmd: &mut Command) -> Output {
+    let output = cmd.output().unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
+    eprintln!("$ {cmd:?}\n--- status: {}", output.status);
+    eprintln!("--- stdout:\n{}", String::from_utf8_lossy(&output.stdout));
+    eprintln!("--- stderr:\n{}", String::from_utf8_lossy(&output.stderr));
+    output
+}
+
+/// Runs a command that must succeed; returns its stdout.
+pub fn run_ok(cmd: &mut Command) -> String {
+    let output = run(cmd);
+    assert!(output.status.success(), "command failed: {cmd:?}");
+    String::from_utf8(output.stdout).unwrap()
+}
+
+/// stderr of an output, as text.
+pub fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+/// A TCP port on 127.0.0.1 that was free a moment ago.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// `git` in `dir`, which must succeed; returns stdout.
+pub fn git(dir: &Path, args: &[&str]) -> String {
+    run_ok(Command::new("git").args(["-c", "user.name=t", "-c", "user.email=t@example.com"]).args(args).current_dir(dir))
+}
+
+/// Every file under `dir` (relative path → bytes), skipping `.git`, for byte-identity checks.
+pub fn snapshot(dir: &Path) -> std::collections::BTreeMap<PathBuf, Vec<u8>> {
+    fn walk(base: &Path, dir: &Path, out: &mut std::collections::BTreeMap<PathBuf, Vec<u8>>) {
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let entry = entry.unwrap();
+            let path = entry.path();
+            if path.file_name().is_some_and(|n| n == ".git") {
+                continue;
+            }
+            let kind = entry.file_type().unwrap();
+            if kind.is_dir() {
+                walk(base, &path, out);
+            } else if kind.is_file() {
+                out.insert(path.strip_prefix(base).unwrap().to_path_buf(), std::fs::read(&path).unwrap());
+            }
+        }
+    }
+    let mut out = std::collections::BTreeMap::new();
+    walk(dir, dir, &mut out);
+    out
+}
+
+/// Whether tests that need Docker can run; in CI (`CI=true`) a missing daemon is a failure,
+/// elsewhere the test prints why it skips.
+pub fn docker_available(test: &str) -> bool {
+    let ok = Command::new("docker").args(["info", "--format", "{{.ServerVersion}}"]).output().is_ok_and(|o| o.status.success());
+    if !ok {
+        if std::env::var("CI").is_ok_and(|v| v == "true") {
+            panic!("{test}: no Docker daemon answers, and CI=true requires one");
+        }
+        eprintln!("SKIP {test}: no Docker daemon answers (`docker info` failed)");
+    }
+    ok
+}
