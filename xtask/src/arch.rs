@@ -9,9 +9,9 @@ use crate::flags::ArchFlag;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum Arch {
-    #[serde(rename = "x86_64")]
+    #[serde(rename = "x86_64", alias = "amd64")]
     X86_64,
-    #[serde(rename = "aarch64")]
+    #[serde(rename = "aarch64", alias = "arm64")]
     Aarch64,
 }
 

@@ -9,3 +9,8 @@ mod restore;
 mod sandbox;
 mod status;
 mod variant;
+
+/// Our own command line, without `flag`: what `--in-vm` re-runs inside the machine.
+fn args_without(flag: &str) -> Vec<String> {
+    std::env::args().skip(1).filter(|a| a != flag).collect()
+}

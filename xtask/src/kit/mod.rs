@@ -1,1 +1,183 @@
-//! The kit workflow: SETUP → BUILD → PUBLISH → VERIFY.
+//! The kit workflow: SETUP → BUILD → PUBLISH → VERIFY, in a kit repo (bottlerocket-core-kit
+//! and the like). Each phase has `run` (acts, returns its observations and a report) and
+//! `gate` (re-checks its recorded result against reality).
+
+pub mod build;
+pub mod fingerprint;
+pub mod infra;
+pub mod publish;
+pub mod repo;
+pub mod setup;
+pub mod verify;
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+use xshell::Shell;
+
+use crate::arch::Arch;
+use crate::project;
+use crate::workflow::workspace::{KitInput, Workspace};
+
+/// The vendor the kit is published under, declared in `Infra.toml`.
+pub const LOCAL_VENDOR: &str = "local";
+
+/// Everything a kit phase needs, resolved from `input.json`.
+#[derive(Debug, Clone)]
+pub struct Kit {
+    pub ws: Workspace,
+    pub input: KitInput,
+    pub name: String,
+    pub arch: Arch,
+    pub repo: PathBuf,
+}
+
+impl Kit {
+    pub fn resolve(ws: &Workspace, input: &KitInput) -> Result<Kit> {
+        let repo = match &input.kit_dir {
+            Some(dir) => project::absolute(dir),
+            None => default_repo(Some(&input.kit_name))?,
+        };
+        check_repo(&repo)?;
+        check_kit(&repo, &input.kit_name)?;
+        Ok(Kit { ws: ws.clone(), input: input.clone(), name: input.kit_name.clone(), arch: input.arch, repo })
+    }
+
+    /// `release-version` of the kit repo's `Twoliter.toml`: the kit's version.
+    pub fn release_version(&self) -> Result<String> {
+        let path = self.repo.join("Twoliter.toml");
+        let text = fs_err::read_to_string(&path)?;
+        let version = repo::release_version(&text).with_context(|| format!("in {}", path.display()))?;
+        Ok(version.to_string())
+    }
+
+    pub fn makefile(&self) -> Option<String> {
+        std::fs::read_to_string(self.repo.join("Makefile")).ok()
+    }
+
+    /// The registry port `input.json` asks for, if any.
+    pub fn wanted_port(&self) -> Result<Option<u16>> {
+        self.input.registry.as_deref().map(crate::workflow::workspace::registry_port).transpose()
+    }
+
+    /// The registry SETUP recorded; later phases use the same one.
+    pub fn registry_port(&self) -> Result<u16> {
+        let setup = crate::workflow::Workflow::Kit.phase("setup").expect("kit phase");
+        let result = self.ws.result::<setup::SetupData>(setup)?;
+        match result.and_then(|r| r.data) {
+            Some(data) => Ok(data.port),
+            None => bail!(
+                "SETUP has not run in {}: run `cargo xtask phase setup {}` first",
+                self.ws.dir.display(),
+                self.ws.dir.display()
+            ),
+        }
+    }
+}
+
+/// The kit repo when none is named: this checkout if it is a kit repo, else
+/// `$FOREST_ROOT/kits/<kit>`.
+pub fn default_repo(kit: Option<&str>) -> Result<PathBuf> {
+    let root = project::root();
+    if is_kit_repo(&root) {
+        return Ok(root);
+    }
+    if let (Some(forest), Some(kit)) = (project::forest_root(), kit) {
+        return Ok(forest.join("kits").join(kit));
+    }
+    bail!(
+        "{} is not a kit repo (no Twoliter.toml and kits/): pass --kit-dir <kit repo>, or set \
+         FOREST_ROOT so that the kit is at $FOREST_ROOT/kits/<kit>",
+        root.display()
+    )
+}
+
+pub fn is_kit_repo(dir: &Path) -> bool {
+    dir.join("Twoliter.toml").is_file() && dir.join("kits").is_dir()
+}
+
+fn check_repo(repo: &Path) -> Result<()> {
+    if !repo.is_dir() {
+        bail!("kit repo {} does not exist: pass --kit-dir, or set kit_dir in input.json", repo.display());
+    }
+    if !repo.join("Twoliter.toml").is_file() {
+        bail!(
+            "{} has no Twoliter.toml, so it is not a twoliter kit repo: point --kit-dir (or kit_dir in \
+             input.json) at a checkout of a kit repo such as bottlerocket-core-kit",
+            repo.display()
+        );
+    }
+    Ok(())
+}
+
+/// The kits of a repo: the directories under `kits/`.
+pub fn kits_in(repo: &Path) -> Vec<String> {
+    let mut kits: Vec<String> = std::fs::read_dir(repo.join("kits"))
+        .map(|entries| {
+            entries
+                .filter_map(|e| e.ok())
+                .filter(|e| e.path().is_dir())
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    kits.sort();
+    kits
+}
+
+fn check_kit(repo: &Path, kit: &str) -> Result<()> {
+    project::check_identifier("kit", kit)?;
+    if repo.join("kits").join(kit).is_dir() {
+        return Ok(());
+    }
+    let kits = kits_in(repo);
+    bail!(
+        "unknown kit `{kit}`: {} has {}",
+        repo.join("kits").display(),
+        if kits.is_empty() { "no kits".to_string() } else { format!("only {}", kits.join(", ")) }
+    )
+}
+
+/// The kit to build when none is named: the Makefile's `KIT ?=`, else the only kit.
+pub fn default_kit(repo: &Path) -> Result<String> {
+    if let Ok(makefile) = std::fs::read_to_string(repo.join("Makefile")) {
+        if let Some(kit) = repo::makefile_var_default(&makefile, "KIT") {
+            return Ok(kit);
+        }
+    }
+    match kits_in(repo).as_slice() {
+        [only] => Ok(only.clone()),
+        [] => bail!("{} has no kits under kits/: pass --kit", repo.display()),
+        many => bail!("{} has several kits ({}): pass --kit", repo.display(), many.join(", ")),
+    }
+}
+
+/// Runs a kit phase's command in the kit repo (the Makefile's target when it has one, else
+/// twoliter directly), streamed and logged.
+pub fn run_in_repo(
+    kit: &Kit,
+    phase: &crate::workflow::PhaseDef,
+    make_args: &[String],
+    twoliter_steps: &[Vec<String>],
+) -> Result<()> {
+    let log = kit.ws.log_path(phase);
+    let twoliter = crate::tools::twoliter(&kit.repo)?;
+    let target = make_args.first().map(String::as_str).unwrap_or_default();
+    let use_make = kit.makefile().is_some_and(|m| repo::makefile_has_target(&m, target));
+    let prefix = format!("[{}] ", phase.id);
+    if use_make {
+        crate::tools::require("make", "install make (`apt-get install make`)")?;
+        let mut cmd = std::process::Command::new("make");
+        cmd.args(make_args).current_dir(&kit.repo);
+        crate::ui::info(format!("make {}", make_args.join(" ")));
+        crate::process::stream(cmd, &prefix, &log)?.check(&format!("`make {}`", make_args.join(" ")), &log)?;
+    } else {
+        for step in twoliter_steps {
+            let mut cmd = std::process::Command::new(&twoliter);
+            cmd.args(step).current_dir(&kit.repo);
+            crate::ui::info(format!("twoliter {}", step.join(" ")));
+            crate::process::stream(cmd, &prefix, &log)?.check(&format!("`twoliter {}`", step.join(" ")), &log)?;
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,139 @@
+//! SETUP: the local registry is running and healthy, and the kit repo's `Infra.toml` declares
+//! `[vendor.local] registry = "localhost:<port>"` (every other byte kept).
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+use serde::{Deserialize, Serialize};
+use xshell::Shell;
+
+use super::{infra, Kit, LOCAL_VENDOR};
+use crate::{fsx, git, registry, ui};
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SetupData {
+    pub registry: String,
+    pub port: u16,
+    pub backend: registry::Backend,
+    pub vendor: String,
+    pub infra_toml: PathBuf,
+    pub kit_dir: PathBuf,
+    pub kit: String,
+    pub arch: String,
+    pub release_version: String,
+    /// Whether `Infra.toml` had to change.
+    pub infra_changed: bool,
+}
+
+pub fn run(sh: &Shell, kit: &Kit) -> Result<(SetupData, String)> {
+    let infra_path = kit.repo.join("Infra.toml");
+    check_no_infra_lock(&kit.repo)?;
+    let release_version = kit.release_version()?;
+    // Work out the new Infra.toml before starting anything, so bad input changes nothing.
+    let existing = read_optional(&infra_path)?;
+    infra::set_vendor_registry(existing.as_deref(), LOCAL_VENDOR, "localhost:5000")
+        .with_context(|| format!("cannot update {}", infra_path.display()))?;
+    let endpoint = registry::ensure_running(
+        sh,
+        &registry::StartOptions { port: kit.wanted_port()?, ..Default::default() },
+    )?;
+    let url = endpoint.url();
+    let updated = infra::set_vendor_registry(existing.as_deref(), LOCAL_VENDOR, &url)
+        .with_context(|| format!("cannot update {}", infra_path.display()))?;
+    let infra_changed = existing.as_deref() != Some(updated.as_str());
+    if infra_changed {
+        fsx::write_atomic(&infra_path, updated.as_bytes())?;
+        ui::info(format!("{}: [vendor.{LOCAL_VENDOR}] registry = \"{url}\"", infra_path.display()));
+    }
+    keep_git_status_clean(sh, kit, &infra_path)?;
+    let data = SetupData {
+        registry: url.clone(),
+        port: endpoint.port,
+        backend: endpoint.backend,
+        vendor: LOCAL_VENDOR.to_string(),
+        infra_toml: infra_path.clone(),
+        kit_dir: kit.repo.clone(),
+        kit: kit.name.clone(),
+        arch: kit.arch.to_string(),
+        release_version,
+        infra_changed,
+    };
+    let report = format!(
+        "# SETUP\n\n- registry: `{url}` ({:?} backend), healthy\n- `{}`: `[vendor.{LOCAL_VENDOR}] registry = \"{url}\"`{}\n- kit: `{}` {} for {}\n",
+        endpoint.backend,
+        infra_path.display(),
+        if infra_changed { " (written)" } else { " (already set)" },
+        kit.name,
+        data.release_version,
+        kit.arch
+    );
+    Ok((data, report))
+}
+
+/// Re-checks SETUP against reality: the registry answers and `Infra.toml` still points at it.
+pub fn gate(_sh: &Shell, kit: &Kit, data: &SetupData) -> Result<()> {
+    check_no_infra_lock(&kit.repo)?;
+    registry::Client::new(data.port)
+        .ping()
+        .with_context(|| format!("the registry at {} does not answer: run `cargo xtask registry start`", data.registry))?;
+    let text = read_optional(&data.infra_toml)?
+        .with_context(|| format!("{} is gone: run SETUP again", data.infra_toml.display()))?;
+    let found = infra::vendor_registry(&text, LOCAL_VENDOR)?;
+    if found.as_deref() != Some(data.registry.as_str()) {
+        bail!(
+            "{} declares [vendor.{LOCAL_VENDOR}] registry = {:?}, not \"{}\": run SETUP again",
+            data.infra_toml.display(),
+            found,
+            data.registry
+        );
+    }
+    Ok(())
+}
+
+/// twoliter silently prefers `Infra.lock` over `Infra.toml`: publishing would ignore our edit.
+fn check_no_infra_lock(repo: &Path) -> Result<()> {
+    let lock = repo.join("Infra.lock");
+    if lock.exists() {
+        bail!(
+            "{} exists, and twoliter reads it instead of Infra.toml, so the kit would not be \
+             published to the local registry: move it away (e.g. `mv {} {}.bak`) and run again",
+            lock.display(),
+            lock.display(),
+            lock.display()
+        );
+    }
+    Ok(())
+}
+
+fn read_optional(path: &Path) -> Result<Option<String>> {
+    match std::fs::read_to_string(path) {
+        Ok(text) => Ok(Some(text)),
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(err) => Err(err).with_context(|| format!("cannot read {}", path.display())),
+    }
+}
+
+/// Nothing the xtask writes may make the kit repo's `git status` dirty (a dirty tree changes
+/// the build id, and publish then looks for another archive). Infra.toml is ignored in kit
+/// repos; the workspace, when it lives inside the kit repo, is ignored locally here.
+fn keep_git_status_clean(sh: &Shell, kit: &Kit, infra_path: &Path) -> Result<()> {
+    let Some(top) = git::toplevel(sh, &kit.repo) else { return Ok(()) };
+    if git::is_tracked(sh, &top, infra_path) {
+        ui::warn(format!(
+            "{} is tracked by git, so editing it makes the tree dirty and the build id `-dirty`; \
+             kit repos normally ignore it",
+            infra_path.display()
+        ));
+    } else if !git::is_ignored(sh, &top, infra_path) {
+        git::exclude_locally(sh, &top, "/Infra.toml")?;
+    }
+    if let Ok(rel) = kit.ws.dir.strip_prefix(&top) {
+        if !git::is_ignored(sh, &top, &kit.ws.dir.join("progress.json")) {
+            let first = rel.components().next().map(|c| c.as_os_str().to_string_lossy().into_owned());
+            if let Some(first) = first {
+                git::exclude_locally(sh, &top, &format!("/{first}/"))?;
+            }
+        }
+    }
+    Ok(())
+}
