@@ -225,7 +225,7 @@ mod tests {
     #[test]
     fn only_the_spawned_phase_is_gated() {
         let mut obs = script(&[]);
-        let (progress, _) = step(Progress::new(Workflow::Variant, 0), &mut obs);
+        let (progress, _) = decide(Workflow::Variant, Progress::new(Workflow::Variant, 0), &Report::default(), 3, 0, &mut obs);
         assert!(obs.gated.is_empty(), "a fresh phase is spawned without a gate: {:?}", obs.gated);
         let mut obs = script(&["update-config"]);
         let (_, action) = decide(Workflow::Variant, progress, &Report::default(), 3, 1, &mut obs);
