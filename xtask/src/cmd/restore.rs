@@ -1,13 +1,27 @@
+//! `restore`: put back the variant repo files a workspace backed up.
+
 use std::process::ExitCode;
 
 use anyhow::Result;
 use xshell::Shell;
 
 use crate::flags;
+use crate::variant::backup::{Backup, Plan};
+use crate::workflow::workspace::Workspace;
 
 impl flags::Restore {
-    pub fn run(self, sh: &Shell) -> Result<ExitCode> {
-        let _ = sh;
-        anyhow::bail!("not built yet")
+    pub fn run(self, _sh: &Shell) -> Result<ExitCode> {
+        let ws = Workspace::new(&self.workspace);
+        let _lock = ws.lock()?;
+        let done = Backup::new(&ws.dir).restore(self.force)?;
+        for (name, plan) in done {
+            let what = match plan {
+                Plan::Restore => "restored",
+                Plan::Remove => "removed (it did not exist before)",
+                _ => "unchanged",
+            };
+            println!("{name}: {what}");
+        }
+        Ok(ExitCode::SUCCESS)
     }
 }

@@ -1,0 +1,78 @@
+//! BUILD: `cargo make -e BUILDSYS_VARIANT=<variant> -e BUILDSYS_ARCH=<arch>` in the variant
+//! repo, streamed and logged. Both are always passed: twoliter's own arch default is x86_64,
+//! whatever the host.
+
+use anyhow::{bail, Result};
+use serde::{Deserialize, Serialize};
+use xshell::Shell;
+
+use super::Variant;
+use crate::workflow::Workflow;
+use crate::{process, tools, ui};
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BuildData {
+    pub variant: String,
+    pub arch: String,
+    /// When the build started, in milliseconds since the epoch: images must be newer.
+    pub started_at_ms: u64,
+    pub seconds: f64,
+    pub argv: Vec<String>,
+    /// What the build depended on (see `kit::fingerprint`): the gate notices later edits.
+    pub fingerprint: String,
+}
+
+pub fn argv(v: &Variant) -> Vec<String> {
+    vec![
+        "cargo".into(),
+        "make".into(),
+        "-e".into(),
+        format!("BUILDSYS_VARIANT={}", v.variant),
+        "-e".into(),
+        format!("BUILDSYS_ARCH={}", v.arch),
+    ]
+}
+
+pub fn run(sh: &Shell, v: &Variant) -> Result<(BuildData, String)> {
+    let phase = Workflow::Variant.phase("build").expect("variant phase");
+    tools::require("cargo-make", tools::CARGO_MAKE_REMEDY)?;
+    tools::twoliter(&v.repo)?;
+    let argv = argv(v);
+    let started = std::time::SystemTime::now();
+    let started_at_ms = started.duration_since(std::time::UNIX_EPOCH)?.as_millis() as u64;
+    let clock = std::time::Instant::now();
+    let mut cmd = std::process::Command::new(&argv[0]);
+    cmd.args(&argv[1..]).current_dir(&v.repo);
+    ui::info(argv.join(" "));
+    let log = v.ws.log_path(phase);
+    process::stream(cmd, "[build] ", &log)?.check(&format!("`{}`", argv.join(" ")), &log)?;
+    let fingerprint = crate::kit::fingerprint::compute(sh, &v.repo, v.arch)?;
+    let data = BuildData {
+        variant: v.variant.clone(),
+        arch: v.arch.to_string(),
+        started_at_ms,
+        seconds: clock.elapsed().as_secs_f64(),
+        argv,
+        fingerprint,
+    };
+    let report = format!(
+        "# BUILD\n\n- ran `{}` in {} ({})\n- log: `{}`\n",
+        data.argv.join(" "),
+        v.repo.display(),
+        ui::duration(clock.elapsed()),
+        log.display()
+    );
+    Ok((data, report))
+}
+
+/// The build's `latest` link is there and the repo has not changed since.
+pub fn gate(sh: &Shell, v: &Variant, data: &BuildData) -> Result<()> {
+    let latest = v.images_root().join(format!("{}-{}", v.arch, v.variant)).join("latest");
+    if std::fs::metadata(&latest).is_err() {
+        bail!("{} does not exist: the build did not finish; run BUILD again", latest.display());
+    }
+    if crate::kit::fingerprint::compute(sh, &v.repo, v.arch)? != data.fingerprint {
+        bail!("the variant repo changed since BUILD: run BUILD again");
+    }
+    Ok(())
+}

@@ -1,0 +1,276 @@
+//! UPDATE_CONFIG: point the variant repo at the local registry. Strategy `override` (default)
+//! writes `[<vendor>.<kit>] registry = "localhost:<port>"` into `Twoliter.override`, keeping
+//! vendor names; strategy `vendor` declares a local vendor in `Twoliter.toml` and switches the
+//! kits to it. Either way the kits' versions are set in `Twoliter.toml`. The original files are
+//! backed up first.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+use serde::{Deserialize, Serialize};
+use xshell::Shell;
+
+use super::backup::Backup;
+use super::{override_file, twoliter_toml, Variant};
+use crate::flags::Strategy;
+use crate::kit::verify::VerifyData;
+use crate::registry::Client;
+use crate::workflow::workspace::PhaseResult;
+use crate::{fsx, project, ui};
+
+/// The vendor the `vendor` strategy declares in `Twoliter.toml`.
+pub const LOCAL_VENDOR: &str = "local";
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ResolvedKit {
+    pub name: String,
+    pub version: String,
+    /// The kit's vendor in `Twoliter.toml` (and so in `Twoliter.lock` and `build/external-kits`).
+    pub vendor: String,
+    /// Where the version came from: `input`, `verify` (a kit workspace's VERIFY) or `registry`.
+    pub version_from: String,
+    /// The kit repo that published it, when a VERIFY record names it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kit_dir: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConfigData {
+    pub registry: String,
+    pub port: u16,
+    pub strategy: String,
+    pub release_version: String,
+    pub kits: Vec<ResolvedKit>,
+    /// Files this phase wrote.
+    pub changed: Vec<String>,
+}
+
+pub fn run(sh: &Shell, v: &Variant) -> Result<(ConfigData, String)> {
+    let toml_path = v.repo.join("Twoliter.toml");
+    let override_path = v.repo.join("Twoliter.override");
+    let toml_text = fs_err::read_to_string(&toml_path)?;
+    let info = twoliter_toml::parse(&toml_text).with_context(|| format!("in {}", toml_path.display()))?;
+    let port = v.registry_port(sh)?;
+    let url = format!("localhost:{port}");
+    let client = Client::new(port);
+
+    let mut kits = Vec::new();
+    for spec in &v.input.kits {
+        let Some(entry) = info.kits.iter().find(|k| k.name == spec.name) else {
+            let present: Vec<&str> = info.kits.iter().map(|k| k.name.as_str()).collect();
+            bail!(
+                "kit `{}` is not a [[kit]] of {} (it has {}): add it there, or leave it out",
+                spec.name,
+                toml_path.display(),
+                if present.is_empty() { "none".to_string() } else { present.join(", ") }
+            );
+        };
+        let (version, from, kit_dir) = resolve_version(&client, &url, &spec.name, spec.version.as_deref())?;
+        kits.push(ResolvedKit { name: spec.name.clone(), version, vendor: entry.vendor.clone(), version_from: from.into(), kit_dir });
+    }
+
+    // Work out every new file before writing any, so bad input leaves the repo as it was.
+    let versions: Vec<(String, String)> = kits.iter().map(|k| (k.name.clone(), k.version.clone())).collect();
+    let mut new_toml = twoliter_toml::set_kit_versions(&toml_text, &versions).with_context(|| format!("in {}", toml_path.display()))?;
+    let old_override = read_optional(&override_path)?;
+    let new_override = match v.strategy {
+        Strategy::Override => {
+            let entries: Vec<(String, String, String)> =
+                kits.iter().map(|k| (k.vendor.clone(), k.name.clone(), url.clone())).collect();
+            Some(
+                override_file::set_overrides(old_override.as_deref(), &entries)
+                    .with_context(|| format!("in {}", override_path.display()))?,
+            )
+        }
+        Strategy::Vendor => {
+            let names: Vec<String> = kits.iter().map(|k| k.name.clone()).collect();
+            new_toml = twoliter_toml::switch_kits_to_vendor(&new_toml, LOCAL_VENDOR, &url, &names)
+                .with_context(|| format!("in {}", toml_path.display()))?;
+            None
+        }
+    };
+
+    let backup = Backup::new(&v.ws.dir);
+    backup.take(&v.repo)?;
+    let mut changed = Vec::new();
+    if new_toml != toml_text {
+        fsx::write_atomic(&toml_path, new_toml.as_bytes())?;
+        backup.record_ours(&v.repo, "Twoliter.toml")?;
+        changed.push("Twoliter.toml".to_string());
+    }
+    if let Some(new_override) = new_override {
+        if old_override.as_deref() != Some(new_override.as_str()) {
+            fsx::write_atomic(&override_path, new_override.as_bytes())?;
+            backup.record_ours(&v.repo, "Twoliter.override")?;
+            changed.push("Twoliter.override".to_string());
+        }
+    }
+    warn_on_metadata_mismatch(sh, v, &kits);
+
+    let strategy = match v.strategy {
+        Strategy::Override => "override",
+        Strategy::Vendor => "vendor",
+    };
+    let data = ConfigData {
+        registry: url.clone(),
+        port,
+        strategy: strategy.into(),
+        release_version: info.release_version.clone(),
+        kits,
+        changed,
+    };
+    let mut report = format!("# UPDATE_CONFIG\n\n- variant repo: `{}`\n- strategy: `{strategy}`, registry `{url}`\n", v.repo.display());
+    for k in &data.kits {
+        report.push_str(&format!("- kit `{}` {} (vendor `{}`, version from {})\n", k.name, k.version, k.vendor, k.version_from));
+    }
+    report.push_str(&format!(
+        "- changed: {}\n- originals backed up in `{}`\n",
+        if data.changed.is_empty() { "nothing (already pointed at the local kits)".to_string() } else { data.changed.join(", ") },
+        backup.dir.display()
+    ));
+    Ok((data, report))
+}
+
+/// The repo still says what this phase wrote.
+pub fn gate(_sh: &Shell, v: &Variant, data: &ConfigData) -> Result<()> {
+    if Backup::new(&v.ws.dir).manifest()?.is_none() {
+        bail!("the variant repo's files are not backed up in this workspace (it was restored): run UPDATE_CONFIG again");
+    }
+    let toml_path = v.repo.join("Twoliter.toml");
+    let info = twoliter_toml::parse(&fs_err::read_to_string(&toml_path)?)?;
+    for kit in &data.kits {
+        let entry = info.kits.iter().find(|k| k.name == kit.name);
+        match entry {
+            Some(e) if e.version == kit.version => {}
+            Some(e) => bail!("{} has kit `{}` at version {}, not {}: run UPDATE_CONFIG again", toml_path.display(), kit.name, e.version, kit.version),
+            None => bail!("{} no longer lists kit `{}`", toml_path.display(), kit.name),
+        }
+        if data.strategy == "vendor" {
+            let vendor = &entry.expect("checked").vendor;
+            if vendor != LOCAL_VENDOR || info.vendors.get(LOCAL_VENDOR) != Some(&data.registry) {
+                bail!("{} does not take kit `{}` from vendor `{LOCAL_VENDOR}` at {}: run UPDATE_CONFIG again", toml_path.display(), kit.name, data.registry);
+            }
+        }
+    }
+    if data.strategy == "override" {
+        let path = v.repo.join("Twoliter.override");
+        let text = read_optional(&path)?.with_context(|| format!("{} is gone: run UPDATE_CONFIG again", path.display()))?;
+        let overrides = override_file::parse_overrides(&text)?;
+        for kit in &data.kits {
+            let registry = overrides.get(&(kit.vendor.clone(), kit.name.clone())).and_then(|o| o.registry.clone());
+            if registry.as_deref() != Some(data.registry.as_str()) {
+                bail!(
+                    "{} does not redirect [{}.{}] to {}: run UPDATE_CONFIG again",
+                    path.display(),
+                    kit.vendor,
+                    kit.name,
+                    data.registry
+                );
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The version of a kit to use: the one asked for (it must be in the registry), else the one
+/// the newest VERIFY of this checkout recorded for this registry, else the highest
+/// `v<semver>` tag the registry has.
+fn resolve_version(client: &Client, url: &str, kit: &str, asked: Option<&str>) -> Result<(String, &'static str, Option<PathBuf>)> {
+    let publish_hint = format!("publish it with `cargo xtask build-kit --kit {kit}`");
+    if let Some(asked) = asked {
+        let version = asked.trim_start_matches('v').to_string();
+        semver::Version::parse(&version).with_context(|| format!("kit {kit} version `{asked}` is not semver (e.g. 1.2.3)"))?;
+        if client.manifest(kit, &format!("v{version}"))?.is_none() {
+            let tags = client.tags(kit)?;
+            bail!(
+                "kit {kit} version {version} is not in the local registry at {url} ({}): {publish_hint}",
+                if tags.is_empty() { "it has no tags for that kit".to_string() } else { format!("it has {}", tags.join(", ")) }
+            );
+        }
+        return Ok((version, "input", None));
+    }
+    if let Some((version, kit_dir)) = last_verified(url, kit) {
+        if client.manifest(kit, &format!("v{version}"))?.is_some() {
+            return Ok((version, "verify", kit_dir));
+        }
+    }
+    let tags = client.tags(kit)?;
+    match highest_version(&tags) {
+        Some(version) => Ok((version.to_string(), "registry", None)),
+        None => bail!("the local registry at {url} has no version of kit {kit}: {publish_hint}"),
+    }
+}
+
+/// The highest `v<semver>` index tag (per-arch tags `v<ver>-<build-id>-<arch>` are skipped).
+pub fn highest_version(tags: &[String]) -> Option<semver::Version> {
+    tags.iter()
+        .filter(|t| !t.ends_with("-x86_64") && !t.ends_with("-aarch64"))
+        .filter_map(|t| t.strip_prefix('v'))
+        .filter_map(|t| semver::Version::parse(t).ok())
+        .max()
+}
+
+/// The newest successful VERIFY of `kit` against `url` among this checkout's workspaces.
+fn last_verified(url: &str, kit: &str) -> Option<(String, Option<PathBuf>)> {
+    let entries = std::fs::read_dir(project::planning_dir()).ok()?;
+    let mut best: Option<(u64, String, Option<PathBuf>)> = None;
+    for entry in entries.filter_map(|e| e.ok()) {
+        let ws = entry.path();
+        let result: Option<PhaseResult<VerifyData>> = fsx::read_json(&ws.join("results/verify.json")).ok().flatten();
+        let Some(result) = result.filter(|r| r.ok) else { continue };
+        let Some(data) = result.data.filter(|d| d.kit == kit && d.registry == url) else { continue };
+        if best.as_ref().is_none_or(|(t, _, _)| result.finished_at > *t) {
+            let setup: Option<serde_json::Value> = fsx::read_json(&ws.join("results/setup.json")).ok().flatten();
+            let kit_dir = setup.and_then(|s| s["data"]["kit_dir"].as_str().map(PathBuf::from));
+            best = Some((result.finished_at, data.version, kit_dir));
+        }
+    }
+    best.map(|(_, version, dir)| (version, dir))
+}
+
+/// Kits published by one generation of twoliter cannot be consumed by another: warn when the
+/// kit repo's twoliter and the variant repo's would disagree.
+fn warn_on_metadata_mismatch(sh: &Shell, v: &Variant, kits: &[ResolvedKit]) {
+    let Some(variant_version) = twoliter_version(sh, &v.repo) else { return };
+    for kit in kits {
+        let Some(kit_version) = kit.kit_dir.as_deref().and_then(|d| twoliter_version(sh, d)) else { continue };
+        let (a, b) = (twoliter_toml::metadata_generation(&kit_version), twoliter_toml::metadata_generation(&variant_version));
+        if a != b {
+            ui::warn(format!(
+                "kit {} was published with twoliter {kit_version} (kit metadata generation {a}) but the variant repo \
+                 uses twoliter {variant_version} (generation {b}): twoliter will refuse the kit; use the same \
+                 twoliter generation in both repos",
+                kit.name
+            ));
+        }
+    }
+}
+
+fn twoliter_version(sh: &Shell, repo: &Path) -> Option<semver::Version> {
+    let twoliter = repo.join("tools/twoliter/twoliter");
+    let out = xshell::cmd!(sh, "{twoliter} --version").quiet().ignore_stderr().read().ok()?;
+    twoliter_toml::parse_twoliter_version(&out).ok()
+}
+
+fn read_optional(path: &Path) -> Result<Option<String>> {
+    match std::fs::read_to_string(path) {
+        Ok(text) => Ok(Some(text)),
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(err) => Err(err).with_context(|| format!("cannot read {}", path.display())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::highest_version;
+
+    #[test]
+    fn highest_index_tag() {
+        let tags: Vec<String> = ["v1.2.0", "v1.10.0", "v1.10.0-1a2b3c4-x86_64", "latest", "v2.0.0-9f8e7d6-aarch64", "vx"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        assert_eq!(highest_version(&tags).unwrap().to_string(), "1.10.0");
+        assert!(highest_version(&["latest".to_string()]).is_none());
+    }
+}

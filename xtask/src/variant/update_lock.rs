@@ -1,0 +1,86 @@
+//! UPDATE_LOCK: `twoliter update` regenerates `Twoliter.lock`; every kit's lock entry must then
+//! have the version asked for and the digest computed from the index the local registry serves.
+//! When the lock already says exactly that, twoliter is not run.
+
+use anyhow::{Context, Result};
+use serde::{Deserialize, Serialize};
+use xshell::Shell;
+
+use super::backup::Backup;
+use super::{lock, Variant};
+use crate::registry::Client;
+use crate::workflow::Workflow;
+use crate::{process, tools, ui};
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LockedKit {
+    pub name: String,
+    pub version: String,
+    pub lock_digest: String,
+    pub index_digest: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LockData {
+    pub kits: Vec<LockedKit>,
+    /// False when the lock already matched and `twoliter update` was skipped.
+    pub update_ran: bool,
+}
+
+/// What the registry serves now for each kit of UPDATE_CONFIG.
+fn expected(v: &Variant) -> Result<Vec<LockedKit>> {
+    let config = v.config()?;
+    let client = Client::new(config.port);
+    config
+        .kits
+        .iter()
+        .map(|kit| {
+            let tag = format!("v{}", kit.version);
+            let index = client.manifest(&kit.name, &tag)?.with_context(|| {
+                format!("{}/{}:{tag} is no longer in the registry: publish it again with `cargo xtask build-kit`", config.registry, kit.name)
+            })?;
+            Ok(LockedKit { name: kit.name.clone(), version: kit.version.clone(), lock_digest: index.lock_digest()?, index_digest: index.digest })
+        })
+        .collect()
+}
+
+/// Compares `Twoliter.lock` with what the registry serves.
+fn check(v: &Variant, kits: &[LockedKit]) -> Result<()> {
+    let path = v.repo.join("Twoliter.lock");
+    let text = fs_err::read_to_string(&path).with_context(|| "run `tools/twoliter/twoliter update` in the variant repo".to_string())?;
+    let parsed = lock::parse_lock(&text).with_context(|| format!("in {}", path.display()))?;
+    let wanted: Vec<(String, String, String)> =
+        kits.iter().map(|k| (k.name.clone(), k.version.clone(), k.lock_digest.clone())).collect();
+    lock::check_lock(&parsed, &wanted).with_context(|| format!("{} does not lock what the local registry serves", path.display()))
+}
+
+pub fn run(sh: &Shell, v: &Variant) -> Result<(LockData, String)> {
+    let phase = Workflow::Variant.phase("update-lock").expect("variant phase");
+    let kits = expected(v)?;
+    let update_ran = if check(v, &kits).is_ok() {
+        ui::info("Twoliter.lock already holds the digests the registry serves: `twoliter update` skipped");
+        false
+    } else {
+        let twoliter = tools::twoliter(&v.repo)?;
+        let mut cmd = std::process::Command::new(&twoliter);
+        cmd.arg("update").current_dir(&v.repo);
+        ui::info("twoliter update");
+        let log = v.ws.log_path(phase);
+        process::stream(cmd, "[update-lock] ", &log)?.check("`twoliter update`", &log)?;
+        Backup::new(&v.ws.dir).record_ours(&v.repo, "Twoliter.lock")?;
+        true
+    };
+    check(v, &kits)?;
+    let _ = sh;
+    let mut report = String::from("# UPDATE_LOCK\n\n");
+    report.push_str(if update_ran { "- ran `twoliter update`\n" } else { "- `twoliter update` skipped: the lock already matched\n" });
+    for k in &kits {
+        report.push_str(&format!("- `{}` {}: lock digest `{}` = registry index `{}`\n", k.name, k.version, k.lock_digest, k.index_digest));
+    }
+    Ok((LockData { kits, update_ran }, report))
+}
+
+/// The lock still matches what the registry serves now.
+pub fn gate(_sh: &Shell, v: &Variant, _data: &LockData) -> Result<()> {
+    check(v, &expected(v)?)
+}
