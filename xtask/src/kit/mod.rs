@@ -1,1 +1,4 @@
 //! The kit workflow: SETUP → BUILD → PUBLISH → VERIFY.
+
+pub mod infra;
+pub mod repo;
