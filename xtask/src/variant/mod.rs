@@ -1,3 +1,4 @@
 //! The variant workflow: UPDATE_CONFIG → UPDATE_LOCK → BUILD → VALIDATE.
 
 pub mod toml_doc;
+pub mod twoliter_toml;
