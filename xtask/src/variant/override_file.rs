@@ -290,6 +290,19 @@ registry = "public.ecr.aws/bottlerocket" # upstream
     }
 
     #[test]
+    fn root_dotted_entries_are_edited_in_place() {
+        let text = "# mine\nbottlerocket.bottlerocket-core-kit.registry = \"a\" # was\n";
+        let out = set_overrides(
+            Some(text),
+            &[entry("bottlerocket", "bottlerocket-core-kit", "l:1")],
+        );
+        assert_eq!(
+            out.unwrap(),
+            "# mine\nbottlerocket.bottlerocket-core-kit.registry = \"l:1\" # was\n"
+        );
+    }
+
+    #[test]
     fn crlf_is_kept() {
         let text = EXISTING.replace('\n', "\r\n");
         let out = set_overrides(

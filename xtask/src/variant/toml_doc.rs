@@ -2,10 +2,11 @@
 //! Twoliter.lock, and a kit repo's Infra.toml) without disturbing the bytes we do not mean to
 //! change.
 //!
-//! Line endings: toml_edit always writes `\n` after a key or header, so a CRLF file would come
-//! back with mixed endings. A file whose every newline is `\r\n` is therefore edited as LF and
-//! turned back into CRLF on output. A file with mixed endings is edited as it is: its edited
-//! lines end in `\n`.
+//! Line endings: toml_edit writes `\n` after every key and header it renders, so a CRLF file
+//! would come back as LF. A file whose newlines are mostly `\r\n` is therefore edited as LF and
+//! turned back into CRLF on output. toml_edit cannot keep a per-line choice, so an edited file
+//! with mixed endings comes back uniformly in its majority style (an unedited one comes back byte
+//! for byte).
 
 use anyhow::{anyhow, bail, Result};
 use toml_edit::{DocumentMut, Item, Table, TableLike, Value};
@@ -22,7 +23,7 @@ impl Doc {
     /// Parses `text`; errors name `file` and the parse error.
     pub fn parse(file: &str, text: &str) -> Result<Doc> {
         let newlines = text.matches('\n').count();
-        let crlf = newlines > 0 && text.matches("\r\n").count() == newlines;
+        let crlf = text.matches("\r\n").count() * 2 > newlines;
         let normalized = if crlf {
             text.replace("\r\n", "\n")
         } else {
@@ -159,15 +160,17 @@ fn not_a_table_entry(file: &str, key: &str, index: usize, type_name: &str) -> an
 
 fn not_an_array(file: &str, key: &str, item: &Item) -> anyhow::Error {
     if let Some(table) = item.as_table_like() {
-        let first = table
-            .iter()
-            .next()
-            .map(|(k, _)| k.to_owned())
-            .unwrap_or_else(|| "<name>".into());
-        anyhow!(
-            "{file} declares `[{key}.{first}]`, but `{key}` must be an array of tables: write each \
-             entry as its own `[[{key}]]` table with `name = \"{first}\"`, `version` and `vendor`"
-        )
+        match table.iter().next() {
+            Some((first, _)) => anyhow!(
+                "{file} declares `[{key}.{first}]`, but `{key}` must be an array of tables: write \
+                 each entry as its own `[[{key}]]` table with `name = \"{first}\"`, `version` and \
+                 `vendor`"
+            ),
+            None => anyhow!(
+                "{file} has a `[{key}]` table, but `{key}` must be an array of tables: write each \
+                 entry as its own `[[{key}]]` table with `name`, `version` and `vendor`"
+            ),
+        }
     } else {
         anyhow!(
             "{file}: `{key}` is a {}, but must be an array of `[[{key}]]` tables",
@@ -286,6 +289,51 @@ mod tests {
         assert_eq!(
             doc.render(),
             "# c\r\n[a]\r\nk = \"y\" # keep\r\n\r\n[b]\r\nj = 1\r\n"
+        );
+    }
+
+    #[test]
+    fn mixed_line_endings_follow_the_majority() {
+        let edit = |text: &str| {
+            let mut doc = Doc::parse("F", text).unwrap();
+            let changed = set_str_key(doc.root(), "b", "z", "F").unwrap();
+            doc.mark_changed(changed);
+            doc.render()
+        };
+        assert_eq!(
+            edit("a = 1\r\nb = \"y\"\nc = 2\r\n"),
+            "a = 1\r\nb = \"z\"\r\nc = 2\r\n"
+        );
+        assert_eq!(
+            edit("a = 1\r\nb = \"y\"\nc = 2\n"),
+            "a = 1\nb = \"z\"\nc = 2\n"
+        );
+    }
+
+    #[test]
+    fn a_file_without_a_final_newline_gets_new_tables_on_their_own_lines() {
+        let mut doc = Doc::parse("F", "[a]\nk = 1").unwrap();
+        doc.root().insert("b", Item::Table(table_with("r", "x")));
+        doc.mark_changed(true);
+        assert_eq!(doc.render(), "[a]\nk = 1\n\n[b]\nr = \"x\"\n");
+    }
+
+    #[test]
+    fn kit_tables_that_are_not_arrays() {
+        let mut doc = Doc::parse("F", "[kit]\n").unwrap();
+        let err = table_array(doc.root(), "kit", "F")
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(err.starts_with("F has a `[kit]` table, but `kit` must be an array of tables"));
+        let mut doc = Doc::parse("F", "kit = 1\n").unwrap();
+        let err = table_array_mut(doc.root(), "kit", "F")
+            .err()
+            .unwrap()
+            .to_string();
+        assert_eq!(
+            err,
+            "F: `kit` is a integer, but must be an array of `[[kit]]` tables"
         );
     }
 

@@ -484,6 +484,11 @@ vendor = "bottlerocket"
         let err =
             set_kit_versions(VARIANT, &kits(&[("bottlerocket-core-kit", "v3.2.0")])).unwrap_err();
         assert!(err.to_string().contains("drop the leading `v`"));
+        let table_style = "[kit.bottlerocket-core-kit]\nversion = \"1.0.0\"\n";
+        let err = set_kit_versions(table_style, &kits(&[("bottlerocket-core-kit", "1.0.1")]));
+        assert!(err.unwrap_err().to_string().starts_with(
+            "Twoliter.toml declares `[kit.bottlerocket-core-kit]`, but `kit` must be an array"
+        ));
         let err = set_kit_versions("schema-version = 1\n", &kits(&[("k", "1.0.0")])).unwrap_err();
         assert!(err.to_string().contains("(kits present: none)"), "{err}");
     }
