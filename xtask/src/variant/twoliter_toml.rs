@@ -172,10 +172,10 @@ pub fn set_kit_versions(twoliter_toml: &str, versions: &[(String, String)]) -> R
 /// The default strategy is `Twoliter.override` instead, because it keeps vendor names as they
 /// are: kits published by one kit repo name their dependencies under the upstream vendor (say
 /// `bottlerocket-core-kit` from `bottlerocket`), and an override redirects those transitive
-/// fetches too. Renaming a kit's vendor here redirects only this file's direct entry, so the same
-/// kit can end up resolved twice, under two vendors, which twoliter refuses to lock or resolves to
-/// the upstream copy. This strategy also edits a tracked file, where the override file is
-/// gitignored.
+/// fetches too. Renaming a kit's vendor here redirects only this file's direct entry, so a kit
+/// that another kit also depends on gets locked twice, under two vendors: once from the local
+/// registry and once upstream through the other kit's metadata, and both copies are fetched into
+/// the build. This strategy also edits a tracked file, where the override file is gitignored.
 pub fn switch_kits_to_vendor(
     twoliter_toml: &str,
     vendor: &str,
