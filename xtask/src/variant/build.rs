@@ -10,7 +10,7 @@ use super::Variant;
 use crate::workflow::Workflow;
 use crate::{process, tools, ui};
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct BuildData {
     pub variant: String,
     pub arch: String,

@@ -4,6 +4,12 @@
 
 pub mod backup;
 pub mod build;
+pub mod compat;
+pub mod image;
+pub mod lock;
+pub mod override_file;
+pub mod toml_doc;
+pub mod twoliter_toml;
 pub mod update_config;
 pub mod update_lock;
 pub mod validate;

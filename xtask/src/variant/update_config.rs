@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use xshell::Shell;
 
 use super::backup::Backup;
-use super::{override_file, twoliter_toml, Variant};
+use super::{compat, override_file, twoliter_toml, Variant};
 use crate::flags::Strategy;
 use crate::kit::verify::VerifyData;
 use crate::registry::Client;
@@ -234,14 +234,8 @@ fn warn_on_metadata_mismatch(sh: &Shell, v: &Variant, kits: &[ResolvedKit]) {
     let Some(variant_version) = twoliter_version(sh, &v.repo) else { return };
     for kit in kits {
         let Some(kit_version) = kit.kit_dir.as_deref().and_then(|d| twoliter_version(sh, d)) else { continue };
-        let (a, b) = (twoliter_toml::metadata_generation(&kit_version), twoliter_toml::metadata_generation(&variant_version));
-        if a != b {
-            ui::warn(format!(
-                "kit {} was published with twoliter {kit_version} (kit metadata generation {a}) but the variant repo \
-                 uses twoliter {variant_version} (generation {b}): twoliter will refuse the kit; use the same \
-                 twoliter generation in both repos",
-                kit.name
-            ));
+        if let Some(warning) = compat::metadata_mismatch(&kit_version, &variant_version) {
+            ui::warn(format!("kit {}: {warning}", kit.name));
         }
     }
 }
@@ -249,7 +243,7 @@ fn warn_on_metadata_mismatch(sh: &Shell, v: &Variant, kits: &[ResolvedKit]) {
 fn twoliter_version(sh: &Shell, repo: &Path) -> Option<semver::Version> {
     let twoliter = repo.join("tools/twoliter/twoliter");
     let out = xshell::cmd!(sh, "{twoliter} --version").quiet().ignore_stderr().read().ok()?;
-    twoliter_toml::parse_twoliter_version(&out).ok()
+    compat::parse_twoliter_version(&out).ok()
 }
 
 fn read_optional(path: &Path) -> Result<Option<String>> {

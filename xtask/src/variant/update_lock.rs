@@ -49,8 +49,10 @@ fn check(v: &Variant, kits: &[LockedKit]) -> Result<()> {
     let path = v.repo.join("Twoliter.lock");
     let text = fs_err::read_to_string(&path).with_context(|| "run `tools/twoliter/twoliter update` in the variant repo".to_string())?;
     let parsed = lock::parse_lock(&text).with_context(|| format!("in {}", path.display()))?;
-    let wanted: Vec<(String, String, String)> =
-        kits.iter().map(|k| (k.name.clone(), k.version.clone(), k.lock_digest.clone())).collect();
+    let wanted: Vec<lock::ExpectedKit> = kits
+        .iter()
+        .map(|k| lock::ExpectedKit { name: k.name.clone(), version: k.version.clone(), digest: k.lock_digest.clone() })
+        .collect();
     lock::check_lock(&parsed, &wanted).with_context(|| format!("{} does not lock what the local registry serves", path.display()))
 }
 
