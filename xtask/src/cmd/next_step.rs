@@ -51,14 +51,20 @@ impl flags::NextStep {
                     "workspace": ws.dir,
                 })
             }
-            Action::Done => json!({
-                "action": "done",
-                "type": "done",
-                "workflow": workflow.name(),
-                "summary_file": ws.report_path(&workflow.phases()[workflow.phases().len() - 1]),
-                "workspace": ws.dir,
-                "phases": progress.phases.iter().map(|p| json!({"phase": p.id, "attempts": p.attempts, "note": p.note})).collect::<Vec<_>>(),
-            }),
+            Action::Done => {
+                let mut done = json!({
+                    "action": "done",
+                    "type": "done",
+                    "workflow": workflow.name(),
+                    "summary_file": ws.report_path(&workflow.phases()[workflow.phases().len() - 1]),
+                    "workspace": ws.dir,
+                    "phases": progress.phases.iter().map(|p| json!({"phase": p.id, "attempts": p.attempts, "note": p.note})).collect::<Vec<_>>(),
+                });
+                if let Ctx::Variant(variant) = &ctx {
+                    done["restored"] = json!(restore_after_done(variant)?);
+                }
+                done
+            }
         })
     }
 }
@@ -127,4 +133,15 @@ fn spawn(ctx: &Ctx, phase: &PhaseDef, attempt: u32, max_attempts: u32, last_fail
         "context_data": data,
         "output_file": phase.output_file,
     })
+}
+
+/// Like `cargo xtask variant`, a finished variant workflow puts the repo's files back unless
+/// the input asks to keep them pointed at the local kits. Returns whether files were restored.
+fn restore_after_done(variant: &crate::variant::Variant) -> Result<bool> {
+    let backup = crate::variant::backup::Backup::new(&variant.ws.dir);
+    if variant.input.keep_config || backup.manifest()?.is_none() {
+        return Ok(false);
+    }
+    backup.restore(false)?;
+    Ok(true)
 }
