@@ -1,0 +1,333 @@
+//! The kit workflow end to end: a fixture kit repo holding the xtask, the twoliter stand-in,
+//! and a real registry on loopback.
+
+mod support;
+
+use std::path::{Path, PathBuf};
+use std::os::unix::process::CommandExt;
+use std::process::{Command, Stdio};
+
+use base64::Engine;
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+use support::kit_repo::KitRepo;
+use support::registry::TestRegistry;
+
+const KIT: &str = "core-kit";
+const VERSION: &str = "2.3.4";
+
+/// A prepped kit repo (twoliter installed) with its own registry.
+fn setup() -> (KitRepo, TestRegistry) {
+    let repo = KitRepo::create(KIT, VERSION);
+    repo.prep();
+    let registry = TestRegistry::start_native(repo.path());
+    (repo, registry)
+}
+
+fn xtask(repo: &KitRepo) -> Command {
+    let mut cmd = support::xtask(repo.path(), &[]);
+    cmd.envs(repo.env());
+    cmd
+}
+
+fn build_kit_json(repo: &KitRepo, extra: &[&str]) -> Value {
+    let out = support::run_ok(xtask(repo).args(["build-kit", "--arch", "x86_64", "--json"]).args(extra));
+    serde_json::from_str(&out).expect("--json prints one JSON object")
+}
+
+fn get(port: u16, path: &str) -> minreq::Response {
+    minreq::get(format!("http://127.0.0.1:{port}{path}"))
+        .with_header("Accept", "application/vnd.oci.image.index.v1+json, application/vnd.oci.image.manifest.v1+json")
+        .with_timeout(10)
+        .send()
+        .unwrap()
+}
+
+/// The lock digest computed here, independently of the xtask: base64(sha256(canonical JSON)).
+fn lock_digest_of(bytes: &[u8]) -> String {
+    let value: Value = serde_json::from_slice(bytes).unwrap();
+    let canonical = serde_json::to_vec(&value).unwrap(); // serde_json sorts keys (no preserve_order) and adds no whitespace
+    base64::engine::general_purpose::STANDARD.encode(Sha256::digest(&canonical))
+}
+
+fn outcomes(summary: &Value) -> Vec<(String, String)> {
+    summary["phases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| (p["phase"].as_str().unwrap().to_string(), p["outcome"].as_str().unwrap().to_string()))
+        .collect()
+}
+
+fn pairs(list: &[(&str, &str)]) -> Vec<(String, String)> {
+    list.iter().map(|(a, b)| (a.to_string(), b.to_string())).collect()
+}
+
+#[test]
+fn build_kit_publishes_verifies_and_keeps_git_clean() {
+    let (repo, registry) = setup();
+    let summary = build_kit_json(&repo, &[]);
+    assert_eq!(summary["ok"], true, "{summary}");
+    assert_eq!(
+        outcomes(&summary),
+        pairs(&[("setup", "ran"), ("build", "ran"), ("publish", "ran"), ("verify", "ran")])
+    );
+    // The registry really holds the index, and the recorded lock digest is the one computed
+    // from what it serves.
+    let index = get(registry.port, &format!("/v2/{KIT}/manifests/v{VERSION}"));
+    assert_eq!(index.status_code, 200);
+    let verified = &summary["verified"];
+    assert_eq!(verified["lock_digest"], lock_digest_of(index.as_bytes()));
+    assert_eq!(verified["index_digest"], index.headers["docker-content-digest"].as_str());
+    assert_eq!(verified["platforms"], serde_json::json!(["linux/amd64"]));
+    assert_eq!(summary["next"], serde_json::json!(["cargo", "xtask", "variant", "--kit", format!("{KIT}@{VERSION}"), "--arch", "x86_64"]));
+    // Infra.toml points at the registry; nothing the xtask wrote dirties the kit repo.
+    let infra = std::fs::read_to_string(repo.path().join("Infra.toml")).unwrap();
+    assert!(infra.contains("[vendor.local]") && infra.contains(&format!("registry = \"{}\"", registry.url())), "{infra}");
+    assert!(repo.is_clean(), "git status: {}", support::git(repo.path(), &["status", "--porcelain"]));
+    let ws = repo.path().join(format!("planning/build-kit-{KIT}-x86_64"));
+    let report = std::fs::read_to_string(ws.join("reports/04-verify.md")).unwrap();
+    assert!(report.trim_end().ends_with(&format!("cargo xtask variant --kit {KIT}@{VERSION} --arch x86_64")), "{report}");
+    let progress: Value = serde_json::from_str(&std::fs::read_to_string(ws.join("progress.json")).unwrap()).unwrap();
+    assert_eq!(progress["schema_version"], 1);
+    assert!(progress["phases"].as_array().unwrap().iter().all(|p| p["state"] == "passed"));
+
+    // Nothing changed: nothing is rebuilt or republished.
+    let again = build_kit_json(&repo, &[]);
+    assert_eq!(
+        outcomes(&again),
+        pairs(&[("setup", "skipped"), ("build", "skipped"), ("publish", "skipped"), ("verify", "skipped")])
+    );
+    // A committed package edit changes the build: rebuilt, republished, verified again.
+    repo.edit_package("hello-agent");
+    let edited = build_kit_json(&repo, &[]);
+    assert_eq!(
+        outcomes(&edited),
+        pairs(&[("setup", "skipped"), ("build", "ran"), ("publish", "ran"), ("verify", "ran")])
+    );
+    assert_ne!(edited["verified"]["index_digest"], verified["index_digest"]);
+    // --force redoes everything.
+    let forced = build_kit_json(&repo, &["--force"]);
+    assert!(outcomes(&forced).iter().all(|(_, o)| o == "ran"), "{forced}");
+}
+
+/// Writes `input.json` for a workspace outside the kit repo.
+fn workspace(dir: &Path, repo: &KitRepo) -> PathBuf {
+    let ws = dir.join("ws");
+    std::fs::create_dir_all(&ws).unwrap();
+    let input = serde_json::json!({"kit_name": KIT, "arch": "x86_64", "kit_dir": repo.path()});
+    std::fs::write(ws.join("input.json"), input.to_string()).unwrap();
+    ws
+}
+
+fn next_step(repo: &KitRepo, ws: &Path, extra: &[&str]) -> Value {
+    let out = support::run_ok(xtask(repo).arg("next-step").arg(ws).args(extra));
+    serde_json::from_str(out.trim()).expect("one JSON object")
+}
+
+/// Plays the sub-agent honestly: runs the phase command it was given.
+fn run_phase_command(repo: &KitRepo, action: &Value) {
+    let argv: Vec<String> = serde_json::from_value(action["context_data"]["phase_command"].clone()).unwrap();
+    assert_eq!(&argv[..3], ["cargo", "xtask", "phase"]);
+    // `cargo xtask` is this binary.
+    support::run_ok(xtask(repo).args(&argv[2..]));
+}
+
+#[test]
+fn orchestrator_loop_is_done_after_exactly_four_spawns() {
+    let (repo, _registry) = setup();
+    let tmp = tempfile::tempdir().unwrap();
+    let ws = workspace(tmp.path(), &repo);
+    let mut spawns = Vec::new();
+    let mut calls = 0;
+    let done = loop {
+        calls += 1;
+        assert!(calls <= 10, "the loop does not end");
+        let action = next_step(&repo, &ws, &[]);
+        match action["action"].as_str().unwrap() {
+            "spawn" => {
+                let file = PathBuf::from(action["context_files"][0].as_str().unwrap());
+                assert!(file.is_file(), "phase file {} exists", file.display());
+                assert!(action["prompt"].as_str().unwrap().contains("cargo xtask phase"));
+                assert_eq!(action["context_data"]["attempt"], 1);
+                spawns.push((action["phase"].as_str().unwrap().to_string(), action["output_file"].as_str().unwrap().to_string()));
+                run_phase_command(&repo, &action);
+                std::fs::write(ws.join(action["output_file"].as_str().unwrap()), "Done. It worked.").unwrap();
+            }
+            "done" => break action,
+            other => panic!("unexpected {other}: {action}"),
+        }
+    };
+    assert_eq!(
+        spawns,
+        pairs(&[("SETUP", "01-setup.md"), ("BUILD", "02-build.md"), ("PUBLISH", "03-publish.md"), ("VERIFY", "04-verify.md")])
+    );
+    assert_eq!(calls, 5);
+    let summary = std::fs::read_to_string(done["summary_file"].as_str().unwrap()).unwrap();
+    assert!(summary.contains("cargo xtask variant --kit"), "{summary}");
+    // done is stable.
+    assert_eq!(next_step(&repo, &ws, &[])["action"], "done");
+}
+
+#[test]
+fn lying_subagent_advances_nothing_and_gate_fails_after_three_attempts() {
+    let (repo, _registry) = setup();
+    let tmp = tempfile::tempdir().unwrap();
+    let ws = workspace(tmp.path(), &repo);
+    let mut actions = Vec::new();
+    for _ in 0..4 {
+        let action = next_step(&repo, &ws, &["--phase-result", "success"]);
+        if action["action"] == "spawn" {
+            // Only the prose: "all good", no phase command run.
+            std::fs::write(ws.join(action["output_file"].as_str().unwrap()), "SETUP complete. Registry running.").unwrap();
+        }
+        actions.push(action);
+    }
+    let phases: Vec<&str> = actions.iter().map(|a| a["phase"].as_str().unwrap()).collect();
+    assert_eq!(phases, ["SETUP", "SETUP", "SETUP", "SETUP"]);
+    assert_eq!(actions[1]["context_data"]["attempt"], 2);
+    assert!(actions[1]["context_data"]["last_failure"].as_str().unwrap().contains("SETUP has no result"), "{}", actions[1]);
+    let failed = &actions[3];
+    assert_eq!(failed["action"], "gate_failed", "{failed}");
+    let attempts = failed["attempts"].as_array().unwrap();
+    assert_eq!(attempts.len(), 3);
+    for a in attempts {
+        assert!(a["reason"].as_str().unwrap().contains("reported success, but the gate failed"), "{a}");
+    }
+    // Nothing happened for real.
+    assert!(!repo.path().join("Infra.toml").exists());
+    let progress: Value = serde_json::from_str(&std::fs::read_to_string(ws.join("progress.json")).unwrap()).unwrap();
+    assert_eq!(progress["phases"][1]["attempts"], 0);
+}
+
+#[test]
+fn killed_during_build_resumes_and_finishes() {
+    let (repo, _registry) = setup();
+    let ws = repo.path().join(format!("planning/build-kit-{KIT}-x86_64"));
+    let mut child = xtask(&repo)
+        .args(["build-kit", "--arch", "x86_64"])
+        .env("TWOLITER_STANDIN_BUILD_SECONDS", "30")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .process_group(0)
+        .spawn()
+        .unwrap();
+    // Wait (bounded) until BUILD has started, then kill -9 the whole process group.
+    let started = std::time::Instant::now();
+    loop {
+        let progress = std::fs::read_to_string(ws.join("progress.json")).unwrap_or_default();
+        if progress.contains("\"build\"") && ws.join("logs/build.log").is_file() {
+            let value: Value = serde_json::from_str(&progress).unwrap();
+            if value["phases"][1]["attempts"] == 1 {
+                break;
+            }
+        }
+        assert!(started.elapsed().as_secs() < 60, "BUILD never started");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let pgid = child.id() as i32;
+    Command::new("kill").args(["-9", &format!("-{pgid}")]).status().unwrap();
+    child.wait().unwrap();
+    // The state left behind is valid JSON, and a rerun resumes: SETUP is not redone.
+    let progress: Value = serde_json::from_str(&std::fs::read_to_string(ws.join("progress.json")).unwrap()).unwrap();
+    assert_eq!(progress["phases"][0]["state"], "passed");
+    let summary = build_kit_json(&repo, &[]);
+    assert_eq!(summary["ok"], true);
+    assert_eq!(
+        outcomes(&summary),
+        pairs(&[("setup", "skipped"), ("build", "ran"), ("publish", "ran"), ("verify", "ran")])
+    );
+}
+
+#[test]
+fn concurrent_next_step_calls_serialize() {
+    let (repo, _registry) = setup();
+    let tmp = tempfile::tempdir().unwrap();
+    let ws = workspace(tmp.path(), &repo);
+    let children: Vec<_> = (0..4)
+        .map(|_| xtask(&repo).arg("next-step").arg(&ws).stdout(Stdio::piped()).stderr(Stdio::null()).spawn().unwrap())
+        .collect();
+    let mut attempts: Vec<u64> = children
+        .into_iter()
+        .map(|c| {
+            let out = c.wait_with_output().unwrap();
+            assert!(out.status.success());
+            let action: Value = serde_json::from_slice(&out.stdout).expect("each call prints valid JSON");
+            assert_eq!(action["action"], "spawn");
+            action["attempt"].as_u64().unwrap()
+        })
+        .collect();
+    attempts.sort();
+    // Each call saw the previous one's state: attempts 1, 2, 3, then gate_failed would follow.
+    assert_eq!(attempts[..3], [1, 2, 3]);
+    let progress: Value = serde_json::from_str(&std::fs::read_to_string(ws.join("progress.json")).unwrap()).unwrap();
+    assert_eq!(progress["phases"][0]["attempts"], 3);
+    assert_eq!(progress["phases"][0]["failures"].as_array().unwrap().len(), 3);
+}
+
+/// Runs `build-kit` expecting failure; returns stderr.
+fn build_kit_fails(repo: &KitRepo, args: &[&str]) -> String {
+    let output = support::run(xtask(repo).arg("build-kit").args(args));
+    assert!(!output.status.success(), "build-kit {args:?} should fail");
+    support::stderr(&output)
+}
+
+#[test]
+fn bad_input_is_a_clear_error_and_changes_nothing() {
+    let (repo, registry) = setup();
+    let before = support::snapshot(repo.path());
+    let cases: Vec<(Vec<&str>, &str)> = vec![
+        (vec!["--kit", "no-such-kit"], "unknown kit `no-such-kit`"),
+        (vec!["--kit", "../core-kit"], "contains `.`"),
+        (vec!["--kit", "a/b"], "contains `/`"),
+        (vec!["--arch", "sparc"], "invalid value 'sparc'"),
+    ];
+    for (args, expected) in cases {
+        let err = build_kit_fails(&repo, &args);
+        assert!(err.contains(expected), "{args:?}: {err}");
+    }
+    // Missing Twoliter.toml.
+    let tmp = tempfile::tempdir().unwrap();
+    let err = build_kit_fails(&repo, &["--kit-dir", tmp.path().to_str().unwrap()]);
+    assert!(err.contains("no Twoliter.toml"), "{err}");
+    // Infra.lock present: it would silently win over Infra.toml.
+    std::fs::write(repo.path().join("Infra.lock"), "stale").unwrap();
+    let err = build_kit_fails(&repo, &["--arch", "x86_64"]);
+    assert!(err.contains("Infra.lock") && err.contains("move it away"), "{err}");
+    assert!(!repo.path().join("Infra.toml").exists(), "Infra.toml untouched");
+    std::fs::remove_file(repo.path().join("Infra.lock")).unwrap();
+    // twoliter missing: the error says how to install it.
+    std::fs::rename(repo.path().join("tools/twoliter/twoliter"), repo.path().join("tools/twoliter/gone")).unwrap();
+    let err = build_kit_fails(&repo, &["--arch", "x86_64"]);
+    assert!(err.contains("make prep"), "{err}");
+    std::fs::rename(repo.path().join("tools/twoliter/gone"), repo.path().join("tools/twoliter/twoliter")).unwrap();
+    drop(registry);
+    let after: Vec<_> = support::snapshot(repo.path())
+        .into_iter()
+        .filter(|(p, _)| !p.starts_with("planning") && !p.starts_with("build") && p != Path::new("Infra.toml"))
+        .collect();
+    let before: Vec<_> = before.into_iter().filter(|(p, _)| !p.starts_with("planning")).collect();
+    assert_eq!(after, before, "the kit repo's files are as they were");
+}
+
+#[test]
+fn registry_port_taken_by_another_program_is_a_clear_error() {
+    let repo = KitRepo::create(KIT, VERSION);
+    repo.prep();
+    let _cleanup = support::registry::Cleanup::new(repo.path());
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let tmp = tempfile::tempdir().unwrap();
+    let ws = tmp.path().join("ws");
+    std::fs::create_dir_all(&ws).unwrap();
+    let input = serde_json::json!({"kit_name": KIT, "arch": "x86_64", "kit_dir": repo.path(), "registry": format!("localhost:{port}")});
+    std::fs::write(ws.join("input.json"), input.to_string()).unwrap();
+    let output = support::run(xtask(&repo).args(["phase", "setup"]).arg(&ws));
+    assert!(!output.status.success());
+    let err = support::stderr(&output);
+    assert!(err.contains(&port.to_string()), "{err}");
+    assert!(!repo.path().join("Infra.toml").exists(), "nothing written");
+    let result: Value = serde_json::from_str(&std::fs::read_to_string(ws.join("results/setup.json")).unwrap()).unwrap();
+    assert_eq!(result["ok"], false);
+    drop(listener);
+}
