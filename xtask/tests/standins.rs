@@ -701,3 +701,81 @@ fn cargo_make_builds_a_gpt_disk_image_from_the_fetched_kits() {
     assert!(!out.status.success());
     assert!(!latest.exists());
 }
+
+#[test]
+fn a_kit_built_with_another_sdk_is_refused() {
+    let registry = Registry::start();
+    published_kit(&registry, "my-kit", "1.2.3", &["x86_64"]);
+    let variant = VariantRepo::create("aws-dev", &[("my-kit", "1.2.3")], "1.30.0");
+    variant.write_override(&["my-kit"], &registry.addr());
+    let toml_path = variant.path().join("Twoliter.toml");
+    let text = std::fs::read_to_string(&toml_path).unwrap();
+    let sdk_line = format!("version = \"{}\"", support::kit_repo::SDK_VERSION);
+    std::fs::write(
+        &toml_path,
+        text.replacen(&sdk_line, "version = \"0.99.0\"", 1),
+    )
+    .unwrap();
+    let out = run(&mut variant.twoliter(&["update"]));
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("cannot use multiple sdks"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn kits_named_by_a_kit_are_locked_and_redirected_too() {
+    let registry = Registry::start();
+    published_kit(&registry, "base-kit", "1.0.0", &["x86_64"]);
+
+    // app-kit depends on base-kit: its own lock names base-kit, and its build carries that in its label.
+    let app = KitRepo::create("app-kit", "2.0.0");
+    let toml_path = app.path().join("Twoliter.toml");
+    let mut text = std::fs::read_to_string(&toml_path).unwrap();
+    text.push_str(
+        "\n[[kit]]\nname = \"base-kit\"\nversion = \"1.0.0\"\nvendor = \"bottlerocket\"\n",
+    );
+    std::fs::write(&toml_path, text).unwrap();
+    std::fs::write(
+        app.path().join("Twoliter.override"),
+        format!(
+            "[bottlerocket.base-kit]\nregistry = \"{}\"\n",
+            registry.addr()
+        ),
+    )
+    .unwrap();
+    run_ok(&mut app.make(&["update"]));
+    support::git(app.path(), &["commit", "-q", "-am", "Depend on base-kit"]);
+    run_ok(&mut app.make(&["build", "ARCH=x86_64"]));
+    assert!(app
+        .path()
+        .join("build/external-kits/bottlerocket/base-kit/x86_64/digest")
+        .is_file());
+    app.write_infra("local", &registry.addr());
+    run_ok(&mut app.make(&["publish", "VENDOR=local"]));
+
+    // The variant names only app-kit; base-kit comes in through app-kit's metadata, and the
+    // override redirects it as well.
+    let variant = VariantRepo::create("aws-dev", &[("app-kit", "2.0.0")], "1.30.0");
+    variant.write_override(&["app-kit", "base-kit"], &registry.addr());
+    run_ok(&mut variant.twoliter(&["update"]));
+    let lock = variant.lock();
+    let (base_index, _, _) = registry.manifest("base-kit", "v1.0.0").unwrap();
+    assert_eq!(
+        lock_kit_field(&lock, "base-kit", "digest"),
+        expected_lock_digest(&base_index)
+    );
+    assert_eq!(
+        lock_kit_field(&lock, "base-kit", "source"),
+        "public.ecr.aws/bottlerocket/base-kit:v1.0.0"
+    );
+    run_ok(&mut variant.twoliter(&["fetch", "--arch", "x86_64"]));
+    for kit in ["app-kit", "base-kit"] {
+        let dir = variant
+            .path()
+            .join(format!("build/external-kits/bottlerocket/{kit}/x86_64"));
+        assert!(dir.join("digest").is_file(), "{kit} not fetched");
+    }
+}

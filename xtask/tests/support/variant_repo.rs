@@ -1,7 +1,7 @@
 //! A variant repo shaped like bottlerocket, as a git checkout: `Twoliter.toml` with comments and
 //! `[[kit]]` tables, a `Twoliter.lock` pinned to upstream, `variants/<variant>/Cargo.toml`, a
 //! `Makefile.toml`, and the twoliter stand-in installed (untracked) as `tools/twoliter/twoliter`.
-//! `cargo make` is the cargo-make stand-in, found on PATH in [`super::standins_dir`].
+//! `cargo make` runs the cargo-make stand-in when [`VariantRepo::bin_dir`] is first on PATH.
 
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
@@ -16,18 +16,6 @@ use super::{git, standins_dir};
 /// The variant `Makefile.toml` builds when `BUILDSYS_VARIANT` is not passed.
 pub const DEFAULT_VARIANT: &str = "aws-dev";
 
-/// What a test passes to the xtask run in a variant repo: PATH with the stand-ins directory
-/// first (so `cargo make` runs the cargo-make stand-in), and `TWOLITER_STANDIN`.
-pub fn standin_env() -> Vec<(String, OsString)> {
-    let mut paths = vec![standins_dir()];
-    if let Some(path) = std::env::var_os("PATH") {
-        paths.extend(std::env::split_paths(&path));
-    }
-    let mut env = super::kit_repo::standin_env();
-    env.push(("PATH".to_string(), std::env::join_paths(paths).unwrap()));
-    env
-}
-
 /// The lock digest the fixture's upstream lock records for a kit (no registry serves it).
 pub fn upstream_digest(name: &str, version: &str) -> String {
     base64::engine::general_purpose::STANDARD
@@ -36,6 +24,7 @@ pub fn upstream_digest(name: &str, version: &str) -> String {
 
 pub struct VariantRepo {
     _tmp: Option<tempfile::TempDir>,
+    bin: tempfile::TempDir,
     root: PathBuf,
     pub variant: String,
     pub kits: Vec<(String, String)>,
@@ -147,8 +136,19 @@ impl VariantRepo {
         let twoliter = root.join("tools/twoliter/twoliter");
         std::fs::create_dir_all(twoliter.parent().unwrap()).unwrap();
         std::fs::copy(standins_dir().join("twoliter"), &twoliter).unwrap();
+        // Only cargo-make goes on PATH: twoliter must be found at tools/twoliter/twoliter.
+        let bin = tempfile::Builder::new()
+            .prefix("variant-bin-")
+            .tempdir()
+            .unwrap();
+        std::os::unix::fs::symlink(
+            standins_dir().join("cargo-make"),
+            bin.path().join("cargo-make"),
+        )
+        .unwrap();
         VariantRepo {
             _tmp: None,
+            bin,
             root: root.to_path_buf(),
             variant: variant.to_string(),
             kits: kits
@@ -163,9 +163,25 @@ impl VariantRepo {
         &self.root
     }
 
-    /// Variables a test passes to the xtask run in this repo (see [`standin_env`]).
+    /// A directory holding only `cargo-make` (the stand-in), to put first on PATH:
+    /// `support::xtask(repo.path(), &[repo.bin_dir()])`.
+    pub fn bin_dir(&self) -> &Path {
+        self.bin.path()
+    }
+
+    /// Variables a test passes to the xtask run in this repo besides PATH: `TWOLITER_STANDIN`
+    /// (needed only if something runs a kit repo's `make prep`).
     pub fn env(&self) -> Vec<(String, OsString)> {
-        standin_env()
+        super::kit_repo::standin_env()
+    }
+
+    /// The inherited PATH with [`VariantRepo::bin_dir`] first.
+    pub fn path_env(&self) -> OsString {
+        let mut paths = vec![self.bin_dir().to_path_buf()];
+        if let Some(path) = std::env::var_os("PATH") {
+            paths.extend(std::env::split_paths(&path));
+        }
+        std::env::join_paths(paths).unwrap()
     }
 
     /// `tools/twoliter/twoliter <args>` in the repo.
@@ -176,7 +192,7 @@ impl VariantRepo {
     }
 
     /// `cargo make -e BUILDSYS_VARIANT=<variant> -e BUILDSYS_ARCH=<arch>` in the repo, through
-    /// cargo with the stand-ins on PATH.
+    /// cargo with [`VariantRepo::bin_dir`] first on PATH.
     pub fn cargo_make(&self, arch: &str) -> Command {
         let mut cmd = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
         cmd.args([
@@ -187,7 +203,7 @@ impl VariantRepo {
             &format!("BUILDSYS_ARCH={arch}"),
         ])
         .current_dir(&self.root)
-        .envs(standin_env());
+        .env("PATH", self.path_env());
         cmd
     }
 
