@@ -198,11 +198,7 @@ fn lock_kit_field(lock: &str, kit: &str, field: &str) -> String {
 /// A kit repo built for `arches` and published to `registry` as vendor `local`.
 fn published_kit(registry: &Registry, kit: &str, version: &str, arches: &[&str]) -> KitRepo {
     let repo = KitRepo::create(kit, version);
-    for arch in arches {
-        run_ok(&mut repo.make(&["build", &format!("ARCH={arch}")]));
-    }
-    repo.write_infra("local", &registry.addr());
-    run_ok(&mut repo.make(&["publish", "VENDOR=local"]));
+    repo.build_and_publish(&registry.addr(), arches);
     repo
 }
 

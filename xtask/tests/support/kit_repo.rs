@@ -176,6 +176,17 @@ impl KitRepo {
         .unwrap();
     }
 
+    /// `make build ARCH=<arch>` for each arch, then `make publish VENDOR=local` with `Infra.toml`
+    /// naming `registry` (e.g. `localhost:5000`) for vendor `local`: the kit is then served as
+    /// `<registry>/<kit>:v<release-version>`.
+    pub fn build_and_publish(&self, registry: &str, arches: &[&str]) {
+        for arch in arches {
+            run_ok(&mut self.make(&["build", &format!("ARCH={arch}")]));
+        }
+        self.write_infra("local", registry);
+        run_ok(&mut self.make(&["publish", "VENDOR=local"]));
+    }
+
     /// Changes a package's spec and commits it, as a developer's edit; returns the new build id.
     pub fn edit_package(&self, pkg: &str) -> String {
         self.touch_package(pkg);
