@@ -345,6 +345,32 @@ fn kit_build_fails_for_an_unknown_kit_and_on_request() {
 }
 
 #[test]
+fn a_kit_build_killed_midway_leaves_no_archive() {
+    let repo = KitRepo::create("my-kit", "1.0.0");
+    repo.prep();
+    let mut child = repo
+        .twoliter(&["build", "kit", "my-kit", "--arch", "x86_64"])
+        .env("TWOLITER_STANDIN_BUILD_SECONDS", "60")
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let packages = repo.path().join("build/kits/my-kit/x86_64/Packages");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !packages.join(PACKAGES[1]).exists() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(
+        packages.join(PACKAGES[1]).exists(),
+        "the build never got going"
+    );
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(!repo.archive("x86_64").exists());
+    run_ok(&mut repo.make(&["build", "ARCH=x86_64"]));
+    assert!(repo.archive("x86_64").is_file());
+}
+
+#[test]
 fn kit_publish_pushes_per_arch_images_and_an_index() {
     let registry = Registry::start();
     let repo = published_kit(&registry, "my-kit", "1.2.3", &["x86_64", "aarch64"]);
