@@ -228,6 +228,9 @@ fn twoliter_reports_its_version() {
 fn kit_build_writes_an_oci_archive_named_after_the_build_id() {
     let repo = KitRepo::create("my-kit", "1.2.3");
     assert!(repo.is_clean());
+    // The fixture's tracked lock is exactly what `twoliter update` writes for it.
+    run_ok(&mut repo.make(&["update"]));
+    assert!(repo.is_clean(), "make update changed the tracked Twoliter.lock");
     let id = repo.build_id();
     assert!(id.len() >= 7 && !id.contains("dirty"), "{id}");
     let out = run(&mut repo.make(&["build", "ARCH=x86_64"]));
