@@ -561,3 +561,53 @@ fn registry_switching_backends_keeps_one_server() {
     );
     assert!(reg::answers(port));
 }
+
+#[test]
+fn registry_native_failure_quotes_the_server_log() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("checkout");
+    std::fs::create_dir(&root).unwrap();
+    let _cleanup = Cleanup::new(&root);
+    // A server that refuses its config, the way docker-registry does, on stderr.
+    let bin = dir.path().join("bin");
+    std::fs::create_dir(&bin).unwrap();
+    let script = bin.join("docker-registry");
+    std::fs::write(&script, "#!/bin/sh\necho \"configuration error: cannot use $2\" >&2\nexit 3\n").unwrap();
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let port = support::free_port().to_string();
+    let output = support::run(
+        support::xtask(&root, &[&bin]).args(["registry", "start", "--backend", "native", "--port", &port]),
+    );
+    assert_eq!(output.status.code(), Some(1));
+    let err = support::stderr(&output);
+    assert!(err.contains("exited (exit status: 3)"), "{err}");
+    assert!(err.contains("configuration error: cannot use") && err.contains("config.yml"), "{err}");
+    assert!(err.contains("full log: ") && err.contains("registry.log"), "{err}");
+    assert!(native_servers(&root).is_empty());
+}
+
+#[test]
+fn registry_docker_failure_quotes_the_container_log() {
+    if !support::docker_available("registry_docker_failure_quotes_the_container_log") {
+        return;
+    }
+    // An image whose server exits at once: it is given a config file that does not exist.
+    let base = reg::ensure_test_image();
+    let ctx = tempfile::tempdir().unwrap();
+    std::fs::write(ctx.path().join("Dockerfile"), format!("FROM {base}\nCMD [\"serve\", \"/missing.yml\"]\n")).unwrap();
+    let broken = "xtask-test-registry:exits";
+    support::run_ok(Command::new("docker").args(["build", "-q", "-t", broken]).arg(ctx.path()));
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    let _cleanup = Cleanup::new(root);
+    let port = support::free_port().to_string();
+    let output = support::run(&mut registry(root, &["start", "--backend", "docker", "--image", broken, "--port", &port]));
+    assert_eq!(output.status.code(), Some(1));
+    let err = support::stderr(&output);
+    assert!(err.contains("configuration error: open /missing.yml"), "{err}");
+    assert!(err.contains("cargo xtask registry logs"), "{err}");
+    // Left stopped, not restarting forever.
+    let (code, status) = status_json(root);
+    assert_eq!((code, status["state"].as_str()), (1, Some("stopped")), "{status}");
+}

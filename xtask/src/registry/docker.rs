@@ -49,7 +49,10 @@ fn run_bounded(mut cmd: Command, timeout: Duration) -> Result<bool> {
 /// What `docker container inspect` says about our container.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Container {
+    /// Running and not in a restart loop.
     pub running: bool,
+    /// How often Docker restarted it after it exited (the restart policy at work).
+    pub restart_count: u64,
     /// `created`, `running`, `exited`, …
     pub status: String,
     pub image: String,
@@ -77,7 +80,9 @@ pub fn parse_inspect(json: &str) -> Result<Container> {
             .and_then(|m| m["Name"].as_str().map(str::to_string))
     });
     Ok(Container {
-        running: v["State"]["Running"].as_bool().unwrap_or(false),
+        running: v["State"]["Running"].as_bool().unwrap_or(false)
+            && !v["State"]["Restarting"].as_bool().unwrap_or(false),
+        restart_count: v["RestartCount"].as_u64().unwrap_or(0),
         status: v["State"]["Status"]
             .as_str()
             .unwrap_or("unknown")
@@ -216,6 +221,10 @@ pub fn ensure(sh: &Shell, identity: &Identity, desired: &Desired) -> Result<&'st
     if !ours_holds_port && !matches!(plan, Plan::Reuse) {
         health::ensure_port_free(sh, desired.port)?;
     }
+    if matches!(plan, Plan::Create | Plan::Recreate(_)) {
+        // Before anything is removed: a missing image must not cost the working container.
+        ensure_image(sh, &desired.image)?;
+    }
     let done = match plan {
         Plan::Reuse => "reused",
         Plan::Start => {
@@ -244,25 +253,30 @@ pub fn ensure(sh: &Shell, identity: &Identity, desired: &Desired) -> Result<&'st
             "created"
         }
     };
-    health::wait_until_healthy(desired.port, health::START_TIMEOUT, || {
+    // The server exits on a bad config or port; the restart policy would hide that in a loop.
+    let baseline = inspect(sh, name)?.map_or(0, |c| c.restart_count);
+    let waited = health::wait_until_healthy(desired.port, health::START_TIMEOUT, || {
         match inspect(sh, name)? {
-            Some(c) if c.running => Ok(()),
-            Some(c) => bail!(
-                "the registry container {name} is {}; its log:\n{}",
-                c.status,
-                log_tail(sh, name)
-            ),
+            Some(c) if c.running && c.restart_count == baseline => Ok(()),
+            Some(c) => bail!("the registry container {name} exited ({})", c.status),
             None => bail!("the registry container {name} disappeared"),
         }
-    })
-    .with_context(|| {
-        format!("the registry in container {name} is not healthy (see `cargo xtask registry logs`)")
-    })?;
+    });
+    if let Err(err) = waited {
+        if done != "reused" {
+            // Leave it stopped rather than restarting forever; its log stays readable.
+            let _ = cmd!(sh, "docker stop {name}").quiet().ignore_stdout().ignore_stderr().run();
+        }
+        bail!(
+            "the registry in container {name} is not healthy: {err:#}; its log:\n{}\nfull log: \
+             `cargo xtask registry logs` (or `docker logs {name}`)",
+            log_tail(sh, name)
+        );
+    }
     Ok(done)
 }
 
 fn create(sh: &Shell, identity: &Identity, desired: &Desired) -> Result<()> {
-    ensure_image(sh, &desired.image)?;
     let volume = &identity.volume;
     let label = format!("{LABEL}=1");
     let checkout = format!("{LABEL_CHECKOUT}={}", identity.checkout.display());
@@ -417,7 +431,8 @@ mod tests {
 
     fn inspect_json(running: bool, ip: &str, port: &str, image: &str, volume: &str) -> String {
         serde_json::json!([{
-            "State": {"Status": if running {"running"} else {"exited"}, "Running": running},
+            "State": {"Status": if running {"running"} else {"exited"}, "Running": running, "Restarting": false},
+            "RestartCount": 2,
             "Config": {"Image": image},
             "HostConfig": {"PortBindings": {"5000/tcp": [{"HostIp": ip, "HostPort": port}]}},
             "Mounts": [{"Type": "volume", "Name": volume, "Destination": "/var/lib/registry"}]
@@ -438,7 +453,11 @@ mod tests {
             &id.volume,
         ))
         .unwrap();
-        assert_eq!(c.host_port, Some(24000));
+        assert_eq!((c.host_port, c.restart_count), (Some(24000), 2));
+        // A container in a restart loop is not running, whatever `Running` says.
+        let looping = inspect_json(true, "127.0.0.1", "24000", "registry:2", &id.volume)
+            .replace(r#""Restarting":false"#, r#""Restarting":true"#);
+        assert!(!parse_inspect(&looping).unwrap().running);
         assert_eq!(plan(Some(&c), &want, &id), Plan::Reuse);
         let c = parse_inspect(&inspect_json(
             false,
