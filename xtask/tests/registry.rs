@@ -480,6 +480,29 @@ fn registry_docker_lifecycle_keeps_data_and_recreates_on_port_change() {
         format!("localhost:{other}\n")
     );
 
+    // With another image: recreated as well, the data still kept.
+    let other_image = "xtask-test-registry:other-tag";
+    support::run_ok(Command::new("docker").args(["tag", reg::TEST_IMAGE, other_image]));
+    let other_text = other.to_string();
+    let retagged = support::run(&mut registry(
+        root,
+        &["start", "--image", other_image, "--port", &other_text],
+    ));
+    support::run_ok(Command::new("docker").args(["rmi", other_image]));
+    assert!(retagged.status.success());
+    let said = support::stderr(&retagged);
+    assert!(
+        said.contains(&format!(
+            "runs image {} instead of {other_image}",
+            reg::TEST_IMAGE
+        )),
+        "{said}"
+    );
+    assert_eq!(
+        reg::get_blob(other, "vol/repo", &digest).map(|b| b.len()),
+        Some(13)
+    );
+
     // clean removes both container and volume.
     let cleaned = support::run(&mut registry(root, &["clean"]));
     assert!(cleaned.status.success());
@@ -573,17 +596,32 @@ fn registry_native_failure_quotes_the_server_log() {
     let bin = dir.path().join("bin");
     std::fs::create_dir(&bin).unwrap();
     let script = bin.join("docker-registry");
-    std::fs::write(&script, "#!/bin/sh\necho \"configuration error: cannot use $2\" >&2\nexit 3\n").unwrap();
+    std::fs::write(
+        &script,
+        "#!/bin/sh\necho \"configuration error: cannot use $2\" >&2\nexit 3\n",
+    )
+    .unwrap();
     std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
     let port = support::free_port().to_string();
-    let output = support::run(
-        support::xtask(&root, &[&bin]).args(["registry", "start", "--backend", "native", "--port", &port]),
-    );
+    let output = support::run(support::xtask(&root, &[&bin]).args([
+        "registry",
+        "start",
+        "--backend",
+        "native",
+        "--port",
+        &port,
+    ]));
     assert_eq!(output.status.code(), Some(1));
     let err = support::stderr(&output);
     assert!(err.contains("exited (exit status: 3)"), "{err}");
-    assert!(err.contains("configuration error: cannot use") && err.contains("config.yml"), "{err}");
-    assert!(err.contains("full log: ") && err.contains("registry.log"), "{err}");
+    assert!(
+        err.contains("configuration error: cannot use") && err.contains("config.yml"),
+        "{err}"
+    );
+    assert!(
+        err.contains("full log: ") && err.contains("registry.log"),
+        "{err}"
+    );
     assert!(native_servers(&root).is_empty());
 }
 
@@ -595,19 +633,60 @@ fn registry_docker_failure_quotes_the_container_log() {
     // An image whose server exits at once: it is given a config file that does not exist.
     let base = reg::ensure_test_image();
     let ctx = tempfile::tempdir().unwrap();
-    std::fs::write(ctx.path().join("Dockerfile"), format!("FROM {base}\nCMD [\"serve\", \"/missing.yml\"]\n")).unwrap();
+    std::fs::write(
+        ctx.path().join("Dockerfile"),
+        format!("FROM {base}\nCMD [\"serve\", \"/missing.yml\"]\n"),
+    )
+    .unwrap();
     let broken = "xtask-test-registry:exits";
-    support::run_ok(Command::new("docker").args(["build", "-q", "-t", broken]).arg(ctx.path()));
+    support::run_ok(
+        Command::new("docker")
+            .args(["build", "-q", "-t", broken])
+            .arg(ctx.path()),
+    );
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path();
     let _cleanup = Cleanup::new(root);
     let port = support::free_port().to_string();
-    let output = support::run(&mut registry(root, &["start", "--backend", "docker", "--image", broken, "--port", &port]));
+    let output = support::run(&mut registry(
+        root,
+        &[
+            "start",
+            "--backend",
+            "docker",
+            "--image",
+            broken,
+            "--port",
+            &port,
+        ],
+    ));
     assert_eq!(output.status.code(), Some(1));
     let err = support::stderr(&output);
-    assert!(err.contains("configuration error: open /missing.yml"), "{err}");
+    assert!(
+        err.contains("configuration error: open /missing.yml"),
+        "{err}"
+    );
     assert!(err.contains("cargo xtask registry logs"), "{err}");
     // Left stopped, not restarting forever.
     let (code, status) = status_json(root);
-    assert_eq!((code, status["state"].as_str()), (1, Some("stopped")), "{status}");
+    assert_eq!(
+        (code, status["state"].as_str()),
+        (1, Some("stopped")),
+        "{status}"
+    );
+}
+
+#[test]
+fn registry_test_guard_starts_a_native_registry_and_removes_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("planning/.registry/native/data");
+    let port = {
+        let registry = reg::TestRegistry::start_native(dir.path());
+        assert_eq!(registry.url(), format!("localhost:{}", registry.port));
+        assert!(reg::answers(registry.port) && data.is_dir());
+        registry.port
+    };
+    assert!(!reg::answers(port), "dropping the guard stops the server");
+    assert!(!data.exists(), "and removes its data");
+    assert!(native_servers(dir.path()).is_empty());
 }

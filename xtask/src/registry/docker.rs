@@ -255,17 +255,22 @@ pub fn ensure(sh: &Shell, identity: &Identity, desired: &Desired) -> Result<&'st
     };
     // The server exits on a bad config or port; the restart policy would hide that in a loop.
     let baseline = inspect(sh, name)?.map_or(0, |c| c.restart_count);
-    let waited = health::wait_until_healthy(desired.port, health::START_TIMEOUT, || {
-        match inspect(sh, name)? {
-            Some(c) if c.running && c.restart_count == baseline => Ok(()),
-            Some(c) => bail!("the registry container {name} exited ({})", c.status),
-            None => bail!("the registry container {name} disappeared"),
-        }
-    });
+    let waited =
+        health::wait_until_healthy(desired.port, health::START_TIMEOUT, || {
+            match inspect(sh, name)? {
+                Some(c) if c.running && c.restart_count == baseline => Ok(()),
+                Some(c) => bail!("the registry container {name} exited ({})", c.status),
+                None => bail!("the registry container {name} disappeared"),
+            }
+        });
     if let Err(err) = waited {
         if done != "reused" {
             // Leave it stopped rather than restarting forever; its log stays readable.
-            let _ = cmd!(sh, "docker stop {name}").quiet().ignore_stdout().ignore_stderr().run();
+            let _ = cmd!(sh, "docker stop {name}")
+                .quiet()
+                .ignore_stdout()
+                .ignore_stderr()
+                .run();
         }
         bail!(
             "the registry in container {name} is not healthy: {err:#}; its log:\n{}\nfull log: \

@@ -88,6 +88,9 @@ pub fn ensure_running(sh: &Shell, options: &StartOptions) -> Result<Endpoint> {
 
 /// [`ensure_running`], saying what it did.
 pub fn start(sh: &Shell, options: &StartOptions) -> Result<Started> {
+    if options.port == Some(0) {
+        bail!("port 0 cannot be published: give a port from 1024 to 65535 with `--port`");
+    }
     let identity = Identity::current();
     let paths = Paths::current();
     let _lock = state::lock(&paths)?;
