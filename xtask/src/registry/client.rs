@@ -229,4 +229,47 @@ mod tests {
         );
         assert_eq!(next_link(r#"</v2/a>; rel="prev""#), None);
     }
+
+    /// Serves `pages` (request path → (Link header, body)) on loopback, one request per
+    /// connection, and returns the port. Debian's registry ignores `n` on tags/list, so the
+    /// tags pagination is checked against this stand-in.
+    fn serve(pages: Vec<(&'static str, Option<&'static str>, &'static str)>) -> u16 {
+        use std::io::{BufRead, BufReader, Write};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                let mut stream = stream.unwrap();
+                let mut request = String::new();
+                BufReader::new(&stream).read_line(&mut request).unwrap();
+                let path = request.split_whitespace().nth(1).unwrap_or("").to_string();
+                let page = pages.iter().find(|(p, _, _)| *p == path);
+                let (status, link, body) = match page {
+                    Some((_, link, body)) => ("200 OK", *link, *body),
+                    None => ("404 Not Found", None, "{}"),
+                };
+                let link = link.map(|l| format!("Link: {l}\r\n")).unwrap_or_default();
+                let _ = write!(
+                    stream,
+                    "HTTP/1.1 {status}\r\nContent-Type: application/json\r\n{link}Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+            }
+        });
+        port
+    }
+
+    #[test]
+    fn tags_and_catalog_follow_link_pagination() {
+        let port = serve(vec![
+            ("/v2/kit/tags/list?n=100", Some(r#"</v2/kit/tags/list?last=b&n=100>; rel="next""#), r#"{"tags":["a","b"]}"#),
+            ("/v2/kit/tags/list?last=b&n=100", None, r#"{"tags":["c"]}"#),
+            ("/v2/_catalog?n=100", Some(r#"</v2/_catalog?last=kit&n=100>; rel="next""#), r#"{"repositories":["kit"]}"#),
+            ("/v2/_catalog?last=kit&n=100", None, r#"{"repositories":["other"]}"#),
+        ]);
+        let client = super::Client::new(port);
+        assert_eq!(client.tags("kit").unwrap(), ["a", "b", "c"]);
+        assert_eq!(client.catalog().unwrap(), ["kit", "other"]);
+        assert!(client.tags("missing").unwrap().is_empty());
+    }
 }
