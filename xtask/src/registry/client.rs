@@ -262,10 +262,22 @@ mod tests {
     #[test]
     fn tags_and_catalog_follow_link_pagination() {
         let port = serve(vec![
-            ("/v2/kit/tags/list?n=100", Some(r#"</v2/kit/tags/list?last=b&n=100>; rel="next""#), r#"{"tags":["a","b"]}"#),
+            (
+                "/v2/kit/tags/list?n=100",
+                Some(r#"</v2/kit/tags/list?last=b&n=100>; rel="next""#),
+                r#"{"tags":["a","b"]}"#,
+            ),
             ("/v2/kit/tags/list?last=b&n=100", None, r#"{"tags":["c"]}"#),
-            ("/v2/_catalog?n=100", Some(r#"</v2/_catalog?last=kit&n=100>; rel="next""#), r#"{"repositories":["kit"]}"#),
-            ("/v2/_catalog?last=kit&n=100", None, r#"{"repositories":["other"]}"#),
+            (
+                "/v2/_catalog?n=100",
+                Some(r#"</v2/_catalog?last=kit&n=100>; rel="next""#),
+                r#"{"repositories":["kit"]}"#,
+            ),
+            (
+                "/v2/_catalog?last=kit&n=100",
+                None,
+                r#"{"repositories":["other"]}"#,
+            ),
         ]);
         let client = super::Client::new(port);
         assert_eq!(client.tags("kit").unwrap(), ["a", "b", "c"]);

@@ -97,8 +97,14 @@ pub fn wait_until_healthy(
 }
 
 /// Whether nothing listens on 127.0.0.1:`port` (nor on the wildcard address for that port).
+/// `localhost` may resolve to ::1 first, so a listener there would take twoliter's requests:
+/// that counts as taken too (a host without IPv6 cannot have one).
 pub fn port_is_free(port: u16) -> bool {
-    TcpListener::bind(("127.0.0.1", port)).is_ok()
+    let v6_free = match TcpListener::bind(("::1", port)) {
+        Ok(_) => true,
+        Err(err) => err.kind() != std::io::ErrorKind::AddrInUse,
+    };
+    v6_free && TcpListener::bind(("127.0.0.1", port)).is_ok()
 }
 
 /// Fails with a message naming the port, who holds it (as `ss -ltnp` shows) and the fix.
@@ -169,6 +175,11 @@ mod tests {
         );
         drop(listener);
         assert!(port_is_free(port));
+        // Held on ::1 only (where `localhost` may resolve first): taken as well.
+        if let Ok(v6) = TcpListener::bind(("::1", port)) {
+            assert!(!port_is_free(port));
+            drop(v6);
+        }
     }
 
     #[test]

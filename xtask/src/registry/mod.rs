@@ -228,24 +228,33 @@ pub fn status(sh: &Shell) -> Result<Report> {
     observe(sh, true)
 }
 
+/// The backend of this checkout's registry: the remembered one, else whichever left a trace
+/// (a failed first start leaves a container or native files but no state).
+fn backend_of(
+    sh: &Shell,
+    paths: &Paths,
+    identity: &Identity,
+    remembered: Option<&State>,
+) -> Option<Backend> {
+    if let Some(state) = remembered {
+        return Some(state.backend);
+    }
+    if native::server(paths) != Server::Absent || paths.log().exists() {
+        return Some(Backend::Native);
+    }
+    let has_container = crate::tools::which("docker").is_some()
+        && docker::inspect(sh, &identity.container)
+            .ok()
+            .flatten()
+            .is_some();
+    has_container.then_some(Backend::Docker)
+}
+
 fn observe(sh: &Shell, count: bool) -> Result<Report> {
     let identity = Identity::current();
     let paths = Paths::current();
     let remembered = state::load(&paths)?;
-    let backend = match &remembered {
-        Some(state) => Some(state.backend),
-        None if native::server(&paths) != Server::Absent => Some(Backend::Native),
-        // No state, but a container of ours may be left from an earlier checkout state.
-        None if crate::tools::which("docker").is_some()
-            && docker::inspect(sh, &identity.container)
-                .ok()
-                .flatten()
-                .is_some() =>
-        {
-            Some(Backend::Docker)
-        }
-        None => None,
-    };
+    let backend = backend_of(sh, &paths, &identity, remembered.as_ref());
     let mut report = Report {
         condition: Condition::NotCreated,
         backend,
@@ -374,7 +383,7 @@ pub fn logs(sh: &Shell, follow: bool) -> Result<()> {
     let identity = Identity::current();
     let paths = Paths::current();
     let remembered = state::load(&paths)?;
-    match remembered.map(|s| s.backend) {
+    match backend_of(sh, &paths, &identity, remembered.as_ref()) {
         Some(Backend::Docker) => {
             if docker::inspect(sh, &identity.container)?.is_none() {
                 bail!(
@@ -386,7 +395,6 @@ pub fn logs(sh: &Shell, follow: bool) -> Result<()> {
             docker::logs(&identity.container, follow)
         }
         Some(Backend::Native) => native::logs(&paths, follow),
-        None if paths.log().exists() => native::logs(&paths, follow),
         None => bail!("this checkout has no registry yet: run `cargo xtask registry start`"),
     }
 }
