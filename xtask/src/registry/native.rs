@@ -215,34 +215,47 @@ pub fn stop(sh: &Shell, paths: &Paths) -> Result<bool> {
         let _ = std::fs::remove_file(paths.pid());
         return Ok(false);
     };
-    let pid_text = pid.to_string();
     let config = fs_err::canonicalize(paths.config())?;
-    let _ = cmd!(sh, "kill -TERM {pid_text}")
+    stop_pid(sh, pid, &config, Duration::from_secs(10))?;
+    let _ = std::fs::remove_file(paths.pid());
+    Ok(true)
+}
+
+/// TERM, then KILL when the process is still ours after `grace`.
+fn stop_pid(sh: &Shell, pid: u32, config: &Path, grace: Duration) -> Result<()> {
+    let gone_within = |limit: Duration| {
+        let deadline = Instant::now() + limit;
+        while is_ours(pid, config) {
+            if Instant::now() >= deadline {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        true
+    };
+    signal(sh, pid, "TERM");
+    if gone_within(grace) {
+        return Ok(());
+    }
+    ui::warn(format!(
+        "the registry (pid {pid}) ignored TERM for {}; killing it",
+        ui::duration(grace)
+    ));
+    signal(sh, pid, "KILL");
+    if gone_within(Duration::from_secs(5)) {
+        return Ok(());
+    }
+    bail!("cannot stop the registry (pid {pid}); stop it by hand with `kill -KILL {pid}`")
+}
+
+/// Sends a signal with the shell's builtin `kill` (minimal systems have no kill binary).
+fn signal(sh: &Shell, pid: u32, name: &str) {
+    let pid = pid.to_string();
+    let script = r#"kill -s "$1" "$2""#;
+    let _ = cmd!(sh, "sh -c {script} kill {name} {pid}")
         .quiet()
         .ignore_stderr()
         .run();
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while is_ours(pid, &config) && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    if is_ours(pid, &config) {
-        ui::warn(format!(
-            "the registry (pid {pid}) ignored TERM for 10s; killing it"
-        ));
-        let _ = cmd!(sh, "kill -KILL {pid_text}")
-            .quiet()
-            .ignore_stderr()
-            .run();
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while is_ours(pid, &config) && Instant::now() < deadline {
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        if is_ours(pid, &config) {
-            bail!("cannot stop the registry (pid {pid}); stop it by hand with `kill -KILL {pid}`");
-        }
-    }
-    let _ = std::fs::remove_file(paths.pid());
-    Ok(true)
 }
 
 /// Prints the log; with `follow`, keeps printing what is appended until interrupted.
@@ -311,6 +324,15 @@ mod tests {
         );
     }
 
+    /// Right after spawn the child may still be inside exec, with an empty command line.
+    fn becomes_ours(pid: u32, config: &Path) -> bool {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while !is_ours(pid, config) && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        is_ours(pid, config)
+    }
+
     #[test]
     fn live_process_is_recognised_by_its_config_and_zombies_are_not() {
         let config = Path::new("/tmp/xtask-registry-test/config.yml");
@@ -322,7 +344,7 @@ mod tests {
             .spawn()
             .unwrap();
         let pid = child.id();
-        assert!(is_ours(pid, config));
+        assert!(becomes_ours(pid, config));
         assert!(!is_ours(pid, Path::new("/tmp/other/config.yml")));
         child.kill().unwrap();
         // Killed but not yet reaped: a zombie, which is not a running server.
@@ -333,5 +355,33 @@ mod tests {
         assert!(!is_ours(pid, config));
         child.wait().unwrap();
         assert!(!is_ours(u32::MAX, config));
+    }
+
+    #[test]
+    fn stop_escalates_to_kill_when_term_is_ignored() {
+        let sh = Shell::new().unwrap();
+        let config = Path::new("/tmp/xtask-registry-test/stubborn/config.yml");
+        let mut child = Command::new("sh")
+            .args(["-c", "trap '' TERM; echo ready; read line"])
+            .arg(config)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let pid = child.id();
+        // Only once it says so has it set its trap.
+        let mut ready = String::new();
+        std::io::BufRead::read_line(
+            &mut std::io::BufReader::new(child.stdout.take().unwrap()),
+            &mut ready,
+        )
+        .unwrap();
+        assert_eq!(ready, "ready\n");
+        assert!(becomes_ours(pid, config));
+        stop_pid(&sh, pid, config, Duration::from_millis(200)).unwrap();
+        assert!(!is_ours(pid, config));
+        let status = child.wait().unwrap();
+        use std::os::unix::process::ExitStatusExt;
+        assert_eq!(status.signal(), Some(9), "it took KILL: {status:?}");
     }
 }
