@@ -690,3 +690,21 @@ fn registry_test_guard_starts_a_native_registry_and_removes_it() {
     assert!(!data.exists(), "and removes its data");
     assert!(native_servers(dir.path()).is_empty());
 }
+
+#[test]
+fn registry_test_guard_starts_a_docker_registry_and_removes_it() {
+    if !support::docker_available("registry_test_guard_starts_a_docker_registry_and_removes_it") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let (port, container, volume) = {
+        let registry = reg::TestRegistry::start_docker(dir.path());
+        assert!(reg::answers(registry.port));
+        let status = docker_status(dir.path());
+        assert_eq!(status["backend"], "docker");
+        let name = |key: &str| status[key].as_str().unwrap().to_string();
+        (registry.port, name("container"), name("volume"))
+    };
+    assert!(!reg::answers(port));
+    assert!(!container_exists(&container) && !volume_exists(&volume));
+}

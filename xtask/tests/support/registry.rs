@@ -90,6 +90,31 @@ impl TestRegistry {
         }
     }
 
+    /// `cargo xtask registry start --backend docker --image xtask-test-registry:local --port
+    /// <free>` for `root`. Call only after `support::docker_available`.
+    pub fn start_docker(root: &Path) -> TestRegistry {
+        let image = ensure_test_image();
+        let cleanup = Cleanup::new(root);
+        let port = super::free_port();
+        let port_text = port.to_string();
+        let out = super::run_ok(super::xtask(root, &[]).args([
+            "registry",
+            "start",
+            "--backend",
+            "docker",
+            "--image",
+            &image,
+            "--port",
+            &port_text,
+        ]));
+        assert_eq!(out, format!("localhost:{port}\n"));
+        TestRegistry {
+            port,
+            root: root.to_path_buf(),
+            _cleanup: cleanup,
+        }
+    }
+
     /// `localhost:<port>`, as twoliter wants it.
     pub fn url(&self) -> String {
         format!("localhost:{}", self.port)
