@@ -46,6 +46,27 @@ fn start_docker(root: &Path, port: u16) -> Output {
     ))
 }
 
+/// Runs two `registry <args>` at once; each must succeed and print `localhost:<port>`.
+fn start_twice_at_once(root: &Path, args: &[&str], port: u16) {
+    let children: Vec<_> = (0..2)
+        .map(|_| {
+            registry(root, args)
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    for child in children {
+        let output = child.wait_with_output().unwrap();
+        assert!(output.status.success(), "{}", support::stderr(&output));
+        assert_eq!(
+            String::from_utf8_lossy(&output.stdout),
+            format!("localhost:{port}\n")
+        );
+    }
+}
+
 /// The native server processes of a fixture: those reading its generated config.
 fn native_servers(root: &Path) -> Vec<u32> {
     let config = std::fs::canonicalize(root)
@@ -62,26 +83,11 @@ fn registry_native_concurrent_starts_give_one_server_on_loopback() {
     let port = support::free_port();
     let port_text = port.to_string();
     // Two starts at once: the lock makes the second reuse what the first started.
-    let children: Vec<_> = (0..2)
-        .map(|_| {
-            registry(
-                root,
-                &["start", "--backend", "native", "--port", &port_text],
-            )
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .unwrap()
-        })
-        .collect();
-    for child in children {
-        let output = child.wait_with_output().unwrap();
-        assert!(output.status.success(), "{}", support::stderr(&output));
-        assert_eq!(
-            String::from_utf8_lossy(&output.stdout),
-            format!("localhost:{port}\n")
-        );
-    }
+    start_twice_at_once(
+        root,
+        &["start", "--backend", "native", "--port", &port_text],
+        port,
+    );
     assert_eq!(native_servers(root).len(), 1, "exactly one server runs");
     let again = start_native(root, port);
     assert!(again.status.success());
@@ -396,11 +402,20 @@ fn registry_docker_lifecycle_keeps_data_and_recreates_on_port_change() {
     let root = dir.path();
     let _cleanup = Cleanup::new(root);
     let port = support::free_port();
-    let first = start_docker(root, port);
-    assert!(first.status.success());
-    assert_eq!(
-        String::from_utf8_lossy(&first.stdout),
-        format!("localhost:{port}\n")
+    let port_text = port.to_string();
+    let image = reg::ensure_test_image();
+    start_twice_at_once(
+        root,
+        &[
+            "start",
+            "--backend",
+            "docker",
+            "--image",
+            &image,
+            "--port",
+            &port_text,
+        ],
+        port,
     );
     let status = docker_status(root);
     assert_eq!(
@@ -434,13 +449,13 @@ fn registry_docker_lifecycle_keeps_data_and_recreates_on_port_change() {
     // Started again: reused, still one container.
     let again = start_docker(root, port);
     assert!(again.status.success() && support::stderr(&again).contains("registry reused"));
-    let ours = support::run_ok(Command::new("docker").args([
-        "ps",
-        "-q",
-        "--filter",
-        &format!("name=^{container}$"),
-    ]));
-    assert_eq!(ours.lines().count(), 1);
+    // Every container labelled with this checkout, running or not: one.
+    let label = format!(
+        "label=dev.bottlerocket.xtask.registry.checkout={}",
+        checkout.display()
+    );
+    let ours = support::run_ok(Command::new("docker").args(["ps", "-a", "-q", "--filter", &label]));
+    assert_eq!(ours.lines().count(), 1, "{ours}");
 
     // Stopped: status 1, logs still readable; started again: data kept.
     assert!(support::run(&mut registry(root, &["stop"]))
