@@ -398,3 +398,53 @@ pub fn logs(sh: &Shell, follow: bool) -> Result<()> {
         None => bail!("this checkout has no registry yet: run `cargo xtask registry start`"),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn status_json_carries_state_and_reason() {
+        let report = Report {
+            condition: Condition::Unhealthy("GET /v2/ answered 503".into()),
+            backend: Some(Backend::Native),
+            url: "localhost:21806".into(),
+            port: 21806,
+            image: None,
+            container: None,
+            volume: None,
+            data_dir: Some("/c/planning/.registry/native/data".into()),
+            log: None,
+            pid: Some(42),
+            repositories: None,
+        };
+        let json = serde_json::to_value(&report).unwrap();
+        assert_eq!(
+            json,
+            serde_json::json!({
+                "state": "unhealthy",
+                "reason": "GET /v2/ answered 503",
+                "backend": "native",
+                "url": "localhost:21806",
+                "port": 21806,
+                "data_dir": "/c/planning/.registry/native/data",
+                "pid": 42
+            })
+        );
+        let healthy = Report {
+            condition: Condition::Healthy,
+            ..report
+        };
+        let json = serde_json::to_value(&healthy).unwrap();
+        assert_eq!(json["state"], "healthy");
+        assert!(json.get("reason").is_none());
+        assert_eq!(
+            Endpoint {
+                port: 21806,
+                backend: Backend::Docker
+            }
+            .url(),
+            "localhost:21806"
+        );
+    }
+}
