@@ -225,6 +225,9 @@ pub fn ensure(sh: &Shell, identity: &Identity, desired: &Desired) -> Result<&'st
         // Before anything is removed: a missing image must not cost the working container.
         ensure_image(sh, &desired.image)?;
     }
+    if plan == Plan::Reuse && super::Client::with_timeout(desired.port, 2).ping().is_ok() {
+        return Ok("reused");
+    }
     let done = match plan {
         Plan::Reuse => "reused",
         Plan::Start => {
