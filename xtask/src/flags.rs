@@ -180,10 +180,15 @@ pub struct Registry {
 
 #[derive(Debug, Subcommand)]
 pub enum RegistryCmd {
-    /// Start the registry, or reuse it when it is already healthy
-    Start(RegistryStart),
-    /// Show the registry's state.
+    /// Start the registry, or reuse it when it is already healthy; prints localhost:<port>.
     ///
+    /// Port, backend and image are remembered per checkout: a later start without flags (and
+    /// every workflow) uses the same ones. A container on another port or image is recreated;
+    /// its data volume is kept.
+    Start(RegistryStart),
+    /// Show the registry's state (exit status 0 healthy, 1 stopped or unhealthy, 2 not created)
+    ///
+    /// Shows the backend, URL, image, volume or data directory, log and repository count.
     /// Exit status: 0 running and healthy, 1 stopped or unhealthy, 2 not created.
     Status(RegistryStatus),
     /// Print the registry address as twoliter wants it: localhost:<port>
@@ -194,7 +199,7 @@ pub enum RegistryCmd {
     Logs(RegistryLogs),
     /// Stop the registry, keeping its data
     Stop,
-    /// Remove the registry and its data
+    /// Remove the registry and its data (container and volume, or process and data directory)
     Clean,
 }
 

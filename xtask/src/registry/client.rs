@@ -15,6 +15,8 @@ const PAGE: usize = 100;
 pub struct Client {
     /// `http://127.0.0.1:<port>`
     base: String,
+    /// Seconds a single request may take.
+    timeout: u64,
 }
 
 /// A manifest as served, with the bytes the digests are computed from.
@@ -35,16 +37,26 @@ impl Fetched {
 
 impl Client {
     pub fn new(port: u16) -> Client {
-        Client { base: format!("http://127.0.0.1:{port}") }
+        Client::with_timeout(port, TIMEOUT_SECS)
+    }
+
+    /// A client whose requests each give up after `secs` seconds (health polling uses 1).
+    pub fn with_timeout(port: u16, secs: u64) -> Client {
+        Client {
+            base: format!("http://127.0.0.1:{port}"),
+            timeout: secs.max(1),
+        }
     }
 
     fn get(&self, path: &str, accept: Option<&str>) -> Result<minreq::Response> {
         let url = format!("{}{path}", self.base);
-        let mut request = minreq::get(&url).with_timeout(TIMEOUT_SECS);
+        let mut request = minreq::get(&url).with_timeout(self.timeout);
         if let Some(accept) = accept {
             request = request.with_header("Accept", accept);
         }
-        request.send().with_context(|| format!("registry did not answer GET {url}"))
+        request
+            .send()
+            .with_context(|| format!("registry did not answer GET {url}"))
     }
 
     /// `GET /v2/` answers 200 (or 401, which still proves a registry is there).
@@ -52,7 +64,11 @@ impl Client {
         let response = self.get("/v2/", None)?;
         match response.status_code {
             200 | 401 => Ok(()),
-            code => bail!("GET {}/v2/ answered {code} {}", self.base, response.reason_phrase),
+            code => bail!(
+                "GET {}/v2/ answered {code} {}",
+                self.base,
+                response.reason_phrase
+            ),
         }
     }
 
@@ -64,7 +80,8 @@ impl Client {
             repositories: Option<Vec<String>>,
         }
         self.paginate(&format!("/v2/_catalog?n={PAGE}"), |body| {
-            let page: Page = serde_json::from_slice(body).context("_catalog answer is not valid JSON")?;
+            let page: Page =
+                serde_json::from_slice(body).context("_catalog answer is not valid JSON")?;
             Ok(page.repositories.unwrap_or_default())
         })
     }
@@ -82,12 +99,17 @@ impl Client {
             return Ok(Vec::new());
         }
         self.paginate_from(response, &first, |body| {
-            let page: Page = serde_json::from_slice(body).context("tags/list answer is not valid JSON")?;
+            let page: Page =
+                serde_json::from_slice(body).context("tags/list answer is not valid JSON")?;
             Ok(page.tags.unwrap_or_default())
         })
     }
 
-    fn paginate(&self, first: &str, parse: impl Fn(&[u8]) -> Result<Vec<String>>) -> Result<Vec<String>> {
+    fn paginate(
+        &self,
+        first: &str,
+        parse: impl Fn(&[u8]) -> Result<Vec<String>>,
+    ) -> Result<Vec<String>> {
         let response = self.get(first, None)?;
         self.paginate_from(response, first, parse)
     }
@@ -103,7 +125,12 @@ impl Client {
         // A registry that keeps linking to itself must not loop forever.
         for _ in 0..100_000 {
             if response.status_code != 200 {
-                bail!("GET {}{path} answered {} {}", self.base, response.status_code, response.reason_phrase);
+                bail!(
+                    "GET {}{path} answered {} {}",
+                    self.base,
+                    response.status_code,
+                    response.reason_phrase
+                );
             }
             all.extend(parse(response.as_bytes())?);
             match response.headers.get("link").and_then(|l| next_link(l)) {
@@ -119,7 +146,10 @@ impl Client {
 
     /// The manifest `repo:reference` (tag or digest); `Ok(None)` when the registry has none.
     pub fn manifest(&self, repo: &str, reference: &str) -> Result<Option<Fetched>> {
-        let response = self.get(&format!("/v2/{repo}/manifests/{reference}"), Some(oci::ACCEPT))?;
+        let response = self.get(
+            &format!("/v2/{repo}/manifests/{reference}"),
+            Some(oci::ACCEPT),
+        )?;
         match response.status_code {
             200 => {}
             404 => return Ok(None),
@@ -129,21 +159,32 @@ impl Client {
             ),
         }
         let bytes = response.as_bytes().to_vec();
-        let manifest = Manifest::parse(&bytes, response.headers.get("content-type").map(String::as_str))
-            .with_context(|| format!("manifest {repo}:{reference}"))?;
+        let manifest = Manifest::parse(
+            &bytes,
+            response.headers.get("content-type").map(String::as_str),
+        )
+        .with_context(|| format!("manifest {repo}:{reference}"))?;
         let digest = response
             .headers
             .get("docker-content-digest")
             .cloned()
             .unwrap_or_else(|| oci::content_digest(&bytes));
-        Ok(Some(Fetched { manifest, bytes, digest }))
+        Ok(Some(Fetched {
+            manifest,
+            bytes,
+            digest,
+        }))
     }
 
     /// A blob's bytes, checked against its digest.
     pub fn blob(&self, repo: &str, digest: &str) -> Result<Vec<u8>> {
         let response = self.get(&format!("/v2/{repo}/blobs/{digest}"), None)?;
         if response.status_code != 200 {
-            bail!("GET blob {repo}@{digest} answered {} {}", response.status_code, response.reason_phrase);
+            bail!(
+                "GET blob {repo}@{digest} answered {} {}",
+                response.status_code,
+                response.reason_phrase
+            );
         }
         let bytes = response.into_bytes();
         let actual = oci::content_digest(&bytes);
@@ -182,9 +223,65 @@ mod tests {
             Some("/v2/_catalog?last=b&n=100")
         );
         assert_eq!(
-            next_link(r#"<http://127.0.0.1:5000/v2/x/tags/list?n=2&last=t>; rel="next""#).as_deref(),
+            next_link(r#"<http://127.0.0.1:5000/v2/x/tags/list?n=2&last=t>; rel="next""#)
+                .as_deref(),
             Some("/v2/x/tags/list?n=2&last=t")
         );
         assert_eq!(next_link(r#"</v2/a>; rel="prev""#), None);
+    }
+
+    /// Serves `pages` (request path → (Link header, body)) on loopback, one request per
+    /// connection, and returns the port. Debian's registry ignores `n` on tags/list, so the
+    /// tags pagination is checked against this stand-in.
+    fn serve(pages: Vec<(&'static str, Option<&'static str>, &'static str)>) -> u16 {
+        use std::io::{BufRead, BufReader, Write};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                let mut stream = stream.unwrap();
+                let mut request = String::new();
+                BufReader::new(&stream).read_line(&mut request).unwrap();
+                let path = request.split_whitespace().nth(1).unwrap_or("").to_string();
+                let page = pages.iter().find(|(p, _, _)| *p == path);
+                let (status, link, body) = match page {
+                    Some((_, link, body)) => ("200 OK", *link, *body),
+                    None => ("404 Not Found", None, "{}"),
+                };
+                let link = link.map(|l| format!("Link: {l}\r\n")).unwrap_or_default();
+                let _ = write!(
+                    stream,
+                    "HTTP/1.1 {status}\r\nContent-Type: application/json\r\n{link}Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+            }
+        });
+        port
+    }
+
+    #[test]
+    fn tags_and_catalog_follow_link_pagination() {
+        let port = serve(vec![
+            (
+                "/v2/kit/tags/list?n=100",
+                Some(r#"</v2/kit/tags/list?last=b&n=100>; rel="next""#),
+                r#"{"tags":["a","b"]}"#,
+            ),
+            ("/v2/kit/tags/list?last=b&n=100", None, r#"{"tags":["c"]}"#),
+            (
+                "/v2/_catalog?n=100",
+                Some(r#"</v2/_catalog?last=kit&n=100>; rel="next""#),
+                r#"{"repositories":["kit"]}"#,
+            ),
+            (
+                "/v2/_catalog?last=kit&n=100",
+                None,
+                r#"{"repositories":["other"]}"#,
+            ),
+        ]);
+        let client = super::Client::new(port);
+        assert_eq!(client.tags("kit").unwrap(), ["a", "b", "c"]);
+        assert_eq!(client.catalog().unwrap(), ["kit", "other"]);
+        assert!(client.tags("missing").unwrap().is_empty());
     }
 }

@@ -1,13 +1,30 @@
 //! The local OCI registry of this checkout: one per checkout, on 127.0.0.1 only, run by Docker
 //! (a named container of the registry image) or natively (Debian's `docker-registry`).
 //! Every command that needs the registry goes through this module.
+//!
+//! Layout: `state` (names, port, remembered choices), `health` (status decision, waiting, port
+//! checks), `docker` and `native` (the backends), `list` (what the registry holds), `client`
+//! (the Distribution API).
 
 pub mod client;
+mod docker;
+mod health;
+pub mod list;
+mod native;
+mod state;
 
-use anyhow::Result;
+use std::path::PathBuf;
+
+use anyhow::{bail, Context, Result};
+use serde::Serialize;
 use xshell::Shell;
 
 pub use client::Client;
+pub use health::Condition;
+pub use state::{DEFAULT_IMAGE, IMAGE_ENV};
+
+use health::Server;
+use state::{Identity, Paths, State};
 
 /// Which server runs the registry.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -15,6 +32,15 @@ pub use client::Client;
 pub enum Backend {
     Docker,
     Native,
+}
+
+impl Backend {
+    pub fn name(self) -> &'static str {
+        match self {
+            Backend::Docker => "docker",
+            Backend::Native => "native",
+        }
+    }
 }
 
 /// How to start the registry; `None` fields take the remembered or default value.
@@ -44,16 +70,381 @@ impl Endpoint {
     }
 }
 
+/// What [`start`] found and did.
+#[derive(Debug, Clone)]
+pub struct Started {
+    pub endpoint: Endpoint,
+    /// `reused`, `started`, `restarted`, `recreated` or `created`.
+    pub action: &'static str,
+    /// The container (docker) or the data directory (native).
+    pub location: String,
+}
+
 /// Starts the registry, or reuses it when it is already healthy; returns once `GET /v2/`
-/// answers.
+/// answers. Idempotent, and fast when the registry is healthy: this is what workflows call.
 pub fn ensure_running(sh: &Shell, options: &StartOptions) -> Result<Endpoint> {
-    let _ = (sh, options);
-    anyhow::bail!("the registry module is not built yet")
+    start(sh, options).map(|started| started.endpoint)
+}
+
+/// [`ensure_running`], saying what it did.
+pub fn start(sh: &Shell, options: &StartOptions) -> Result<Started> {
+    if options.port == Some(0) {
+        bail!("port 0 cannot be published: give a port from 1024 to 65535 with `--port`");
+    }
+    let identity = Identity::current();
+    let paths = Paths::current();
+    let _lock = state::lock(&paths)?;
+    let remembered = state::load(&paths)?;
+    let env_image = std::env::var(IMAGE_ENV).ok();
+    let desired = state::desired(
+        options,
+        env_image.as_deref(),
+        remembered.as_ref(),
+        &identity,
+        docker::answers,
+    );
+
+    // One server per checkout: switching backends stops the other one (its data stays).
+    if let Some(old) = remembered
+        .as_ref()
+        .filter(|old| old.backend != desired.backend)
+    {
+        stop_backend(sh, &paths, &identity, old.backend).with_context(|| {
+            format!(
+                "cannot stop the {} registry to switch backends",
+                old.backend.name()
+            )
+        })?;
+    }
+    let (action, location) = match desired.backend {
+        Backend::Docker => {
+            crate::tools::require("docker", crate::tools::DOCKER_REMEDY)?;
+            let action =
+                docker::ensure(sh, &identity, &desired).map_err(|err| docker_hint(err, options))?;
+            (
+                action,
+                format!(
+                    "container {}, volume {}",
+                    identity.container, identity.volume
+                ),
+            )
+        }
+        Backend::Native => (
+            native::ensure(sh, &paths, &desired)?,
+            format!("data in {}", paths.data().display()),
+        ),
+    };
+    let image = (desired.backend == Backend::Docker).then(|| desired.image.clone());
+    let unchanged = remembered.as_ref().is_some_and(|old| {
+        old.backend == desired.backend
+            && old.port == desired.port
+            && old.image == image
+            && old.checkout == identity.checkout
+    });
+    if action != "reused" || !unchanged {
+        let state = State {
+            backend: desired.backend,
+            port: desired.port,
+            image,
+            checkout: identity.checkout.clone(),
+            started_at: crate::fsx::now_unix(),
+        };
+        state::save(&paths, &state)?;
+    }
+    Ok(Started {
+        endpoint: Endpoint {
+            port: desired.port,
+            backend: desired.backend,
+        },
+        action,
+        location,
+    })
+}
+
+/// A docker failure when the user did not ask for docker also names the native backend.
+fn docker_hint(err: anyhow::Error, options: &StartOptions) -> anyhow::Error {
+    let text = format!("{err:#}");
+    if options.backend.is_none()
+        && (text.contains("Cannot connect") || text.contains("daemon"))
+        && !text.contains("--backend")
+    {
+        err.context(
+            "the Docker daemon did not do what was asked: fix Docker, or use `--backend native`",
+        )
+    } else {
+        err
+    }
 }
 
 /// The registry when it is running and healthy, without starting it; otherwise an error that
 /// says to run `cargo xtask registry start`.
 pub fn running(sh: &Shell) -> Result<Endpoint> {
-    let _ = sh;
-    anyhow::bail!("the registry module is not built yet")
+    let report = observe(sh, false)?;
+    match (&report.condition, report.backend) {
+        (Condition::Healthy, Some(backend)) => Ok(Endpoint {
+            port: report.port,
+            backend,
+        }),
+        (condition, _) => {
+            let why = match condition {
+                Condition::Unhealthy(reason) => format!(" ({reason})"),
+                _ => String::new(),
+            };
+            bail!(
+                "the local registry of this checkout is {}{why}: run `cargo xtask registry start`",
+                condition.word()
+            )
+        }
+    }
+}
+
+/// What `registry status` shows.
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    #[serde(flatten)]
+    pub condition: Condition,
+    pub backend: Option<Backend>,
+    /// `localhost:<port>`
+    pub url: String,
+    pub port: u16,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub image: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub container: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub volume: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub data_dir: Option<PathBuf>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub log: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pid: Option<u32>,
+    /// Repositories in the catalog (when healthy).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub repositories: Option<usize>,
+}
+
+pub fn status(sh: &Shell) -> Result<Report> {
+    observe(sh, true)
+}
+
+/// The backend of this checkout's registry: the remembered one, else whichever left a trace
+/// (a failed first start leaves a container or native files but no state).
+fn backend_of(
+    sh: &Shell,
+    paths: &Paths,
+    identity: &Identity,
+    remembered: Option<&State>,
+) -> Option<Backend> {
+    if let Some(state) = remembered {
+        return Some(state.backend);
+    }
+    if native::server(paths) != Server::Absent || paths.log().exists() {
+        return Some(Backend::Native);
+    }
+    let has_container = crate::tools::which("docker").is_some()
+        && docker::inspect(sh, &identity.container)
+            .ok()
+            .flatten()
+            .is_some();
+    has_container.then_some(Backend::Docker)
+}
+
+fn observe(sh: &Shell, count: bool) -> Result<Report> {
+    let identity = Identity::current();
+    let paths = Paths::current();
+    let remembered = state::load(&paths)?;
+    let backend = backend_of(sh, &paths, &identity, remembered.as_ref());
+    let mut report = Report {
+        condition: Condition::NotCreated,
+        backend,
+        url: String::new(),
+        port: remembered
+            .as_ref()
+            .map_or(identity.default_port, |s| s.port),
+        image: remembered.as_ref().and_then(|s| s.image.clone()),
+        container: None,
+        volume: None,
+        data_dir: None,
+        log: None,
+        pid: None,
+        repositories: None,
+    };
+    let server = match backend {
+        None => Server::Absent,
+        Some(Backend::Docker) => {
+            let container = match docker::inspect(sh, &identity.container) {
+                Ok(container) => container,
+                Err(err) => {
+                    report.condition =
+                        Condition::Unhealthy(format!("Docker does not answer: {err:#}"));
+                    report.url = format!("localhost:{}", report.port);
+                    return Ok(report);
+                }
+            };
+            if let Some(c) = &container {
+                report.port = c.host_port.unwrap_or(report.port);
+                report.image = Some(c.image.clone());
+            }
+            report.container = Some(identity.container.clone());
+            report.volume = Some(identity.volume.clone());
+            report.log = Some(format!("docker logs {}", identity.container));
+            docker::server(container.as_ref())
+        }
+        Some(Backend::Native) => {
+            report.pid = native::running_pid(&paths);
+            report.port = native::running_port(&paths).unwrap_or(report.port);
+            report.data_dir = Some(paths.data());
+            report.log = Some(paths.log().display().to_string());
+            native::server(&paths)
+        }
+    };
+    report.url = format!("localhost:{}", report.port);
+    let ping = (server == Server::Running).then(|| Client::with_timeout(report.port, 2).ping());
+    report.condition = health::condition(server, remembered.is_some(), ping.as_ref());
+    if count && report.condition == Condition::Healthy {
+        report.repositories = Client::new(report.port).catalog().ok().map(|c| c.len());
+    }
+    Ok(report)
+}
+
+/// The address of this checkout's registry (remembered, else the checkout's default port),
+/// and whether it is healthy.
+pub fn url(sh: &Shell) -> Result<(String, bool)> {
+    let report = observe(sh, false)?;
+    Ok((report.url, report.condition == Condition::Healthy))
+}
+
+fn stop_backend(sh: &Shell, paths: &Paths, identity: &Identity, backend: Backend) -> Result<bool> {
+    match backend {
+        Backend::Native => native::stop(sh, paths),
+        Backend::Docker => match docker::inspect(sh, &identity.container)? {
+            Some(c) if c.running => docker::stop(sh, &identity.container).map(|()| true),
+            _ => Ok(false),
+        },
+    }
+}
+
+/// Stops the registry, keeping its data; `Ok(false)` when it was not running.
+pub fn stop(sh: &Shell) -> Result<bool> {
+    let identity = Identity::current();
+    let paths = Paths::current();
+    let _lock = state::lock(&paths)?;
+    let remembered = state::load(&paths)?;
+    let mut stopped = native::stop(sh, &paths)?;
+    if remembered.is_some_and(|s| s.backend == Backend::Docker) {
+        stopped |= stop_backend(sh, &paths, &identity, Backend::Docker)?;
+    }
+    Ok(stopped)
+}
+
+/// Removes the server and its data; returns what was removed.
+pub fn clean(sh: &Shell) -> Result<Vec<String>> {
+    let identity = Identity::current();
+    let paths = Paths::current();
+    let _lock = state::lock(&paths)?;
+    let remembered = state::load(&paths)?;
+    let mut removed = Vec::new();
+    if native::stop(sh, &paths)? {
+        removed.push("the native registry process".to_string());
+    }
+    let docker_used = remembered
+        .as_ref()
+        .is_some_and(|s| s.backend == Backend::Docker);
+    if docker_used || (crate::tools::which("docker").is_some() && docker::answers()) {
+        removed.extend(docker::remove(sh, &identity)?);
+    }
+    if paths.data().exists() {
+        removed.push(format!("data directory {}", paths.data().display()));
+    }
+    // Everything in the state directory but the lock file, which other processes may wait on.
+    if let Ok(entries) = std::fs::read_dir(&paths.dir) {
+        for entry in entries.flatten() {
+            let path = entry.path();
+            if path == paths.lock() {
+                continue;
+            }
+            let result = if path.is_dir() {
+                fs_err::remove_dir_all(&path)
+            } else {
+                fs_err::remove_file(&path)
+            };
+            result.context("cannot remove the registry's state")?;
+        }
+    }
+    if remembered.is_some() {
+        removed.push(format!("state {}", paths.state().display()));
+    }
+    Ok(removed)
+}
+
+/// Prints the registry's log (also for a stopped registry); `follow` keeps printing.
+pub fn logs(sh: &Shell, follow: bool) -> Result<()> {
+    let identity = Identity::current();
+    let paths = Paths::current();
+    let remembered = state::load(&paths)?;
+    match backend_of(sh, &paths, &identity, remembered.as_ref()) {
+        Some(Backend::Docker) => {
+            if docker::inspect(sh, &identity.container)?.is_none() {
+                bail!(
+                    "the registry container {} does not exist (its log went with it): run \
+                     `cargo xtask registry start`",
+                    identity.container
+                );
+            }
+            docker::logs(&identity.container, follow)
+        }
+        Some(Backend::Native) => native::logs(&paths, follow),
+        None => bail!("this checkout has no registry yet: run `cargo xtask registry start`"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn status_json_carries_state_and_reason() {
+        let report = Report {
+            condition: Condition::Unhealthy("GET /v2/ answered 503".into()),
+            backend: Some(Backend::Native),
+            url: "localhost:21806".into(),
+            port: 21806,
+            image: None,
+            container: None,
+            volume: None,
+            data_dir: Some("/c/planning/.registry/native/data".into()),
+            log: None,
+            pid: Some(42),
+            repositories: None,
+        };
+        let json = serde_json::to_value(&report).unwrap();
+        assert_eq!(
+            json,
+            serde_json::json!({
+                "state": "unhealthy",
+                "reason": "GET /v2/ answered 503",
+                "backend": "native",
+                "url": "localhost:21806",
+                "port": 21806,
+                "data_dir": "/c/planning/.registry/native/data",
+                "pid": 42
+            })
+        );
+        let healthy = Report {
+            condition: Condition::Healthy,
+            ..report
+        };
+        let json = serde_json::to_value(&healthy).unwrap();
+        assert_eq!(json["state"], "healthy");
+        assert!(json.get("reason").is_none());
+        assert_eq!(
+            Endpoint {
+                port: 21806,
+                backend: Backend::Docker
+            }
+            .url(),
+            "localhost:21806"
+        );
+    }
 }

@@ -1,0 +1,268 @@
+//! What identifies this checkout's registry (its port, container and volume names, all derived
+//! from one stable hash of the checkout path) and what is remembered about it between runs.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::Result;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use super::Backend;
+use crate::fsx;
+
+/// Default ports are picked in this range: above the usual development ports, below the
+/// kernel's ephemeral range (32768 and up), so an outgoing connection rarely holds one.
+pub const PORT_BASE: u16 = 20000;
+pub const PORT_SPAN: u16 = 10000;
+
+/// The image of the docker backend when neither `--image` nor `XTASK_REGISTRY_IMAGE` says.
+pub const DEFAULT_IMAGE: &str = "registry:2";
+pub const IMAGE_ENV: &str = "XTASK_REGISTRY_IMAGE";
+
+/// Docker labels put on the container and the volume.
+pub const LABEL: &str = "dev.bottlerocket.xtask.registry";
+pub const LABEL_CHECKOUT: &str = "dev.bottlerocket.xtask.registry.checkout";
+
+/// Names derived from the checkout path; the same path always gives the same names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Identity {
+    /// The canonical checkout path the names are derived from.
+    pub checkout: PathBuf,
+    /// First 8 hex digits of SHA-256 of the path.
+    pub hash: String,
+    pub default_port: u16,
+    pub container: String,
+    pub volume: String,
+}
+
+impl Identity {
+    /// Pure: the identity of the checkout at `checkout` (already canonical).
+    pub fn of(checkout: &Path) -> Identity {
+        let digest = Sha256::digest(checkout.as_os_str().as_encoded_bytes());
+        let hash = fsx::hex(&digest[..4]);
+        let n = u32::from_be_bytes([digest[0], digest[1], digest[2], digest[3]]);
+        let default_port = PORT_BASE + (n % u32::from(PORT_SPAN)) as u16;
+        Identity {
+            checkout: checkout.to_path_buf(),
+            container: format!("xtask-registry-{hash}"),
+            volume: format!("xtask-registry-{hash}-data"),
+            hash,
+            default_port,
+        }
+    }
+
+    /// The identity of this checkout (`project::root()`, canonicalised when it exists).
+    pub fn current() -> Identity {
+        let root = crate::project::root();
+        Identity::of(&std::fs::canonicalize(&root).unwrap_or(root))
+    }
+}
+
+/// Where the per-checkout files live: `planning/.registry/`.
+#[derive(Debug, Clone)]
+pub struct Paths {
+    pub dir: PathBuf,
+}
+
+impl Paths {
+    pub fn current() -> Paths {
+        Paths {
+            dir: crate::project::planning_dir().join(".registry"),
+        }
+    }
+    pub fn state(&self) -> PathBuf {
+        self.dir.join("state.json")
+    }
+    pub fn lock(&self) -> PathBuf {
+        self.dir.join("lock")
+    }
+    pub fn native_dir(&self) -> PathBuf {
+        self.dir.join("native")
+    }
+    pub fn config(&self) -> PathBuf {
+        self.native_dir().join("config.yml")
+    }
+    pub fn data(&self) -> PathBuf {
+        self.native_dir().join("data")
+    }
+    pub fn log(&self) -> PathBuf {
+        self.native_dir().join("registry.log")
+    }
+    pub fn pid(&self) -> PathBuf {
+        self.native_dir().join("registry.pid")
+    }
+}
+
+/// What was last started, remembered in `state.json`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct State {
+    pub backend: Backend,
+    pub port: u16,
+    /// The image, for the docker backend.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image: Option<String>,
+    /// The checkout this state belongs to, to spot a copied planning/ directory.
+    pub checkout: PathBuf,
+    /// When it was last started (Unix seconds).
+    #[serde(default)]
+    pub started_at: u64,
+}
+
+pub fn load(paths: &Paths) -> Result<Option<State>> {
+    fsx::read_json(&paths.state())
+}
+
+pub fn save(paths: &Paths, state: &State) -> Result<()> {
+    fsx::write_json_atomic(&paths.state(), state)
+}
+
+/// Held while a start, stop or clean changes the registry, so two at once give one server.
+pub fn lock(paths: &Paths) -> Result<fsx::Lock> {
+    fsx::Lock::acquire(&paths.lock(), Duration::from_secs(180))
+}
+
+/// What to start: explicit options win, then what was remembered, then the defaults.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Desired {
+    pub backend: Backend,
+    pub port: u16,
+    pub image: String,
+}
+
+/// Pure: combines the options, the environment's image, the remembered state and the checkout's
+/// defaults. `docker_answers` is only asked when nothing else names a backend.
+pub fn desired(
+    options: &super::StartOptions,
+    env_image: Option<&str>,
+    remembered: Option<&State>,
+    identity: &Identity,
+    docker_answers: impl FnOnce() -> bool,
+) -> Desired {
+    let backend = options
+        .backend
+        .or(remembered.map(|s| s.backend))
+        .unwrap_or_else(|| {
+            if docker_answers() {
+                Backend::Docker
+            } else {
+                Backend::Native
+            }
+        });
+    let port = options
+        .port
+        .or(remembered.map(|s| s.port))
+        .unwrap_or(identity.default_port);
+    let image = options
+        .image
+        .clone()
+        .or(env_image.filter(|s| !s.is_empty()).map(str::to_string))
+        .or(remembered.and_then(|s| s.image.clone()))
+        .unwrap_or_else(|| DEFAULT_IMAGE.to_string());
+    Desired {
+        backend,
+        port,
+        image,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::registry::StartOptions;
+
+    #[test]
+    fn identity_is_stable_and_in_range() {
+        let a = Identity::of(Path::new("/home/dev/bottlerocket-core-kit"));
+        assert_eq!(
+            a,
+            Identity::of(Path::new("/home/dev/bottlerocket-core-kit"))
+        );
+        // SHA-256 of the path, not a per-process hasher: these values are fixed forever (a
+        // change would move every checkout's registry to another port and container).
+        assert_eq!((a.hash.as_str(), a.default_port), ("45716eae", 21806));
+        assert_eq!(a.container, format!("xtask-registry-{}", a.hash));
+        assert_eq!(a.volume, format!("xtask-registry-{}-data", a.hash));
+        let b = Identity::of(Path::new("/home/dev/bottlerocket-kernel-kit"));
+        assert_ne!(a.hash, b.hash);
+        for i in 0..2000 {
+            let id = Identity::of(Path::new(&format!("/checkouts/{i}")));
+            assert!(
+                (PORT_BASE..PORT_BASE + PORT_SPAN).contains(&id.default_port),
+                "{}",
+                id.default_port
+            );
+        }
+    }
+
+    #[test]
+    fn desired_prefers_options_then_memory_then_defaults() {
+        let id = Identity::of(Path::new("/x"));
+        let none = StartOptions::default();
+        let d = desired(&none, None, None, &id, || true);
+        assert_eq!(
+            d,
+            Desired {
+                backend: Backend::Docker,
+                port: id.default_port,
+                image: DEFAULT_IMAGE.into()
+            }
+        );
+        let d = desired(&none, None, None, &id, || false);
+        assert_eq!(d.backend, Backend::Native);
+
+        let remembered = State {
+            backend: Backend::Native,
+            port: 23456,
+            image: Some("mine:1".into()),
+            checkout: "/x".into(),
+            started_at: 0,
+        };
+        let d = desired(&none, None, Some(&remembered), &id, || {
+            panic!("docker is not asked")
+        });
+        assert_eq!(
+            d,
+            Desired {
+                backend: Backend::Native,
+                port: 23456,
+                image: "mine:1".into()
+            }
+        );
+        let d = desired(&none, Some("env:2"), Some(&remembered), &id, || true);
+        assert_eq!(d.image, "env:2");
+
+        let explicit = StartOptions {
+            port: Some(21000),
+            backend: Some(Backend::Docker),
+            image: Some("flag:3".into()),
+        };
+        let d = desired(&explicit, Some("env:2"), Some(&remembered), &id, || false);
+        assert_eq!(
+            d,
+            Desired {
+                backend: Backend::Docker,
+                port: 21000,
+                image: "flag:3".into()
+            }
+        );
+    }
+
+    #[test]
+    fn state_round_trips() {
+        let dir = tempfile::tempdir().unwrap();
+        let paths = Paths {
+            dir: dir.path().join(".registry"),
+        };
+        assert_eq!(load(&paths).unwrap(), None);
+        let state = State {
+            backend: Backend::Docker,
+            port: 20001,
+            image: Some("registry:2".into()),
+            checkout: "/c".into(),
+            started_at: 5,
+        };
+        save(&paths, &state).unwrap();
+        assert_eq!(load(&paths).unwrap(), Some(state));
+    }
+}
