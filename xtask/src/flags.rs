@@ -242,10 +242,15 @@ pub enum SandboxCmd {
     Up(SandboxUp),
     /// Run a command in the machine, streaming its output; its exit code is passed through
     Exec(SandboxExec),
-    /// Show the machine's state
-    Status(SandboxName),
+    /// Show the machine's state.
+    ///
+    /// Exit status: 0 the machine exists, 2 no machine has that name.
+    Status(SandboxStatus),
     /// Stop and delete the machine
     Down(SandboxName),
+    /// Re-run `cargo xtask ARGS…` in this checkout's build machine, as `--in-vm` does
+    #[command(hide = true)]
+    InVm(SandboxInVm),
 }
 
 pub const DEFAULT_SANDBOX: &str = "xtask-agent";
@@ -254,6 +259,15 @@ pub const DEFAULT_SANDBOX: &str = "xtask-agent";
 pub struct SandboxName {
     #[arg(long, default_value = DEFAULT_SANDBOX)]
     pub name: String,
+}
+
+#[derive(Debug, Args)]
+pub struct SandboxStatus {
+    #[arg(long, default_value = DEFAULT_SANDBOX)]
+    pub name: String,
+    /// Print smolvm's status document as JSON on stdout
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Args)]
@@ -277,7 +291,17 @@ pub struct SandboxUp {
 pub struct SandboxExec {
     #[arg(long, default_value = DEFAULT_SANDBOX)]
     pub name: String,
+    /// Working directory in the guest (the checkout is at /workspace/checkout)
+    #[arg(long, short = 'w')]
+    pub workdir: Option<String>,
     /// The command to run in the guest
+    #[arg(last = true, required = true)]
+    pub argv: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct SandboxInVm {
+    /// The xtask command line to run in the machine
     #[arg(last = true, required = true)]
     pub argv: Vec<String>,
 }
