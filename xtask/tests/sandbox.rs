@@ -238,6 +238,14 @@ fn up_again_wipes_old_copies_and_gives_the_same_tree() {
             .exists(),
         "the checkout is a fresh clone"
     );
+    let kept = f
+        .guest("xtask-agent")
+        .join("workspace/checkout.previous/scratch.txt");
+    assert_eq!(
+        text(&kept),
+        "guest work\n",
+        "the previous clone is kept aside"
+    );
     let log = f.log();
     assert_eq!(
         count(&log, &["machine", "create"]),

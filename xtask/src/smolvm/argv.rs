@@ -11,6 +11,9 @@ pub type Argv = Vec<String>;
 
 /// Where `sandbox up` clones the checkout in the guest (on the machine's persistent disk).
 pub const GUEST_CHECKOUT: &str = "/workspace/checkout";
+/// Where the previous clone is kept when `sandbox up` runs again, so one generation of work
+/// done in the guest survives a re-provisioning.
+pub const GUEST_PREVIOUS_CHECKOUT: &str = "/workspace/checkout.previous";
 /// Where the checkout bundle lands before the clone; removed right after it.
 pub const GUEST_BUNDLE: &str = "/workspace/.xtask-checkout.bundle";
 /// Where the skills tar lands before it is unpacked; removed right after it.
@@ -215,16 +218,17 @@ pub struct Provision<'a> {
 }
 
 /// Every smolvm call that provisions a machine, in order: the checkout is replaced by a fresh
-/// clone of the bundle, each skill's old copy is removed before the tar is unpacked, and the
+/// clone of the bundle (the previous clone moved to `checkout.previous`), each skill's old copy is removed before the tar is unpacked, and the
 /// uploaded files are removed from the guest afterwards.
 pub fn provision(p: &Provision<'_>) -> Result<Vec<Argv>> {
     check_name(p.name)?;
     check_guest_dir(p.skills_dir)?;
     let dir = p.skills_dir.trim_end_matches('/');
     let mut steps = vec![
-        exec_plain(p.name, &["mkdir", "-p", "/workspace", dir]),
+        exec_plain(p.name, &["mkdir", "-p", "/workspace", dir, GUEST_CHECKOUT]),
         upload(p.bundle, p.name, GUEST_BUNDLE)?,
-        exec_plain(p.name, &["rm", "-rf", GUEST_CHECKOUT]),
+        exec_plain(p.name, &["rm", "-rf", GUEST_PREVIOUS_CHECKOUT]),
+        exec_plain(p.name, &["mv", GUEST_CHECKOUT, GUEST_PREVIOUS_CHECKOUT]),
         exec(
             p.name,
             &ExecOpts::streamed(),
@@ -300,24 +304,27 @@ pub fn in_vm_build(name: &str, xtask_args: &[String]) -> Argv {
 mod tests {
     use super::*;
 
-    fn v(items: &[&str]) -> Argv {
-        strings(items)
+    /// An argv written as words (no word of these tests contains a space).
+    fn w(line: &str) -> Argv {
+        line.split_whitespace().map(String::from).collect()
     }
 
     #[test]
     fn lifecycle_argv() {
-        assert_eq!(start("m"), v(&["machine", "start", "--name", "m"]));
-        assert_eq!(
-            status("m"),
-            v(&["machine", "status", "--name", "m", "--json"])
-        );
-        assert_eq!(stop("m"), v(&["machine", "stop", "--name", "m"]));
-        assert_eq!(delete("m"), v(&["machine", "delete", "--name", "m", "-f"]));
-        assert_eq!(version(), v(&["--version"]));
+        assert_eq!(start("m"), w("machine start --name m"));
+        assert_eq!(status("m"), w("machine status --name m --json"));
+        assert_eq!(stop("m"), w("machine stop --name m"));
+        assert_eq!(delete("m"), w("machine delete --name m -f"));
+        assert_eq!(version(), w("--version"));
     }
 
     #[test]
     fn create_argv_has_every_option() {
+        let volume = Volume {
+            host: "/src/repo".into(),
+            guest: "/workspace".into(),
+            read_only: false,
+        };
         let spec = CreateSpec {
             name: "b".into(),
             image: Some("rust:1".into()),
@@ -325,58 +332,39 @@ mod tests {
             mem_mib: Some(8192),
             storage_gib: Some(100),
             net: true,
-            volumes: vec![Volume {
-                host: "/src/repo".into(),
-                guest: "/workspace".into(),
-                read_only: false,
-            }],
+            volumes: vec![volume],
         };
         assert_eq!(
             create(&spec).unwrap(),
-            v(&[
-                "machine",
-                "create",
-                "--name",
-                "b",
-                "--image",
-                "rust:1",
-                "--cpus",
-                "4",
-                "--mem",
-                "8192",
-                "--storage",
-                "100",
-                "--net",
-                "-v",
-                "/src/repo:/workspace"
-            ])
+            w(
+                "machine create --name b --image rust:1 --cpus 4 --mem 8192 --storage 100 --net \
+               -v /src/repo:/workspace"
+            )
         );
         let minimal = CreateSpec {
             name: "a".into(),
             ..CreateSpec::default()
         };
-        assert_eq!(
-            create(&minimal).unwrap(),
-            v(&["machine", "create", "--name", "a"])
-        );
+        assert_eq!(create(&minimal).unwrap(), w("machine create --name a"));
+        let volume = Volume {
+            host: "/x".into(),
+            guest: "/y".into(),
+            read_only: true,
+        };
         let ro = CreateSpec {
             name: "a".into(),
-            volumes: vec![Volume {
-                host: "/x".into(),
-                guest: "/y".into(),
-                read_only: true,
-            }],
+            volumes: vec![volume],
             ..CreateSpec::default()
         };
-        assert_eq!(create(&ro).unwrap()[4..], v(&["-v", "/x:/y:ro"]));
+        assert_eq!(create(&ro).unwrap()[4..], w("-v /x:/y:ro"));
     }
 
     #[test]
     fn exec_uses_long_name_and_separator() {
-        let guest = v(&["ls", "--name", "-n"]);
+        let guest = w("ls --name -n");
         assert_eq!(
             exec("m", &ExecOpts::default(), &guest),
-            v(&["machine", "exec", "--name", "m", "--", "ls", "--name", "-n"])
+            w("machine exec --name m -- ls --name -n")
         );
         let opts = ExecOpts {
             stream: true,
@@ -385,61 +373,25 @@ mod tests {
             timeout: Some(Duration::from_millis(1500)),
         };
         assert_eq!(
-            exec("m", &opts, &v(&["true"])),
-            v(&[
-                "machine",
-                "exec",
-                "--name",
-                "m",
-                "--stream",
-                "-w",
-                "/w",
-                "-e",
-                "A=b=c",
-                "--timeout",
-                "1s",
-                "--",
-                "true"
-            ])
+            exec("m", &opts, &w("true")),
+            w("machine exec --name m --stream -w /w -e A=b=c --timeout 1s -- true")
         );
         assert_eq!(
             ready_probe("m", Duration::from_secs(10)),
-            v(&[
-                "machine",
-                "exec",
-                "--name",
-                "m",
-                "--timeout",
-                "10s",
-                "--",
-                "true"
-            ])
+            w("machine exec --name m --timeout 10s -- true")
         );
     }
 
     #[test]
     fn long_steps_stream() {
-        let build = in_vm_build("b", &v(&["build-kit", "--kit", "k"]));
         assert_eq!(
-            build,
-            v(&[
-                "machine",
-                "exec",
-                "--name",
-                "b",
-                "--stream",
-                "-w",
-                "/workspace",
-                "-e",
-                "CARGO_TARGET_DIR=/storage/target",
-                "--",
-                "cargo",
-                "xtask",
-                "build-kit",
-                "--kit",
-                "k"
-            ])
+            in_vm_build("b", &w("build-kit --kit k")),
+            w(
+                "machine exec --name b --stream -w /workspace -e CARGO_TARGET_DIR=/storage/target \
+               -- cargo xtask build-kit --kit k"
+            )
         );
+        assert!(docker_install("b").contains(&"--stream".to_string()));
         let steps = provision(&Provision {
             name: "m",
             bundle: Path::new("/t/checkout.bundle"),
@@ -461,13 +413,14 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("contains `:`"), "{err}");
+        let volume = Volume {
+            host: "/a:b".into(),
+            guest: "/workspace".into(),
+            read_only: false,
+        };
         let spec = CreateSpec {
             name: "b".into(),
-            volumes: vec![Volume {
-                host: "/a:b".into(),
-                guest: "/workspace".into(),
-                read_only: false,
-            }],
+            volumes: vec![volume],
             ..CreateSpec::default()
         };
         assert!(create(&spec)
@@ -476,22 +429,19 @@ mod tests {
             .contains("contains `:`"));
         assert_eq!(
             upload(Path::new("/t/f"), "m", "/g/f").unwrap(),
-            v(&["machine", "cp", "/t/f", "m:/g/f"])
+            w("machine cp /t/f m:/g/f")
         );
     }
 
     #[test]
     fn names_and_guest_dirs_are_checked() {
-        assert!(create(&CreateSpec {
-            name: "a:b".into(),
-            ..CreateSpec::default()
-        })
-        .is_err());
-        assert!(create(&CreateSpec {
-            name: "-n".into(),
-            ..CreateSpec::default()
-        })
-        .is_err());
+        for bad in ["a:b", "-n", "", "a/b"] {
+            let spec = CreateSpec {
+                name: bad.into(),
+                ..CreateSpec::default()
+            };
+            assert!(create(&spec).is_err(), "{bad}");
+        }
         for bad in ["relative", "/", "//", "/a/../b"] {
             assert!(check_guest_dir(bad).is_err(), "{bad}");
         }
@@ -500,136 +450,51 @@ mod tests {
 
     #[test]
     fn provision_plan() {
-        let skills = v(&["bottlerocket-kit", "bottlerocket-variant", "mine"]);
-        let steps = provision(&Provision {
-            name: "m",
-            bundle: Path::new("/t/checkout.bundle"),
-            skills_tar: Path::new("/t/skills.tar"),
-            skills: &skills,
-            skills_dir: "/root/.claude/skills/",
-        })
-        .unwrap();
-        let expected: Vec<Argv> = vec![
-            v(&[
-                "machine",
-                "exec",
-                "--name",
-                "m",
-                "--",
-                "mkdir",
-                "-p",
-                "/workspace",
-                "/root/.claude/skills",
-            ]),
-            v(&[
-                "machine",
-                "cp",
-                "/t/checkout.bundle",
-                "m:/workspace/.xtask-checkout.bundle",
-            ]),
-            v(&[
-                "machine",
-                "exec",
-                "--name",
-                "m",
-                "--",
-                "rm",
-                "-rf",
-                "/workspace/checkout",
-            ]),
-            v(&[
-                "machine",
-                "exec",
-                "--name",
-                "m",
-                "--stream",
-                "--",
-                "git",
-                "clone",
-                "--quiet",
-                "/workspace/.xtask-checkout.bundle",
-                "/workspace/checkout",
-            ]),
-            v(&[
-                "machine",
-                "exec",
-                "--name",
-                "m",
-                "--",
-                "rm",
-                "-f",
-                "/workspace/.xtask-checkout.bundle",
-            ]),
-            v(&[
-                "machine",
-                "exec",
-                "--name",
-                "m",
-                "--",
-                "rm",
-                "-rf",
-                "/root/.claude/skills/bottlerocket-kit",
-                "/root/.claude/skills/bottlerocket-variant",
-                "/root/.claude/skills/mine",
-            ]),
-            v(&["machine", "cp", "/t/skills.tar", "m:/tmp/xtask-skills.tar"]),
-            v(&[
-                "machine",
-                "exec",
-                "--name",
-                "m",
-                "--",
-                "tar",
-                "--no-same-owner",
-                "-xf",
-                "/tmp/xtask-skills.tar",
-                "-C",
-                "/root/.claude/skills",
-            ]),
-            v(&[
-                "machine",
-                "exec",
-                "--name",
-                "m",
-                "--",
-                "rm",
-                "-f",
-                "/tmp/xtask-skills.tar",
-            ]),
-        ];
-        assert_eq!(steps, expected);
-        let bad = v(&["../etc"]);
-        let err = provision(&Provision {
-            skills: &bad,
-            ..Provision {
+        let skills = w("bottlerocket-kit bottlerocket-variant mine");
+        let plan = |skills: &[String]| {
+            provision(&Provision {
                 name: "m",
-                bundle: Path::new("/b"),
-                skills_tar: Path::new("/t"),
-                skills: &[],
-                skills_dir: "/s",
-            }
-        });
-        assert!(err.is_err());
+                bundle: Path::new("/t/checkout.bundle"),
+                skills_tar: Path::new("/t/skills.tar"),
+                skills,
+                skills_dir: "/root/.claude/skills/",
+            })
+        };
+        let expected: Vec<Argv> = [
+            "machine exec --name m -- mkdir -p /workspace /root/.claude/skills /workspace/checkout",
+            "machine cp /t/checkout.bundle m:/workspace/.xtask-checkout.bundle",
+            "machine exec --name m -- rm -rf /workspace/checkout.previous",
+            "machine exec --name m -- mv /workspace/checkout /workspace/checkout.previous",
+            "machine exec --name m --stream -- git clone --quiet /workspace/.xtask-checkout.bundle \
+             /workspace/checkout",
+            "machine exec --name m -- rm -f /workspace/.xtask-checkout.bundle",
+            "machine exec --name m -- rm -rf /root/.claude/skills/bottlerocket-kit \
+             /root/.claude/skills/bottlerocket-variant /root/.claude/skills/mine",
+            "machine cp /t/skills.tar m:/tmp/xtask-skills.tar",
+            "machine exec --name m -- tar --no-same-owner -xf /tmp/xtask-skills.tar -C /root/.claude/skills",
+            "machine exec --name m -- rm -f /tmp/xtask-skills.tar",
+        ]
+        .iter()
+        .map(|line| w(line))
+        .collect();
+        assert_eq!(plan(&skills).unwrap(), expected);
+        assert!(
+            plan(&w("../etc")).is_err(),
+            "a skill name cannot leave the skills dir"
+        );
     }
 
     #[test]
     fn docker_argv() {
+        let start = docker_start("b");
+        assert_eq!(start[..7], w("machine exec --name b -- sh -c"));
         assert_eq!(
-            docker_start("b"),
-            v(&[
-                "machine",
-                "exec",
-                "--name",
-                "b",
-                "--",
-                "sh",
-                "-c",
-                "nohup dockerd --data-root=/storage/docker >/var/log/dockerd.log 2>&1 &"
-            ])
+            start[7],
+            "nohup dockerd --data-root=/storage/docker >/var/log/dockerd.log 2>&1 &"
         );
         assert_eq!(
             docker_probe("b")[..6],
-            v(&["machine", "exec", "--name", "b", "--timeout", "30s"])
+            w("machine exec --name b --timeout 30s")
         );
     }
 }

@@ -147,6 +147,7 @@ fn pack_skills(sh: &Shell, sources: &[SkillSource], tmp: &Path) -> Result<PathBu
             )
         })?;
     }
+    tools::require("tar", "install tar (`apt-get install tar`)")?;
     let tar = tmp.join("skills.tar");
     let names: Vec<&str> = sources.iter().map(|s| s.name.as_str()).collect();
     // COPYFILE_DISABLE keeps macOS tar from adding `._*` metadata files.
@@ -183,7 +184,8 @@ fn bundle_checkout(sh: &Shell, root: &Path, tmp: &Path) -> Result<PathBuf> {
 }
 
 /// `sandbox up`: the machine exists and answers, holds a fresh clone of the checkout at
-/// `/workspace/checkout` and the skills (old copies replaced) in the guest skills directory.
+/// `/workspace/checkout` (the previous one moved to `/workspace/checkout.previous`) and the
+/// skills (old copies replaced) in the guest skills directory.
 pub fn up(sh: &Shell, vm: &Smolvm, opts: &UpOptions) -> Result<()> {
     argv::check_name(&opts.name)?;
     let root = project::root();
