@@ -44,6 +44,7 @@ fn fixture_at(checkout: &str) -> Fixture {
     let kvm = dir.path().join("kvm");
     write(&kvm, "");
     let state = dir.path().join("state");
+    std::fs::create_dir(dir.path().join("tmp")).unwrap();
     Fixture {
         root,
         home,
@@ -66,6 +67,8 @@ impl Fixture {
             .env("SMOLVM_STANDIN_STATE", &self.state)
             .env("HOME", &self.home)
             .env("XTASK_KVM_DEVICE", &self.kvm)
+            // Host temp files and machine locks stay in this fixture.
+            .env("TMPDIR", self.root.parent().unwrap().join("tmp"))
             .env_remove("XTASK_SANDBOX_SKILLS_DIR")
             .env_remove("SMOLVM_STANDIN_NOT_READY")
             .env_remove("SMOLVM_STANDIN_VERSION");
@@ -200,6 +203,16 @@ fn up_provisions_checkout_and_skills() {
             argv[2]
         );
     }
+    let mut left: Vec<_> = std::fs::read_dir(f.root.parent().unwrap().join("tmp"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    left.sort();
+    assert_eq!(
+        left,
+        ["xtask-smolvm-xtask-agent.lock"],
+        "the host temp dir is removed"
+    );
     assert_eq!(count(&log, &["git", "clone"]), 1);
     assert!(has(
         log.iter().find(|a| has(a, &["git", "clone"])).unwrap(),
@@ -258,9 +271,15 @@ fn up_again_wipes_old_copies_and_gives_the_same_tree() {
 #[test]
 fn skills_dir_can_be_moved() {
     let f = fixture();
-    support::run_ok(
+    write(&f.root.join("README.md"), "changed on the host\n");
+    let output = support::run(
         f.xtask(&["sandbox", "up"])
             .env("XTASK_SANDBOX_SKILLS_DIR", "/home/agent/skills"),
+    );
+    assert!(output.status.success());
+    assert!(
+        support::stderr(&output).contains("uncommitted changes"),
+        "a dirty checkout is reported"
     );
     let dir = f.guest("xtask-agent").join("home/agent/skills");
     assert!(

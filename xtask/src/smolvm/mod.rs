@@ -225,6 +225,14 @@ impl Smolvm {
     }
 }
 
+/// Held while a machine is created, started and provisioned, so that two xtask processes do
+/// not race on one machine (smolvm machine names are per user, hence the system temp dir).
+pub fn lock_machine(name: &str) -> Result<crate::fsx::Lock> {
+    argv::check_name(name)?;
+    let path = std::env::temp_dir().join(format!("xtask-smolvm-{name}.lock"));
+    crate::fsx::Lock::acquire(&path, Duration::from_secs(600))
+}
+
 /// The image of the build machine unless `XTASK_VM_IMAGE` names another.
 pub const DEFAULT_VM_IMAGE: &str = "docker.io/library/rust:1-bookworm";
 
@@ -272,8 +280,11 @@ pub fn run_in_vm(sh: &Shell, xtask_args: &[String]) -> Result<ExitCode> {
         "running in build machine {} with smolvm {} (--in-vm is unverified on real hardware)",
         spec.name, vm.version
     ));
-    vm.ensure_running(sh, &spec)?;
-    vm.ensure_docker(sh, &spec.name)?;
+    {
+        let _lock = lock_machine(&spec.name)?;
+        vm.ensure_running(sh, &spec)?;
+        vm.ensure_docker(sh, &spec.name)?;
+    }
     ui::step(format!(
         "cargo xtask {} (in {}:{})",
         xtask_args.join(" "),

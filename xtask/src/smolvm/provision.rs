@@ -216,6 +216,7 @@ pub fn up(sh: &Shell, vm: &Smolvm, opts: &UpOptions) -> Result<()> {
         mem_mib: opts.mem_mib,
         ..CreateSpec::default()
     };
+    let _lock = super::lock_machine(&opts.name)?;
     let created = vm.ensure_running(sh, &spec)?;
     if !created && (opts.image.is_some() || opts.cpus.is_some() || opts.mem_mib.is_some()) {
         ui::warn(format!(
@@ -230,8 +231,12 @@ pub fn up(sh: &Shell, vm: &Smolvm, opts: &UpOptions) -> Result<()> {
         opts.name
     ));
     for step in &steps {
-        vm.run(sh, step)
-            .with_context(|| format!("cannot provision machine {}", opts.name))?;
+        vm.run(sh, step).with_context(|| {
+            format!(
+                "cannot provision machine {} (its image needs git and tar)",
+                opts.name
+            )
+        })?;
     }
     ui::step(format!(
         "machine {} is up: checkout at {}, skills in {}: {}",
