@@ -70,6 +70,8 @@ impl Fixture {
             // Host temp files and machine locks stay in this fixture.
             .env("TMPDIR", self.root.parent().unwrap().join("tmp"))
             .env_remove("XTASK_SANDBOX_SKILLS_DIR")
+            .env_remove("FOREST_ROOT")
+            .env_remove("XTASK_VM_IMAGE")
             .env_remove("SMOLVM_STANDIN_NOT_READY")
             .env_remove("SMOLVM_STANDIN_VERSION");
         cmd
@@ -659,4 +661,31 @@ fn in_vm_runs_the_xtask_in_the_build_machine() {
     let log = f.log();
     assert_eq!(count(&log, &["machine", "create"]), 1);
     assert_eq!(count(&log, &["sh", "-c", dockerd]), 1);
+}
+
+#[test]
+fn in_vm_mounts_the_forest_too() {
+    let f = fixture();
+    let forest = f.root.parent().unwrap().join("forest");
+    std::fs::create_dir_all(forest.join("kits")).unwrap();
+    let out = support::run_ok(
+        f.xtask(&["sandbox", "in-vm", "--", "variant"])
+            .env("FOREST_ROOT", &forest),
+    );
+    let ran: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(
+        ran["env"],
+        serde_json::json!(["CARGO_TARGET_DIR=/storage/target", "FOREST_ROOT=/forest"])
+    );
+    let log = f.log();
+    let create = log.iter().find(|a| has(a, &["machine", "create"])).unwrap();
+    assert!(
+        has(create, &["-v", &format!("{}:/forest", forest.display())]),
+        "{create:?}"
+    );
+    // The stand-in maps the mount: the guest sees the host's forest.
+    let ls = support::run_ok(&mut f.smolvm(&[
+        "machine", "exec", "--name", &create[3], "--", "ls", "/forest",
+    ]));
+    assert_eq!(ls, "kits\n");
 }

@@ -24,6 +24,8 @@ pub const GUEST_DOCKER_ROOT: &str = "/storage/docker";
 pub const GUEST_TARGET_DIR: &str = "/storage/target";
 /// Where the build machine sees the host checkout.
 pub const GUEST_WORKSPACE: &str = "/workspace";
+/// Where the build machine sees `$FOREST_ROOT`, when it is set.
+pub const GUEST_FOREST: &str = "/forest";
 
 fn strings(items: &[&str]) -> Argv {
     items.iter().map(|s| s.to_string()).collect()
@@ -288,11 +290,17 @@ pub fn docker_start(name: &str) -> Argv {
 }
 
 /// `cargo xtask ARGS…` in the mounted checkout, streamed.
-pub fn in_vm_build(name: &str, xtask_args: &[String]) -> Argv {
+/// With `forest`, `FOREST_ROOT` points at its mount, so kit and variant repos found through
+/// it resolve in the guest too.
+pub fn in_vm_build(name: &str, forest: bool, xtask_args: &[String]) -> Argv {
+    let mut env = vec![("CARGO_TARGET_DIR".to_string(), GUEST_TARGET_DIR.to_string())];
+    if forest {
+        env.push(("FOREST_ROOT".into(), GUEST_FOREST.into()));
+    }
     let opts = ExecOpts {
         stream: true,
         workdir: Some(GUEST_WORKSPACE.into()),
-        env: vec![("CARGO_TARGET_DIR".into(), GUEST_TARGET_DIR.into())],
+        env,
         timeout: None,
     };
     let mut guest = strings(&["cargo", "xtask"]);
@@ -385,10 +393,17 @@ mod tests {
     #[test]
     fn long_steps_stream() {
         assert_eq!(
-            in_vm_build("b", &w("build-kit --kit k")),
+            in_vm_build("b", false, &w("build-kit --kit k")),
             w(
                 "machine exec --name b --stream -w /workspace -e CARGO_TARGET_DIR=/storage/target \
                -- cargo xtask build-kit --kit k"
+            )
+        );
+        assert_eq!(
+            in_vm_build("b", true, &w("variant")),
+            w(
+                "machine exec --name b --stream -w /workspace -e CARGO_TARGET_DIR=/storage/target \
+               -e FOREST_ROOT=/forest -- cargo xtask variant"
             )
         );
         assert!(docker_install("b").contains(&"--stream".to_string()));

@@ -236,46 +236,61 @@ pub fn lock_machine(name: &str) -> Result<crate::fsx::Lock> {
 /// The image of the build machine unless `XTASK_VM_IMAGE` names another.
 pub const DEFAULT_VM_IMAGE: &str = "docker.io/library/rust:1-bookworm";
 
-/// One build machine per checkout, since the checkout is mounted when the machine is created.
-pub fn build_machine_name(root: &Path) -> String {
+/// One build machine per checkout (and forest), since both are mounted when the machine is
+/// created.
+pub fn build_machine_name(root: &Path, forest: Option<&Path>) -> String {
     use sha2::{Digest, Sha256};
-    let digest = crate::fsx::hex(&Sha256::digest(root.as_os_str().as_encoded_bytes()));
-    format!("xtask-build-{}", &digest[..8])
+    let mut hasher = Sha256::new();
+    hasher.update(root.as_os_str().as_encoded_bytes());
+    if let Some(forest) = forest {
+        hasher.update(b"\0");
+        hasher.update(forest.as_os_str().as_encoded_bytes());
+    }
+    format!("xtask-build-{}", &crate::fsx::hex(&hasher.finalize())[..8])
 }
 
-/// The build machine: the checkout at `/workspace` (writable: the build writes `build/` and
-/// `planning/` there), a storage disk for Docker and cargo, the network for twoliter's fetches.
-pub fn build_machine_spec(root: &Path, image: Option<String>) -> CreateSpec {
+/// The build machine: the checkout at `/workspace` and `$FOREST_ROOT` at `/forest` (writable:
+/// builds write `build/` and `planning/` there), a storage disk for Docker and cargo, and the
+/// network for twoliter's fetches.
+pub fn build_machine_spec(root: &Path, forest: Option<&Path>, image: Option<String>) -> CreateSpec {
     let cpus = std::thread::available_parallelism()
         .map(|n| n.get() as u32)
         .unwrap_or(4);
+    let mount = |host: &Path, guest: &str| argv::Volume {
+        host: host.to_path_buf(),
+        guest: guest.into(),
+        read_only: false,
+    };
+    let mut volumes = vec![mount(root, argv::GUEST_WORKSPACE)];
+    volumes.extend(forest.map(|forest| mount(forest, argv::GUEST_FOREST)));
     CreateSpec {
-        name: build_machine_name(root),
+        name: build_machine_name(root, forest),
         image: Some(image.unwrap_or_else(|| DEFAULT_VM_IMAGE.into())),
         cpus: Some(cpus),
         mem_mib: Some(8192),
         storage_gib: Some(100),
         net: true,
-        volumes: vec![argv::Volume {
-            host: root.to_path_buf(),
-            guest: argv::GUEST_WORKSPACE.into(),
-            read_only: false,
-        }],
+        volumes,
     }
 }
 
 /// Re-runs `cargo xtask XTASK_ARGS…` inside this checkout's persistent Linux build machine
-/// (created on first use, Docker started on its storage disk, the checkout at `/workspace`),
-/// streaming its output and passing its exit code through. Opt-in and unverified on real
-/// hardware. `xtask_args` is the command line without `--in-vm`.
+/// (created on first use, Docker started on its storage disk, the checkout at `/workspace`,
+/// `$FOREST_ROOT` at `/forest`), streaming its output and passing its exit code through.
+/// Opt-in and unverified on real hardware. `xtask_args` is the command line without `--in-vm`;
+/// host paths in it are not translated, so repos are best found through the checkout or
+/// `$FOREST_ROOT`.
 pub fn run_in_vm(sh: &Shell, xtask_args: &[String]) -> Result<ExitCode> {
     let root = crate::project::root();
-    argv::host_path(&root).context("the checkout cannot be mounted into the build machine")?;
-    let vm = Smolvm::preflight(sh)?;
+    let forest = crate::project::forest_root();
     let image = std::env::var("XTASK_VM_IMAGE")
         .ok()
         .filter(|v| !v.is_empty());
-    let spec = build_machine_spec(&root, image);
+    let spec = build_machine_spec(&root, forest.as_deref(), image);
+    // Checked before anything runs: the mounts' host paths.
+    argv::create(&spec)
+        .context("the checkout or $FOREST_ROOT cannot be mounted into the build machine")?;
+    let vm = Smolvm::preflight(sh)?;
     ui::step(format!(
         "running in build machine {} with smolvm {} (--in-vm is unverified on real hardware)",
         spec.name, vm.version
@@ -291,7 +306,7 @@ pub fn run_in_vm(sh: &Shell, xtask_args: &[String]) -> Result<ExitCode> {
         spec.name,
         argv::GUEST_WORKSPACE
     ));
-    vm.stream(&argv::in_vm_build(&spec.name, xtask_args))
+    vm.stream(&argv::in_vm_build(&spec.name, forest.is_some(), xtask_args))
 }
 
 #[cfg(test)]
@@ -317,8 +332,15 @@ mod tests {
 
     #[test]
     fn build_machine_is_per_checkout() {
-        let a = build_machine_spec(Path::new("/src/a"), None);
-        let b = build_machine_spec(Path::new("/src/b"), Some("img".into()));
+        let a = build_machine_spec(Path::new("/src/a"), None, None);
+        let b = build_machine_spec(Path::new("/src/b"), None, Some("img".into()));
+        let c = build_machine_spec(Path::new("/src/a"), Some(Path::new("/forest")), None);
+        assert_ne!(a.name, c.name, "a forest gets its own machine");
+        assert_eq!(c.volumes.len(), 2);
+        assert!(argv::create(&c)
+            .unwrap()
+            .windows(2)
+            .any(|w| w == ["-v", "/forest:/forest"]));
         assert_ne!(a.name, b.name);
         assert!(a.name.starts_with("xtask-build-") && a.name.len() == "xtask-build-".len() + 8);
         assert_eq!(a.image.as_deref(), Some(DEFAULT_VM_IMAGE));
