@@ -543,6 +543,19 @@ fn the_wrong_smolvm_is_named() {
             .env("SMOLVM_STANDIN_VERSION", "1.10.0"),
     );
 
+    // Without $SMOLVM, the smolvm first on PATH is used.
+    let mut on_path = support::xtask(&f.root, &[&support::standins_dir()]);
+    on_path
+        .args(["sandbox", "status"])
+        .env_remove("SMOLVM")
+        .env("SMOLVM_STANDIN_STATE", &f.state);
+    on_path.env("XTASK_KVM_DEVICE", &f.kvm);
+    assert_eq!(
+        support::run(&mut on_path).status.code(),
+        Some(0),
+        "found on PATH, and it sees the machine `up` made"
+    );
+
     let err = failing(&support::run(
         f.xtask(&["sandbox", "up"])
             .env("SMOLVM", f.root.join("no-such-smolvm")),
