@@ -16,10 +16,7 @@ pub fn xtask_bin() -> PathBuf {
 
 /// This repository's root.
 pub fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .unwrap()
-        .to_path_buf()
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
 }
 
 /// The directory of stand-in tools (twoliter, cargo-make, smolvm) kept under the tests.
@@ -43,9 +40,7 @@ pub fn xtask(root: &Path, extra_path: &[&Path]) -> Command {
 
 /// Runs a command and returns its output, printing both streams for a failing test's log.
 pub fn run(cmd: &mut Command) -> Output {
-    let output = cmd
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
+    let output = cmd.output().unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
     eprintln!("$ {cmd:?}\n--- status: {}", output.status);
     eprintln!("--- stdout:\n{}", String::from_utf8_lossy(&output.stdout));
     eprintln!("--- stderr:\n{}", String::from_utf8_lossy(&output.stderr));
@@ -66,21 +61,12 @@ pub fn stderr(output: &Output) -> String {
 
 /// A TCP port on 127.0.0.1 that was free a moment ago.
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
 /// `git` in `dir`, which must succeed; returns stdout.
 pub fn git(dir: &Path, args: &[&str]) -> String {
-    run_ok(
-        Command::new("git")
-            .args(["-c", "user.name=t", "-c", "user.email=t@example.com"])
-            .args(args)
-            .current_dir(dir),
-    )
+    run_ok(Command::new("git").args(["-c", "user.name=t", "-c", "user.email=t@example.com"]).args(args).current_dir(dir))
 }
 
 /// Every file under `dir` (relative path → bytes), skipping `.git`, for byte-identity checks.
@@ -96,10 +82,7 @@ pub fn snapshot(dir: &Path) -> std::collections::BTreeMap<PathBuf, Vec<u8>> {
             if kind.is_dir() {
                 walk(base, &path, out);
             } else if kind.is_file() {
-                out.insert(
-                    path.strip_prefix(base).unwrap().to_path_buf(),
-                    std::fs::read(&path).unwrap(),
-                );
+                out.insert(path.strip_prefix(base).unwrap().to_path_buf(), std::fs::read(&path).unwrap());
             }
         }
     }
@@ -111,10 +94,7 @@ pub fn snapshot(dir: &Path) -> std::collections::BTreeMap<PathBuf, Vec<u8>> {
 /// Whether tests that need Docker can run; in CI (`CI=true`) a missing daemon is a failure,
 /// elsewhere the test prints why it skips.
 pub fn docker_available(test: &str) -> bool {
-    let ok = Command::new("docker")
-        .args(["info", "--format", "{{.ServerVersion}}"])
-        .output()
-        .is_ok_and(|o| o.status.success());
+    let ok = Command::new("docker").args(["info", "--format", "{{.ServerVersion}}"]).output().is_ok_and(|o| o.status.success());
     if !ok {
         if std::env::var("CI").is_ok_and(|v| v == "true") {
             panic!("{test}: no Docker daemon answers, and CI=true requires one");
