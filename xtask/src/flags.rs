@@ -243,26 +243,50 @@ pub struct Sandbox {
 
 #[derive(Debug, Subcommand)]
 pub enum SandboxCmd {
-    /// Create (if absent) and start a machine, copy this checkout in, provision skills
+    /// Create (if absent) and start a machine, copy this checkout in, provision skills.
+    ///
+    /// The checkout goes in as a git bundle (committed history only) and is cloned at
+    /// /workspace/checkout; running `up` again clones afresh and keeps the previous clone at
+    /// /workspace/checkout.previous. phases/kit and phases/variant become the skills
+    /// bottlerocket-kit and bottlerocket-variant, next to each --skill from ~/.claude/skills/,
+    /// in /root/.claude/skills (XTASK_SANDBOX_SKILLS_DIR changes it); each skill's old copy is
+    /// replaced. smolvm ≥ 1.9.0 is taken from $SMOLVM, else PATH.
     Up(SandboxUp),
     /// Run a command in the machine, streaming its output; its exit code is passed through
     Exec(SandboxExec),
-    /// Show the machine's state
-    Status(SandboxName),
+    /// Show the machine's state.
+    ///
+    /// Exit status: 0 the machine exists, 2 no machine has that name.
+    Status(SandboxStatus),
     /// Stop and delete the machine
     Down(SandboxName),
+    /// Re-run `cargo xtask ARGS…` in this checkout's build machine, as `--in-vm` does
+    #[command(hide = true)]
+    InVm(SandboxInVm),
 }
 
 pub const DEFAULT_SANDBOX: &str = "xtask-agent";
 
 #[derive(Debug, Args)]
 pub struct SandboxName {
+    /// Machine name
     #[arg(long, default_value = DEFAULT_SANDBOX)]
     pub name: String,
 }
 
 #[derive(Debug, Args)]
+pub struct SandboxStatus {
+    /// Machine name
+    #[arg(long, default_value = DEFAULT_SANDBOX)]
+    pub name: String,
+    /// Print smolvm's status document as JSON on stdout
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
 pub struct SandboxUp {
+    /// Machine name
     #[arg(long, default_value = DEFAULT_SANDBOX)]
     pub name: String,
     /// OCI image for the machine
@@ -271,6 +295,7 @@ pub struct SandboxUp {
     /// A skill from ~/.claude/skills/<NAME>/ to provision as well (repeatable)
     #[arg(long = "skill", value_name = "NAME")]
     pub skills: Vec<String>,
+    /// Virtual CPUs
     #[arg(long)]
     pub cpus: Option<u32>,
     /// Memory in MiB
@@ -280,9 +305,20 @@ pub struct SandboxUp {
 
 #[derive(Debug, Args)]
 pub struct SandboxExec {
+    /// Machine name
     #[arg(long, default_value = DEFAULT_SANDBOX)]
     pub name: String,
+    /// Working directory in the guest (the checkout is at /workspace/checkout)
+    #[arg(long, short = 'w')]
+    pub workdir: Option<String>,
     /// The command to run in the guest
+    #[arg(last = true, required = true)]
+    pub argv: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct SandboxInVm {
+    /// The xtask command line to run in the machine
     #[arg(last = true, required = true)]
     pub argv: Vec<String>,
 }

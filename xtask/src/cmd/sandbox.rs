@@ -1,13 +1,142 @@
+//! `cargo xtask sandbox up|exec|status|down`: agent sandboxes in smolvm machines.
+
 use std::process::ExitCode;
 
-use anyhow::Result;
+use anyhow::{bail, Context, Result};
 use xshell::Shell;
 
 use crate::flags;
+use crate::smolvm::{self, argv, Smolvm};
+use crate::ui;
 
 impl flags::Sandbox {
     pub fn run(self, sh: &Shell) -> Result<ExitCode> {
-        let _ = sh;
-        anyhow::bail!("not built yet")
+        match self.cmd {
+            flags::SandboxCmd::Up(cmd) => cmd.run(sh),
+            flags::SandboxCmd::Exec(cmd) => cmd.run(sh),
+            flags::SandboxCmd::Status(cmd) => cmd.run(sh),
+            flags::SandboxCmd::Down(cmd) => cmd.down(sh),
+            flags::SandboxCmd::InVm(cmd) => smolvm::run_in_vm(sh, &cmd.argv),
+        }
+    }
+}
+
+impl flags::SandboxUp {
+    fn run(self, sh: &Shell) -> Result<ExitCode> {
+        let vm = Smolvm::preflight(sh)?;
+        let opts = smolvm::UpOptions {
+            name: self.name,
+            image: self.image,
+            skills: self.skills,
+            cpus: self.cpus,
+            mem_mib: self.mem,
+        };
+        smolvm::up(sh, &vm, &opts)?;
+        Ok(ExitCode::SUCCESS)
+    }
+}
+
+fn require_machine(sh: &Shell, vm: &Smolvm, name: &str) -> Result<serde_json::Value> {
+    argv::check_name(name)?;
+    match vm.status(sh, name)? {
+        Some(status) => Ok(status),
+        None => bail!(
+            "machine {name} does not exist: create it with `cargo xtask sandbox up --name {name}`"
+        ),
+    }
+}
+
+impl flags::SandboxExec {
+    fn run(self, sh: &Shell) -> Result<ExitCode> {
+        let vm = Smolvm::preflight(sh)?;
+        // Checked first, so that smolvm's own "not found" exit 1 is not taken for the command's.
+        require_machine(sh, &vm, &self.name)?;
+        let opts = argv::ExecOpts {
+            stream: true,
+            workdir: self.workdir,
+            ..argv::ExecOpts::default()
+        };
+        vm.stream(&argv::exec(&self.name, &opts, &self.argv))
+    }
+}
+
+/// The machine's state as smolvm words it, from its status document.
+fn state_of(status: &serde_json::Value) -> &str {
+    ["state", "status"]
+        .iter()
+        .find_map(|key| status.get(key).and_then(|v| v.as_str()))
+        .unwrap_or("present")
+}
+
+impl flags::SandboxStatus {
+    fn run(self, sh: &Shell) -> Result<ExitCode> {
+        let vm = Smolvm::preflight(sh)?;
+        argv::check_name(&self.name)?;
+        let Some(status) = vm.status(sh, &self.name)? else {
+            if self.json {
+                println!(
+                    "{}",
+                    serde_json::json!({ "name": self.name, "state": "absent" })
+                );
+            }
+            ui::info(format!(
+                "machine {0} does not exist (`cargo xtask sandbox up --name {0}` creates it)",
+                self.name
+            ));
+            return Ok(ExitCode::from(2));
+        };
+        if self.json {
+            println!("{status}");
+        } else {
+            println!("{}: {}", self.name, state_of(&status));
+        }
+        Ok(ExitCode::SUCCESS)
+    }
+}
+
+impl flags::SandboxName {
+    /// Stops and deletes the machine, then checks that it is really gone.
+    fn down(self, sh: &Shell) -> Result<ExitCode> {
+        let vm = Smolvm::preflight(sh)?;
+        argv::check_name(&self.name)?;
+        if vm.status(sh, &self.name)?.is_none() {
+            ui::info(format!(
+                "machine {} does not exist: nothing to do",
+                self.name
+            ));
+            return Ok(ExitCode::SUCCESS);
+        }
+        ui::step(format!("stopping machine {}", self.name));
+        if let Err(err) = vm.run(sh, &argv::stop(&self.name)) {
+            ui::warn(format!("{err:#}; deleting it anyway"));
+        }
+        vm.run(sh, &argv::delete(&self.name))
+            .with_context(|| format!("cannot delete machine {}", self.name))?;
+        if vm.status(sh, &self.name)?.is_some() {
+            bail!(
+                "machine {0} still exists after `smolvm machine delete --name {0} -f`: delete it by hand",
+                self.name
+            );
+        }
+        ui::step(format!("machine {} deleted", self.name));
+        Ok(ExitCode::SUCCESS)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn state_words() {
+        assert_eq!(
+            state_of(&serde_json::json!({ "state": "running" })),
+            "running"
+        );
+        assert_eq!(
+            state_of(&serde_json::json!({ "status": "stopped" })),
+            "stopped"
+        );
+        assert_eq!(state_of(&serde_json::json!({ "name": "x" })), "present");
     }
 }

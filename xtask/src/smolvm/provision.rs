@@ -1,0 +1,324 @@
+//! `sandbox up`: what goes into an agent's machine. The checkout goes in as one `git bundle`
+//! (never a writable mount: a guest could plant git hooks that later run on the host), skills as
+//! one tar, because smolvm's `cp` copies single files only.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+use xshell::{cmd, Shell};
+
+use super::argv::{self, CreateSpec};
+use super::Smolvm;
+use crate::{project, tools, ui};
+
+/// The guest's skills directory unless `XTASK_SANDBOX_SKILLS_DIR` names another.
+pub const DEFAULT_SKILLS_DIR: &str = "/root/.claude/skills";
+
+/// This project's phase instructions, provisioned as skills: (directory under `phases/`, skill
+/// name in the guest). Prefixed so they stand out among a user's own skills.
+pub const PROJECT_SKILLS: [(&str, &str); 2] = [
+    ("kit", "bottlerocket-kit"),
+    ("variant", "bottlerocket-variant"),
+];
+
+#[derive(Debug, Clone, Default)]
+pub struct UpOptions {
+    pub name: String,
+    pub image: Option<String>,
+    /// Names of skills under the host's `~/.claude/skills/`.
+    pub skills: Vec<String>,
+    pub cpus: Option<u32>,
+    pub mem_mib: Option<u32>,
+}
+
+/// A skill directory on the host and the name it gets in the guest.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SkillSource {
+    pub name: String,
+    pub dir: PathBuf,
+}
+
+/// Every skill to provision, checked on the host before anything is copied.
+pub fn skill_sources(
+    root: &Path,
+    home: Option<&Path>,
+    requested: &[String],
+) -> Result<Vec<SkillSource>> {
+    let mut sources = Vec::new();
+    for (phase, name) in PROJECT_SKILLS {
+        let dir = root.join("phases").join(phase);
+        if !dir.is_dir() {
+            bail!(
+                "{} is missing: the sandbox provisions it as the `{name}` skill; restore it with \
+                 `git checkout -- phases/{phase}` or check XTASK_ROOT",
+                dir.display()
+            );
+        }
+        sources.push(SkillSource {
+            name: name.into(),
+            dir,
+        });
+    }
+    for name in requested {
+        project::check_identifier("skill", name)?;
+        if PROJECT_SKILLS.iter().any(|(_, own)| own == name) {
+            bail!("skill `{name}` is this project's own and is always provisioned: drop `--skill {name}`");
+        }
+        if sources.iter().any(|s| &s.name == name) {
+            continue;
+        }
+        let home =
+            home.context("HOME is not set, so ~/.claude/skills cannot be found: set HOME")?;
+        let dir = home.join(".claude/skills").join(name);
+        if !dir.is_dir() {
+            bail!(
+                "skill `{name}` is not on this host: {} is not a directory; create it (with its \
+                 SKILL.md) or drop `--skill {name}`",
+                dir.display()
+            );
+        }
+        sources.push(SkillSource {
+            name: name.clone(),
+            dir,
+        });
+    }
+    Ok(sources)
+}
+
+/// The guest skills directory: `XTASK_SANDBOX_SKILLS_DIR` or the default.
+pub fn guest_skills_dir() -> Result<String> {
+    let dir = std::env::var("XTASK_SANDBOX_SKILLS_DIR")
+        .ok()
+        .filter(|v| !v.is_empty());
+    let dir = dir.unwrap_or_else(|| DEFAULT_SKILLS_DIR.into());
+    argv::check_guest_dir(&dir).context("fix XTASK_SANDBOX_SKILLS_DIR")?;
+    Ok(dir)
+}
+
+/// A directory under the system temp dir, removed (with its contents) when dropped.
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new(prefix: &str) -> Result<TempDir> {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.subsec_nanos())
+            .unwrap_or(0);
+        let path = std::env::temp_dir().join(format!("{prefix}-{}-{nanos}", std::process::id()));
+        fs_err::create_dir(&path)?;
+        Ok(TempDir(path))
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Copies a tree, keeping symlinks as symlinks.
+fn copy_tree(src: &Path, dst: &Path) -> Result<()> {
+    fs_err::create_dir_all(dst)?;
+    for entry in fs_err::read_dir(src)? {
+        let entry = entry?;
+        let (from, to) = (entry.path(), dst.join(entry.file_name()));
+        let kind = entry.file_type()?;
+        if kind.is_symlink() {
+            std::os::unix::fs::symlink(fs_err::read_link(&from)?, &to)
+                .with_context(|| format!("cannot copy the symlink {}", from.display()))?;
+        } else if kind.is_dir() {
+            copy_tree(&from, &to)?;
+        } else {
+            fs_err::copy(&from, &to)?;
+        }
+    }
+    Ok(())
+}
+
+/// Packs the skills into one tar whose top-level directories are the guest skill names.
+fn pack_skills(sh: &Shell, sources: &[SkillSource], tmp: &Path) -> Result<PathBuf> {
+    let stage = tmp.join("skills");
+    for source in sources {
+        copy_tree(&source.dir, &stage.join(&source.name)).with_context(|| {
+            format!(
+                "cannot stage skill `{}` from {}",
+                source.name,
+                source.dir.display()
+            )
+        })?;
+    }
+    tools::require("tar", "install tar (`apt-get install tar`)")?;
+    let tar = tmp.join("skills.tar");
+    let names: Vec<&str> = sources.iter().map(|s| s.name.as_str()).collect();
+    // COPYFILE_DISABLE keeps macOS tar from adding `._*` metadata files.
+    crate::process::read(
+        cmd!(sh, "tar -cf {tar} -C {stage} {names...}").env("COPYFILE_DISABLE", "1"),
+    )
+    .context("cannot pack the skills")?;
+    Ok(tar)
+}
+
+/// Bundles the checkout's committed history (every ref, and HEAD so the clone checks it out).
+fn bundle_checkout(sh: &Shell, root: &Path, tmp: &Path) -> Result<PathBuf> {
+    tools::require("git", tools::GIT_REMEDY)?;
+    let dirty =
+        crate::process::read(cmd!(sh, "git -C {root} status --porcelain")).with_context(|| {
+            format!(
+                "{} is not a git checkout: the sandbox copies it in as a git bundle",
+                root.display()
+            )
+        })?;
+    if !dirty.is_empty() {
+        ui::warn(format!(
+            "{} has uncommitted changes; the machine gets the committed history only",
+            root.display()
+        ));
+    }
+    let bundle = tmp.join("checkout.bundle");
+    crate::process::read(cmd!(
+        sh,
+        "git -C {root} bundle create --quiet {bundle} HEAD --all"
+    ))
+    .with_context(|| format!("cannot bundle {}: commit something first", root.display()))?;
+    Ok(bundle)
+}
+
+/// `sandbox up`: the machine exists and answers, holds a fresh clone of the checkout at
+/// `/workspace/checkout` (the previous one moved to `/workspace/checkout.previous`) and the
+/// skills (old copies replaced) in the guest skills directory.
+pub fn up(sh: &Shell, vm: &Smolvm, opts: &UpOptions) -> Result<()> {
+    argv::check_name(&opts.name)?;
+    let root = project::root();
+    let skills_dir = guest_skills_dir()?;
+    let home = std::env::var_os("HOME")
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from);
+    let sources = skill_sources(&root, home.as_deref(), &opts.skills)?;
+
+    let tmp = TempDir::new("xtask-sandbox")?;
+    argv::host_path(&tmp.0)
+        .context("the system temp dir cannot be used with smolvm: set TMPDIR")?;
+    let bundle = bundle_checkout(sh, &root, &tmp.0)?;
+    let skills_tar = pack_skills(sh, &sources, &tmp.0)?;
+    let names: Vec<String> = sources.iter().map(|s| s.name.clone()).collect();
+    let steps = argv::provision(&argv::Provision {
+        name: &opts.name,
+        bundle: &bundle,
+        skills_tar: &skills_tar,
+        skills: &names,
+        skills_dir: &skills_dir,
+    })?;
+
+    let spec = CreateSpec {
+        name: opts.name.clone(),
+        image: opts.image.clone(),
+        cpus: opts.cpus,
+        mem_mib: opts.mem_mib,
+        ..CreateSpec::default()
+    };
+    let _lock = super::lock_machine(&opts.name)?;
+    let created = vm.ensure_running(sh, &spec)?;
+    if !created && (opts.image.is_some() || opts.cpus.is_some() || opts.mem_mib.is_some()) {
+        ui::warn(format!(
+            "machine {} already exists: --image, --cpus and --mem apply when it is created \
+             (`cargo xtask sandbox down --name {}` first to change them)",
+            opts.name, opts.name
+        ));
+    }
+    ui::step(format!(
+        "copying the checkout and {} skills into {}",
+        names.len(),
+        opts.name
+    ));
+    for step in &steps {
+        vm.run(sh, step).with_context(|| {
+            format!(
+                "cannot provision machine {} (its image needs git and tar)",
+                opts.name
+            )
+        })?;
+    }
+    ui::step(format!(
+        "machine {} is up: checkout at {}, skills in {}: {}",
+        opts.name,
+        argv::GUEST_CHECKOUT,
+        skills_dir,
+        names.join(", ")
+    ));
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fixture() -> tempfile::TempDir {
+        let dir = tempfile::tempdir().unwrap();
+        for d in [
+            "root/phases/kit",
+            "root/phases/variant",
+            "home/.claude/skills/mine",
+        ] {
+            fs_err::create_dir_all(dir.path().join(d)).unwrap();
+        }
+        dir
+    }
+
+    #[test]
+    fn skills_are_resolved_on_the_host() {
+        let dir = fixture();
+        let (root, home) = (dir.path().join("root"), dir.path().join("home"));
+        let got = skill_sources(&root, Some(&home), &["mine".into(), "mine".into()]).unwrap();
+        let names: Vec<_> = got.iter().map(|s| s.name.as_str()).collect();
+        assert_eq!(names, ["bottlerocket-kit", "bottlerocket-variant", "mine"]);
+        assert_eq!(got[2].dir, home.join(".claude/skills/mine"));
+
+        let err = skill_sources(&root, Some(&home), &["gone".into()])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("skill `gone` is not on this host") && err.contains("--skill gone"),
+            "{err}"
+        );
+        let err = skill_sources(&root, Some(&home), &["../x".into()])
+            .unwrap_err()
+            .to_string();
+        assert!(err.starts_with("skill"), "{err}");
+        let err = skill_sources(&root, Some(&home), &["bottlerocket-kit".into()])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("always provisioned"), "{err}");
+        fs_err::remove_dir_all(root.join("phases/variant")).unwrap();
+        let err = skill_sources(&root, Some(&home), &[])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("phases/variant is missing"), "{err}");
+    }
+
+    #[test]
+    fn temp_dir_is_removed() {
+        let tmp = TempDir::new("xtask-test").unwrap();
+        let path = tmp.0.clone();
+        fs_err::write(path.join("f"), "x").unwrap();
+        drop(tmp);
+        assert!(!path.exists());
+    }
+
+    #[test]
+    fn copy_keeps_symlinks() {
+        let dir = tempfile::tempdir().unwrap();
+        let src = dir.path().join("src");
+        fs_err::create_dir_all(src.join("sub")).unwrap();
+        fs_err::write(src.join("sub/a"), "a").unwrap();
+        std::os::unix::fs::symlink("sub/a", src.join("link")).unwrap();
+        copy_tree(&src, &dir.path().join("dst")).unwrap();
+        assert_eq!(
+            fs_err::read_to_string(dir.path().join("dst/sub/a")).unwrap(),
+            "a"
+        );
+        assert_eq!(
+            fs_err::read_link(dir.path().join("dst/link")).unwrap(),
+            Path::new("sub/a")
+        );
+    }
+}
