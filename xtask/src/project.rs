@@ -14,6 +14,16 @@ pub fn root() -> PathBuf {
     manifest_dir.parent().unwrap_or(manifest_dir).to_path_buf()
 }
 
+/// The phase instruction files: `phases/` of the root when it has them (an adopted repo copies
+/// them in), else those this xtask was built with.
+pub fn phases_dir() -> PathBuf {
+    let here = root().join("phases");
+    if here.is_dir() {
+        return here;
+    }
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().map(|p| p.join("phases")).unwrap_or(here)
+}
+
 /// `planning/` under the root: workspaces and per-checkout state, ignored by git.
 pub fn planning_dir() -> PathBuf {
     root().join("planning")

@@ -51,8 +51,9 @@ impl flags::BuildKit {
             registry: None,
             kit_dir: (explicit_repo || repo != project::root()).then(|| repo.clone()),
         };
-        // Check the inputs fully before writing anything.
+        // Check the inputs and tools fully before writing anything.
         kit::Kit::resolve(&ws, &input)?;
+        crate::tools::twoliter(&repo)?;
         ws.write_input(&input)?;
         let ctx = Ctx::load(&ws)?;
         ui::step(format!("build-kit {kit_name} for {arch} (workspace {})", ws.dir.display()));

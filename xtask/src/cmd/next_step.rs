@@ -73,7 +73,7 @@ fn spawn(ctx: &Ctx, phase: &PhaseDef, attempt: u32, max_attempts: u32, last_fail
     let ws = ctx.ws();
     let workflow = ctx.workflow();
     let root = project::root();
-    let phase_file = root.join(workflow.phase_dir()).join(format!("{}.md", phase.title));
+    let phase_file = project::phases_dir().join(workflow.name()).join(format!("{}.md", phase.title));
     let command = phases::command(ws, phase);
     let mut data = json!({
         "workspace": ws.dir,

@@ -69,14 +69,6 @@ impl Workflow {
         self.phases().iter().position(|p| p.id == id).expect("phase of this workflow")
     }
 
-    /// The directory under `phases/` holding the skill and phase files.
-    pub fn phase_dir(self) -> &'static str {
-        match self {
-            Workflow::Kit => "phases/kit",
-            Workflow::Variant => "phases/variant",
-        }
-    }
-
     /// The summary report named by the `done` action (under the workspace's `reports/`).
     pub fn summary_report(self) -> &'static str {
         self.phases()[self.phases().len() - 1].output_file
