@@ -4,9 +4,9 @@
 //! Newer twoliter rejects unknown keys, so these edits never add keys of their own: only
 //! `version` and `vendor` of existing `[[kit]]` entries and `[vendor.<name>] registry`.
 //!
-//! Kits written as an inline array (`kit = [{ name = …, … }]`) mean the same to twoliter as
-//! `[[kit]]` tables, so they are read and edited in place too; `[kit.<name>]` tables are not
-//! what twoliter reads and are an error saying how to rewrite them.
+//! Kits must be `[[kit]]` tables, the form twoliter documents. An inline array
+//! (`kit = [{ name = …, … }]`) is not an array of tables to TOML tools, and some twoliter
+//! versions refuse it, so it is an error saying how to rewrite it, as are `[kit.<name>]` tables.
 
 use std::collections::BTreeMap;
 
@@ -91,6 +91,12 @@ pub fn parse(twoliter_toml: &str) -> Result<ProjectInfo> {
             Some(dependency(table, "[sdk]")?)
         }
     };
+    if let Some(toml_edit::Item::Value(toml_edit::Value::Array(_))) = root.get("kit") {
+        bail!(
+            "{FILE} declares its kits as an inline array `kit = [...]`: rewrite each entry as its own \
+             `[[kit]]` table (name, version, vendor), the form twoliter documents, and run again"
+        );
+    }
     let kits = table_array(root, "kit", FILE)?
         .into_iter()
         .enumerate()
@@ -337,25 +343,12 @@ vendor = "bottlerocket"
     }
 
     #[test]
-    fn parses_inline_kit_arrays() {
+    fn rejects_inline_kit_arrays() {
         let text = "schema-version = 1\nrelease-version = \"1.0.0\"\n\
                     vendor = { bottlerocket = { registry = \"r\" } }\n\
                     kit = [\n  { name = \"a\", version = \"1.0.0\", vendor = \"bottlerocket\" }, # first\n]\n";
-        let info = parse(text).unwrap();
-        assert_eq!(info.kits[0].name, "a");
-        assert_eq!(info.sdk, None);
-        let edited = set_kit_versions(text, &kits(&[("a", "2.0.0")])).unwrap();
-        assert_eq!(
-            changed_lines(text, &edited),
-            [(
-                "  { name = \"a\", version = \"1.0.0\", vendor = \"bottlerocket\" }, # first",
-                "  { name = \"a\", version = \"2.0.0\", vendor = \"bottlerocket\" }, # first"
-            )]
-        );
-        assert_eq!(
-            set_kit_versions(&edited, &kits(&[("a", "2.0.0")])).unwrap(),
-            edited
-        );
+        let err = parse(text).unwrap_err().to_string();
+        assert!(err.contains("inline array `kit = [...]`") && err.contains("`[[kit]]` table"), "{err}");
     }
 
     #[test]
@@ -375,7 +368,7 @@ vendor = "bottlerocket"
             ),
             (
                 "schema-version = 1\nrelease-version = \"1\"\nkit = [\"a\"]\n".into(),
-                "Twoliter.toml: entry 1 of `kit` is a string, but each must be a table",
+                "Twoliter.toml declares its kits as an inline array `kit = [...]`",
             ),
             (
                 VARIANT.replace("version = \"3.1.1\"", "version = \"3.1\""),
