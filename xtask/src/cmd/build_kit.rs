@@ -20,6 +20,12 @@ impl flags::BuildKit {
             let args = super::args_without("--in-vm");
             return crate::smolvm::run_in_vm(sh, &args);
         }
+        let json = self.json;
+        super::finish(json, self.execute(sh))
+    }
+
+    /// Runs the workflow; returns the summary and how it ended.
+    fn execute(self, sh: &Shell) -> Result<(serde_json::Value, Result<()>)> {
         let start = std::time::Instant::now();
         let (repo, explicit_repo) = match &self.kit_dir {
             Some(dir) => (project::absolute(dir), true),
@@ -66,10 +72,8 @@ impl flags::BuildKit {
             .filter(|r| r.ok)
             .and_then(|r| r.data);
         print_summary(&ws.dir, &outcomes, verified.as_ref(), start.elapsed(), result.as_ref().err());
-        if self.json {
-            println!("{}", summary_json(&ws.dir, &kit_name, arch, &outcomes, verified.as_ref(), start.elapsed(), result.as_ref().err()));
-        }
-        result.map(|()| ExitCode::SUCCESS)
+        let summary = summary_json(&ws.dir, &kit_name, arch, &outcomes, verified.as_ref(), start.elapsed(), result.as_ref().err());
+        Ok((summary, result))
     }
 }
 

@@ -19,12 +19,19 @@ impl flags::Variant {
         if self.in_vm {
             return crate::smolvm::run_in_vm(sh, &super::args_without("--in-vm"));
         }
+        let json = self.json;
+        super::finish(json, self.execute(sh))
+    }
+
+    /// Runs the workflow and the restore; returns the summary and how it ended.
+    fn execute(self, sh: &Shell) -> Result<(serde_json::Value, Result<()>)> {
         let start = std::time::Instant::now();
         let kits = self.kits.iter().map(|k| parse_kit(k)).collect::<Result<Vec<_>>>()?;
         let repo = match &self.variant_dir {
             Some(dir) => project::absolute(dir),
             None => variant::default_repo()?,
         };
+        variant::check_repo(&repo)?;
         let variant_name = match &self.variant {
             Some(v) => v.clone(),
             None => variant::default_variant(&repo)?,
@@ -80,28 +87,24 @@ impl flags::Variant {
         if result.is_ok() {
             eprintln!("summary: {}", ws.report_path(Workflow::Variant.phase("validate").expect("variant phase")).display());
         }
-        if self.json {
-            println!(
-                "{}",
-                json!({
-                    "ok": result.is_ok() && !matches!(restored, Some(Err(_))),
-                    "error": result.as_ref().err().map(|e| format!("{e:#}")),
-                    "workspace": ws.dir,
-                    "variant": variant_name,
-                    "arch": arch,
-                    "seconds": start.elapsed().as_secs_f64(),
-                    "phases": outcomes,
-                    "images": validated.as_ref().map(|v| &v.images),
-                    "kits": validated.as_ref().map(|v| &v.kits),
-                    "restored": restored.as_ref().map(|r| r.is_ok()),
-                })
-            );
-        }
-        result?;
-        if let Some(Err(err)) = restored {
-            return Err(err);
-        }
-        Ok(ExitCode::SUCCESS)
+        let summary = json!({
+            "ok": result.is_ok() && !matches!(restored, Some(Err(_))),
+            "error": result.as_ref().err().or(restored.as_ref().and_then(|r| r.as_ref().err())).map(|e| format!("{e:#}")),
+            "workspace": ws.dir,
+            "variant": variant_name,
+            "arch": arch,
+            "seconds": start.elapsed().as_secs_f64(),
+            "phases": outcomes,
+            "images": validated.as_ref().map(|v| &v.images),
+            "kits": validated.as_ref().map(|v| &v.kits),
+            "restored": restored.as_ref().map(|r| r.is_ok()),
+        });
+        let ended = match (result, restored) {
+            (Err(err), _) => Err(err),
+            (Ok(()), Some(Err(err))) => Err(err),
+            (Ok(()), _) => Ok(()),
+        };
+        Ok((summary, ended))
     }
 }
 

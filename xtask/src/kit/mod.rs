@@ -13,7 +13,6 @@ pub mod verify;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
-use xshell::Shell;
 
 use crate::arch::Arch;
 use crate::project;

@@ -44,16 +44,7 @@ impl Variant {
             Some(dir) => project::absolute(dir),
             None => default_repo()?,
         };
-        if !repo.is_dir() {
-            bail!("variant repo {} does not exist: pass --variant-dir, or set variant_dir in input.json", repo.display());
-        }
-        if !repo.join("Twoliter.toml").is_file() {
-            bail!(
-                "{} has no Twoliter.toml, so it is not a twoliter variant repo: point --variant-dir (or \
-                 variant_dir in input.json) at a checkout of bottlerocket",
-                repo.display()
-            );
-        }
+        check_repo(&repo)?;
         let variant = match &input.variant {
             Some(v) => v.clone(),
             None => default_variant(&repo)?,
@@ -138,6 +129,21 @@ pub fn default_repo() -> Result<PathBuf> {
          checkout>, or set FOREST_ROOT so that it is at $FOREST_ROOT/bottlerocket",
         root.display()
     )
+}
+
+/// The repo exists and has a `Twoliter.toml`.
+pub fn check_repo(repo: &Path) -> Result<()> {
+    if !repo.is_dir() {
+        bail!("variant repo {} does not exist: pass --variant-dir, or set variant_dir in input.json", repo.display());
+    }
+    if !repo.join("Twoliter.toml").is_file() {
+        bail!(
+            "{} has no Twoliter.toml, so it is not a twoliter variant repo: point --variant-dir (or \
+             variant_dir in input.json) at a checkout of bottlerocket",
+            repo.display()
+        );
+    }
+    Ok(())
 }
 
 pub fn is_variant_repo(dir: &Path) -> bool {

@@ -1,0 +1,336 @@
+//! The variant workflow end to end, in a forest: a kit repo at `$FOREST_ROOT/kits/<kit>` built
+//! and published by `build-kit`, the variant repo at `$FOREST_ROOT/bottlerocket`, the xtask in a
+//! checkout of its own with its registry. Stand-in twoliter and cargo-make; real registry.
+
+mod support;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use serde_json::Value;
+use support::kit_repo::KitRepo;
+use support::registry::TestRegistry;
+use support::variant_repo::VariantRepo;
+
+const KIT: &str = "core-kit";
+const KIT_VERSION: &str = "2.3.4";
+const UPSTREAM_VERSION: &str = "2.0.0";
+const VARIANT: &str = "aws-dev";
+
+struct Forest {
+    _tmp: tempfile::TempDir,
+    root: PathBuf,
+    forest: PathBuf,
+    kit: KitRepo,
+    variant: VariantRepo,
+    registry: TestRegistry,
+}
+
+impl Forest {
+    /// The kit built and published by `build-kit`; the variant repo untouched.
+    fn published() -> Forest {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path().join("xtask-checkout");
+        let forest = tmp.path().join("forest");
+        std::fs::create_dir_all(&root).unwrap();
+        let kit = KitRepo::create_at(&forest.join("kits").join(KIT), KIT, KIT_VERSION);
+        kit.prep();
+        let variant = VariantRepo::create_at(&forest.join("bottlerocket"), VARIANT, &[(KIT, UPSTREAM_VERSION)], "1.26.1");
+        let registry = TestRegistry::start_native(&root);
+        let forest = Forest { _tmp: tmp, root, forest, kit, variant, registry };
+        let out = support::run_ok(forest.xtask().args(["build-kit", "--kit", KIT, "--arch", "x86_64", "--json"]));
+        let summary: Value = serde_json::from_str(&out).unwrap();
+        assert_eq!(summary["ok"], true, "{summary}");
+        forest
+    }
+
+    fn xtask(&self) -> Command {
+        let mut cmd = support::xtask(&self.root, &[self.variant.bin_dir()]);
+        cmd.env("FOREST_ROOT", &self.forest).envs(self.kit.env());
+        cmd
+    }
+
+    fn repo(&self) -> &Path {
+        self.variant.path()
+    }
+
+    /// The variant repo's files, without `build/` (the build's output is meant to stay).
+    fn files(&self) -> Vec<(PathBuf, Vec<u8>)> {
+        support::snapshot(self.repo()).into_iter().filter(|(p, _)| !p.starts_with("build")).collect()
+    }
+
+    fn variant_json(&self, args: &[&str]) -> (bool, Value) {
+        let output = support::run(self.xtask().args(["variant", "--arch", "x86_64", "--json"]).args(args));
+        let value: Value = serde_json::from_slice(&output.stdout).expect("--json prints one object");
+        (output.status.success(), value)
+    }
+
+    /// Registry digest of the kit's x86_64 image (independently of the xtask).
+    fn arch_digest(&self) -> String {
+        let response = minreq::get(format!("http://127.0.0.1:{}/v2/{KIT}/manifests/v{KIT_VERSION}", self.registry.port))
+            .with_header("Accept", "application/vnd.oci.image.index.v1+json")
+            .with_timeout(10)
+            .send()
+            .unwrap();
+        let index: Value = serde_json::from_slice(response.as_bytes()).unwrap();
+        index["manifests"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|m| m["platform"]["architecture"] == "amd64")
+            .unwrap()["digest"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    }
+}
+
+#[test]
+fn variant_builds_from_the_published_kit_and_restores_the_repo() {
+    let forest = Forest::published();
+    let before = forest.files();
+    let (ok, summary) = forest.variant_json(&["--kit", KIT]);
+    assert!(ok, "{summary}");
+    assert_eq!(summary["restored"], true);
+    let phases: Vec<&str> = summary["phases"].as_array().unwrap().iter().map(|p| p["outcome"].as_str().unwrap()).collect();
+    assert_eq!(phases, ["ran", "ran", "ran", "ran"]);
+    // The image was built from the kit we published.
+    assert_eq!(summary["kits"][0]["digest"], forest.arch_digest());
+    assert_eq!(summary["kits"][0]["version"], KIT_VERSION);
+    let partitions = summary["images"].to_string();
+    assert!(partitions.contains("BOTTLEROCKET-ROOT-A"), "{partitions}");
+    // The kit's version came from the last VERIFY.
+    let ws = forest.root.join(format!("planning/variant-{VARIANT}-x86_64"));
+    let config: Value = serde_json::from_str(&std::fs::read_to_string(ws.join("results/update-config.json")).unwrap()).unwrap();
+    assert_eq!(config["data"]["kits"][0]["version_from"], "verify");
+    // The lock was regenerated against the local registry while the build ran.
+    let lock: Value = serde_json::from_str(&std::fs::read_to_string(ws.join("results/update-lock.json")).unwrap()).unwrap();
+    assert_eq!(lock["data"]["update_ran"], true);
+    // FINAL.md sums up.
+    let final_md = std::fs::read_to_string(ws.join("reports/FINAL.md")).unwrap();
+    for needle in [".img.lz4", KIT_VERSION, "cargo xtask restore", "UPDATE_LOCK"] {
+        assert!(final_md.contains(needle), "FINAL.md lacks {needle}:\n{final_md}");
+    }
+    // The repo is byte-identical afterwards.
+    assert_eq!(forest.files(), before);
+    assert!(support::git(forest.repo(), &["status", "--porcelain"]).trim().is_empty());
+}
+
+fn next_step(forest: &Forest, ws: &Path) -> Value {
+    let out = support::run_ok(forest.xtask().arg("next-step").arg(ws));
+    serde_json::from_str(out.trim()).unwrap()
+}
+
+#[test]
+fn next_step_finishes_in_four_spawns_and_restores() {
+    let forest = Forest::published();
+    let before = forest.files();
+    let ws = forest.root.join("planning/agent-variant");
+    std::fs::create_dir_all(&ws).unwrap();
+    let input = serde_json::json!({"kits": [{"name": KIT, "version": KIT_VERSION}], "variant": VARIANT, "arch": "x86_64"});
+    std::fs::write(ws.join("input.json"), input.to_string()).unwrap();
+    let mut spawned = Vec::new();
+    let done = loop {
+        assert!(spawned.len() <= 4, "too many spawns: {spawned:?}");
+        let action = next_step(&forest, &ws);
+        match action["action"].as_str().unwrap() {
+            "spawn" => {
+                spawned.push(action["output_file"].as_str().unwrap().to_string());
+                assert!(Path::new(action["context_files"][0].as_str().unwrap()).is_file());
+                assert_eq!(action["context_data"]["variant"], VARIANT);
+                let argv: Vec<String> = serde_json::from_value(action["context_data"]["phase_command"].clone()).unwrap();
+                support::run_ok(forest.xtask().args(&argv[2..]));
+                std::fs::write(ws.join(action["output_file"].as_str().unwrap()), "done").unwrap();
+            }
+            "done" => break action,
+            other => panic!("{other}: {action}"),
+        }
+    };
+    assert_eq!(spawned, ["01-config-updated.md", "02-lock-updated.md", "03-build-complete.md", "FINAL.md"]);
+    assert_eq!(done["restored"], true);
+    assert!(std::fs::read_to_string(done["summary_file"].as_str().unwrap()).unwrap().contains(KIT_VERSION));
+    assert_eq!(forest.files(), before);
+}
+
+/// A `--keep-config` run, after which faults are injected and VALIDATE must name each.
+fn kept(forest: &Forest) -> PathBuf {
+    let (ok, summary) = forest.variant_json(&["--kit", &format!("{KIT}@{KIT_VERSION}"), "--keep-config"]);
+    assert!(ok, "{summary}");
+    assert_eq!(summary["restored"], Value::Null);
+    forest.root.join(format!("planning/variant-{VARIANT}-x86_64"))
+}
+
+fn validate_fails(forest: &Forest, ws: &Path) -> String {
+    let output = support::run(forest.xtask().args(["phase", "validate"]).arg(ws));
+    assert!(!output.status.success(), "VALIDATE should fail");
+    support::stderr(&output)
+}
+
+fn os_image(forest: &Forest) -> PathBuf {
+    let latest = forest.variant.images_dir("x86_64").join("latest");
+    std::fs::read_dir(&latest)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| {
+            let name = p.file_name().unwrap().to_string_lossy().into_owned();
+            !p.is_symlink() && name.ends_with(".img.lz4") && !name.ends_with("-data.img.lz4")
+        })
+        .unwrap()
+}
+
+fn lz4(args: &[&str]) {
+    support::run_ok(Command::new("lz4").args(args));
+}
+
+#[test]
+fn validate_names_each_fault() {
+    let forest = Forest::published();
+    let ws = kept(&forest);
+    support::run_ok(forest.xtask().args(["phase", "validate"]).arg(&ws));
+    let image = os_image(&forest);
+    let pristine = std::fs::read(&image).unwrap();
+    let restore = || {
+        std::fs::write(&image, &pristine).unwrap();
+    };
+
+    // One flipped byte in the compressed stream.
+    let mut bytes = pristine.clone();
+    let middle = bytes.len() / 2;
+    bytes[middle] ^= 0x40;
+    std::fs::write(&image, &bytes).unwrap();
+    let err = validate_fails(&forest, &ws);
+    assert!(err.contains(image.file_name().unwrap().to_str().unwrap()) && err.to_lowercase().contains("checksum"), "{err}");
+    restore();
+
+    // A truncated image.
+    std::fs::write(&image, &pristine[..pristine.len() * 2 / 3]).unwrap();
+    let err = validate_fails(&forest, &ws);
+    assert!(err.to_lowercase().contains("truncated") || err.contains("end"), "{err}");
+    restore();
+
+    // An image older than the build.
+    let file = std::fs::File::options().write(true).open(&image).unwrap();
+    file.set_modified(std::time::SystemTime::now() - std::time::Duration::from_secs(24 * 3600)).unwrap();
+    drop(file);
+    let err = validate_fails(&forest, &ws);
+    assert!(err.contains("older") || err.contains("before the build"), "{err}");
+    restore();
+
+    // A GPT with a bad header CRC, in an otherwise perfect LZ4 frame.
+    let tmp = tempfile::tempdir().unwrap();
+    let raw = tmp.path().join("disk.img");
+    lz4(&["-d", "-q", "-f", image.to_str().unwrap(), raw.to_str().unwrap()]);
+    let mut disk = std::fs::read(&raw).unwrap();
+    disk[512 + 16] ^= 0xff; // the primary header's CRC32 field
+    std::fs::write(&raw, &disk).unwrap();
+    lz4(&["-z", "-q", "-f", "-BX", raw.to_str().unwrap(), image.to_str().unwrap()]);
+    let err = validate_fails(&forest, &ws);
+    assert!(err.contains("GPT") && err.contains("CRC"), "{err}");
+    restore();
+
+    // An external-kit digest from another kit.
+    let digest_file = forest.repo().join(format!("build/external-kits/bottlerocket/{KIT}/x86_64/digest"));
+    let real = std::fs::read_to_string(&digest_file).unwrap();
+    std::fs::write(&digest_file, format!("sha256:{}", "ab".repeat(32))).unwrap();
+    let err = validate_fails(&forest, &ws);
+    assert!(err.contains("not built from the published kit") && err.contains("digest"), "{err}");
+    std::fs::write(&digest_file, real).unwrap();
+
+    // A missing latest.
+    let latest = forest.variant.images_dir("x86_64").join("latest");
+    let target = std::fs::read_link(&latest).unwrap();
+    std::fs::remove_file(&latest).unwrap();
+    let err = validate_fails(&forest, &ws);
+    assert!(err.contains("latest"), "{err}");
+    std::os::unix::fs::symlink(target, &latest).unwrap();
+
+    // And with everything put back, it passes again.
+    support::run_ok(forest.xtask().args(["phase", "validate"]).arg(&ws));
+    support::run_ok(forest.xtask().args(["restore"]).arg(&ws));
+}
+
+#[test]
+fn a_lock_still_pointing_upstream_is_caught() {
+    let forest = Forest::published();
+    let ws = kept(&forest);
+    // A twoliter whose `update` claims success but changes nothing.
+    let twoliter = forest.repo().join("tools/twoliter/twoliter");
+    let real = forest.repo().join("tools/twoliter/twoliter.real");
+    std::fs::rename(&twoliter, &real).unwrap();
+    std::fs::write(&twoliter, format!("#!/bin/sh\n[ \"$1\" = update ] && exit 0\nexec {} \"$@\"\n", real.display())).unwrap();
+    std::fs::set_permissions(&twoliter, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    // Put the upstream lock back.
+    let upstream = std::fs::read(ws.join("backups/Twoliter.lock")).unwrap();
+    std::fs::write(forest.repo().join("Twoliter.lock"), &upstream).unwrap();
+    let output = support::run(forest.xtask().args(["phase", "update-lock"]).arg(&ws));
+    assert!(!output.status.success());
+    let err = support::stderr(&output);
+    assert!(err.contains(KIT) && err.contains("digest") && err.contains("twoliter update"), "{err}");
+    support::run_ok(forest.xtask().args(["restore", "--force"]).arg(&ws));
+}
+
+#[test]
+fn bad_input_is_a_clear_error_and_changes_nothing() {
+    let forest = Forest::published();
+    let before = forest.files();
+    let cases: Vec<(Vec<String>, &str)> = vec![
+        (vec!["--kit".into(), format!("{KIT}@9.9.9")], "not in the local registry"),
+        (vec!["--kit".into(), format!("{KIT}@nine")], "not a semver version"),
+        (vec!["--kit".into(), "other-kit".into()], "is not a [[kit]]"),
+        (vec!["--kit".into(), KIT.into(), "--variant-dir".into(), "/definitely/not/here".into()], "does not exist"),
+        (vec!["--kit".into(), KIT.into(), "--variant".into(), "nope".into()], "unknown variant `nope`"),
+    ];
+    for (args, expected) in &cases {
+        let (ok, summary) = forest.variant_json(&args.iter().map(String::as_str).collect::<Vec<_>>());
+        assert!(!ok, "{args:?}");
+        let err = summary["error"].as_str().map(String::from).unwrap_or_else(|| summary.to_string());
+        assert!(err.contains(expected), "{args:?}: {err}");
+        assert_eq!(forest.files(), before, "{args:?} changed files");
+    }
+}
+
+fn variant_fails(forest: &Forest, args: &[&str]) -> String {
+    let output = support::run(forest.xtask().args(["variant", "--arch", "x86_64"]).args(args));
+    assert!(!output.status.success(), "{args:?}");
+    support::stderr(&output)
+}
+
+#[test]
+fn malformed_project_files_are_clear_errors_and_changes_nothing() {
+    let forest = Forest::published();
+    // A malformed Twoliter.override (a bare [local] table is not an override).
+    std::fs::write(forest.repo().join("Twoliter.override"), "[local]\nregistry = \"localhost:5000\"\n").unwrap();
+    let before = forest.files();
+    let err = variant_fails(&forest, &["--kit", KIT]);
+    assert!(err.contains("failed to deserialize overrides file"), "{err}");
+    assert_eq!(forest.files(), before);
+    std::fs::remove_file(forest.repo().join("Twoliter.override")).unwrap();
+    // The inline kit array.
+    let toml = forest.repo().join("Twoliter.toml");
+    let text = std::fs::read_to_string(&toml).unwrap();
+    // Top-level keys go before the first table; the [[kit]] tables go.
+    let kits_at = text.find("[[kit]]").unwrap();
+    let first_table = text.find("\n[").unwrap() + 1;
+    let inline = format!(
+        "{}kit = [{{ name = \"{KIT}\", version = \"{UPSTREAM_VERSION}\", vendor = \"bottlerocket\" }}]\n\n{}",
+        &text[..first_table],
+        &text[first_table..kits_at]
+    );
+    std::fs::write(&toml, &inline).unwrap();
+    let before = forest.files();
+    let err = variant_fails(&forest, &["--kit", KIT]);
+    assert!(err.contains("inline array"), "{err}");
+    assert_eq!(forest.files(), before);
+}
+
+#[test]
+fn a_failure_midway_still_restores() {
+    let forest = Forest::published();
+    let before = forest.files();
+    let output = support::run(forest.xtask().args(["variant", "--arch", "x86_64", "--kit", KIT]).env("CARGO_MAKE_STANDIN_FAIL", "1"));
+    assert!(!output.status.success());
+    let err = support::stderr(&output);
+    assert!(err.contains("BUILD") && err.contains("logs/build.log"), "{err}");
+    assert!(err.contains("variant repo files restored"), "{err}");
+    assert_eq!(forest.files(), before);
+}
