@@ -3,7 +3,7 @@
 
 use std::fs::{File, OpenOptions, TryLockError};
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
@@ -60,7 +60,6 @@ pub fn read_json<T: DeserializeOwned>(path: &Path) -> Result<Option<T>> {
 #[derive(Debug)]
 pub struct Lock {
     _file: File,
-    path: PathBuf,
 }
 
 impl Lock {
@@ -79,7 +78,7 @@ impl Lock {
         let mut delay = Duration::from_millis(5);
         loop {
             match file.try_lock() {
-                Ok(()) => return Ok(Lock { _file: file, path: path.to_path_buf() }),
+                Ok(()) => return Ok(Lock { _file: file }),
                 Err(TryLockError::WouldBlock) => {
                     if start.elapsed() >= timeout {
                         bail!(
@@ -100,18 +99,6 @@ impl Lock {
         }
     }
 
-    pub fn path(&self) -> &Path {
-        &self.path
-    }
-}
-
-/// SHA-256 of a file's bytes, as lowercase hex.
-pub fn sha256_file(path: &Path) -> Result<String> {
-    use sha2::{Digest, Sha256};
-    let mut file = fs_err::File::open(path)?;
-    let mut hasher = Sha256::new();
-    std::io::copy(&mut file, &mut hasher)?;
-    Ok(hex(&hasher.finalize()))
 }
 
 pub fn hex(bytes: &[u8]) -> String {

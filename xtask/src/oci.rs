@@ -89,10 +89,6 @@ impl Manifest {
             Manifest::Index { media_type, .. } | Manifest::Image { media_type, .. } => media_type,
         }
     }
-
-    pub fn is_index(&self) -> bool {
-        matches!(self, Manifest::Index { .. })
-    }
 }
 
 impl Descriptor {
@@ -202,7 +198,7 @@ mod tests {
         let image = br#"{"schemaVersion":2,"config":{"digest":"sha256:bb","size":3},"layers":[{"digest":"sha256:cc","size":7}]}"#;
         let parsed = Manifest::parse(image, Some("application/vnd.oci.image.manifest.v1+json; charset=utf-8")).unwrap();
         assert_eq!(parsed.media_type(), OCI_MANIFEST);
-        assert!(!parsed.is_index());
+        assert!(matches!(parsed, Manifest::Image { .. }));
         assert!(Manifest::parse(b"{}", None).is_err());
     }
 

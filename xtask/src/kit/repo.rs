@@ -81,18 +81,6 @@ pub fn release_version(twoliter_toml: &str) -> Result<semver::Version> {
     })
 }
 
-/// `[package.metadata.build-kit] vendor` of a kit crate's Cargo.toml.
-pub fn kit_vendor(kit_cargo_toml: &str) -> Option<String> {
-    let doc: DocumentMut = kit_cargo_toml.parse().ok()?;
-    let vendor = doc
-        .get("package")?
-        .get("metadata")?
-        .get("build-kit")?
-        .get("vendor")?
-        .as_str()?;
-    Some(vendor.to_owned())
-}
-
 /// The Makefile's lines with `\`-continuations joined and recipe lines (tab-led) dropped.
 fn logical_lines(makefile: &str) -> Vec<String> {
     let mut lines = Vec::new();
@@ -323,17 +311,6 @@ publish: \\
             .unwrap_err()
             .to_string();
         assert!(err.starts_with("Twoliter.toml is not valid TOML"), "{err}");
-    }
-
-    #[test]
-    fn kit_vendors() {
-        let cargo = "[package]\nname = \"bottlerocket-core-kit\"\n\n\
-                     [package.metadata.build-kit]\nvendor = \"bottlerocket\"\n";
-        assert_eq!(kit_vendor(cargo).as_deref(), Some("bottlerocket"));
-        let dotted = "[package]\nname = \"k\"\nmetadata.build-kit.vendor = \"v\"\n";
-        assert_eq!(kit_vendor(dotted).as_deref(), Some("v"));
-        assert_eq!(kit_vendor("[package]\nname = \"k\"\n"), None);
-        assert_eq!(kit_vendor("not toml ["), None);
     }
 
     #[test]

@@ -78,16 +78,7 @@ pub fn gate(_sh: &Shell, kit: &Kit, data: &SetupData) -> Result<()> {
         .with_context(|| format!("the registry at {} does not answer: run `cargo xtask registry start`", data.registry))?;
     let text = read_optional(&data.infra_toml)?
         .with_context(|| format!("{} is gone: run SETUP again", data.infra_toml.display()))?;
-    let found = infra::vendor_registry(&text, LOCAL_VENDOR)?;
-    if found.as_deref() != Some(data.registry.as_str()) {
-        bail!(
-            "{} declares [vendor.{LOCAL_VENDOR}] registry = {:?}, not \"{}\": run SETUP again",
-            data.infra_toml.display(),
-            found,
-            data.registry
-        );
-    }
-    Ok(())
+    infra::check_vendor_registry(&text, LOCAL_VENDOR, &data.registry)
 }
 
 /// twoliter silently prefers `Infra.lock` over `Infra.toml`: publishing would ignore our edit.

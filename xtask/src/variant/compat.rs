@@ -41,11 +41,6 @@ pub fn metadata_generation(twoliter_version: &Version) -> u8 {
     }
 }
 
-/// The image config label holding kit metadata of a generation.
-pub fn metadata_label(generation: u8) -> String {
-    format!("dev.bottlerocket.kit.v{generation}")
-}
-
 /// A warning when a kit built with `kit_twoliter` may not be usable by a variant repo on
 /// `variant_twoliter`; `None` when they agree.
 pub fn metadata_mismatch(kit_twoliter: &Version, variant_twoliter: &Version) -> Option<String> {
@@ -132,7 +127,6 @@ mod tests {
         for (version, generation) in cases {
             assert_eq!(metadata_generation(&v(version)), generation, "{version}");
         }
-        assert_eq!(metadata_label(3), "dev.bottlerocket.kit.v3");
     }
 
     #[test]

@@ -65,14 +65,7 @@ impl Workflow {
         self.phases().iter().find(|p| p.id == wanted)
     }
 
-    pub fn index_of(self, id: &str) -> usize {
-        self.phases().iter().position(|p| p.id == id).expect("phase of this workflow")
-    }
 
-    /// The summary report named by the `done` action (under the workspace's `reports/`).
-    pub fn summary_report(self) -> &'static str {
-        self.phases()[self.phases().len() - 1].output_file
-    }
 }
 
 #[cfg(test)]
@@ -84,6 +77,6 @@ mod tests {
         assert_eq!(Workflow::Variant.phase("UPDATE_LOCK").unwrap().id, "update-lock");
         assert_eq!(Workflow::Kit.phase("Verify").unwrap().output_file, "04-verify.md");
         assert!(Workflow::Kit.phase("validate").is_none());
-        assert_eq!(Workflow::Variant.summary_report(), "FINAL.md");
+        assert_eq!(Workflow::Variant.phases()[3].output_file, "FINAL.md");
     }
 }
