@@ -1,3 +1,5 @@
 //! The variant workflow: UPDATE_CONFIG → UPDATE_LOCK → BUILD → VALIDATE.
 
+pub mod gpt;
 pub mod lz4check;
+pub mod sample_disk;
