@@ -281,7 +281,7 @@ impl GptScanner {
             )]);
         }
         let mut problems = Vec::new();
-        if disk_bytes % SECTOR != 0 {
+        if !disk_bytes.is_multiple_of(SECTOR) {
             problems.push(format!(
                 "the disk size {disk_bytes} is not a whole number of 512-byte sectors"
             ));
@@ -404,6 +404,43 @@ fn check_backup(
         }
     }
     problems
+}
+
+/// Partitions a 64 MiB file with `sgdisk`; `None` (after saying why) when sgdisk is missing
+/// outside CI.
+#[cfg(test)]
+pub fn sgdisk_disk(dir: &std::path::Path) -> Option<std::path::PathBuf> {
+    let path = dir.join("sgdisk.img");
+    std::fs::File::create(&path)
+        .unwrap()
+        .set_len(64 << 20)
+        .unwrap();
+    let run = std::process::Command::new("sgdisk")
+        .args(["-n", "1:2048:+1M", "-c", "1:BOTTLEROCKET-EFI-A"])
+        .args(["-n", "2:4096:+1M", "-c", "2:BOTTLEROCKET-BOOT-A"])
+        .args(["-n", "3:6144:+16M", "-c", "3:BOTTLEROCKET-ROOT-A"])
+        .args(["-n", "4:0:0", "-c", "4:BOTTLEROCKET-DATA"])
+        .arg(&path)
+        .output();
+    match run {
+        Ok(out) => {
+            assert!(
+                out.status.success(),
+                "sgdisk failed: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            Some(path)
+        }
+        Err(err) => {
+            assert_ne!(
+                std::env::var("CI").as_deref(),
+                Ok("true"),
+                "sgdisk (gdisk) is needed in CI: {err}"
+            );
+            eprintln!("skipped: sgdisk is not installed ({err})");
+            None
+        }
+    }
 }
 
 #[cfg(test)]
@@ -604,42 +641,5 @@ mod tests {
             ]
         );
         assert_eq!(gpt.partitions[2].first_lba, 6144);
-    }
-}
-
-/// Partitions a 64 MiB file with `sgdisk`; `None` (after saying why) when sgdisk is missing
-/// outside CI.
-#[cfg(test)]
-pub fn sgdisk_disk(dir: &std::path::Path) -> Option<std::path::PathBuf> {
-    let path = dir.join("sgdisk.img");
-    std::fs::File::create(&path)
-        .unwrap()
-        .set_len(64 << 20)
-        .unwrap();
-    let run = std::process::Command::new("sgdisk")
-        .args(["-n", "1:2048:+1M", "-c", "1:BOTTLEROCKET-EFI-A"])
-        .args(["-n", "2:4096:+1M", "-c", "2:BOTTLEROCKET-BOOT-A"])
-        .args(["-n", "3:6144:+16M", "-c", "3:BOTTLEROCKET-ROOT-A"])
-        .args(["-n", "4:0:0", "-c", "4:BOTTLEROCKET-DATA"])
-        .arg(&path)
-        .output();
-    match run {
-        Ok(out) => {
-            assert!(
-                out.status.success(),
-                "sgdisk failed: {}",
-                String::from_utf8_lossy(&out.stderr)
-            );
-            Some(path)
-        }
-        Err(err) => {
-            assert_ne!(
-                std::env::var("CI").as_deref(),
-                Ok("true"),
-                "sgdisk (gdisk) is needed in CI: {err}"
-            );
-            eprintln!("skipped: sgdisk is not installed ({err})");
-            None
-        }
     }
 }

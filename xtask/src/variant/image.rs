@@ -347,10 +347,11 @@ pub fn count_inventory(text: &str) -> Result<usize, String> {
     }
     for (index, package) in content.iter().enumerate() {
         for field in ["Name", "Version"] {
-            if !package
+            let named = package
                 .get(field)
-                .is_some_and(|v| v.as_str().is_some_and(|s| !s.is_empty()))
-            {
+                .and_then(|v| v.as_str())
+                .is_some_and(|s| !s.is_empty());
+            if !named {
                 return Err(format!("package {index} in \"Content\" has no \"{field}\""));
             }
         }
@@ -777,7 +778,7 @@ mod tests {
         );
         assert!(found.contains("older than the build"), "{found}");
         assert!(
-            found.contains("OS image") == false,
+            !found.contains("OS image"),
             "the OS image is present: {found}"
         );
     }
@@ -875,6 +876,50 @@ mod tests {
         assert!(
             stale(now - Duration::from_millis(500), now).is_none(),
             "coarse clocks are tolerated"
+        );
+    }
+
+    /// Hand measurement, not a test: `IMAGE_BENCH_ROOT=/tmp/bench IMAGE_BENCH_SIZE_MIB=2048
+    /// cargo test … -- --ignored make_bench_images`, then `validate_bench_images` under
+    /// `/usr/bin/time -v`, and `lz4 -t` on the same file to compare.
+    #[test]
+    #[ignore]
+    fn make_bench_images() {
+        let root = PathBuf::from(std::env::var("IMAGE_BENCH_ROOT").expect("IMAGE_BENCH_ROOT"));
+        let mib: u64 = std::env::var("IMAGE_BENCH_SIZE_MIB").map_or(2048, |v| v.parse().unwrap());
+        let start = std::time::Instant::now();
+        let dir = write_sample_build(
+            &root,
+            "aws-dev",
+            Arch::X86_64,
+            VERSION,
+            BUILD_ID,
+            mib << 20,
+            false,
+        )
+        .unwrap();
+        eprintln!("wrote {} in {:?}", dir.display(), start.elapsed());
+    }
+
+    #[test]
+    #[ignore]
+    fn validate_bench_images() {
+        let root = PathBuf::from(std::env::var("IMAGE_BENCH_ROOT").expect("IMAGE_BENCH_ROOT"));
+        let expect = Expect {
+            variant: "aws-dev".to_string(),
+            arch: Arch::X86_64,
+            release_version: VERSION.to_string(),
+            built_after: SystemTime::UNIX_EPOCH,
+        };
+        let start = std::time::Instant::now();
+        let report = validate(&root, &expect).unwrap();
+        let elapsed = start.elapsed();
+        let decoded: u64 = report.files.iter().filter_map(|f| f.decoded_bytes).sum();
+        eprintln!(
+            "validated {} MiB in {:?}: {:.0} MiB/s",
+            decoded >> 20,
+            elapsed,
+            (decoded >> 20) as f64 / elapsed.as_secs_f64()
         );
     }
 }

@@ -3,19 +3,20 @@
 //! pieces, so memory stays bounded by the frame's block size whatever the image size.
 //!
 //! lz4_flex's `FrameDecoder` verifies block and content checksums, but it treats input that ends
-//! at a block boundary as a clean end of stream, so a truncated image would pass. This reader
-//! parses the frame format itself and uses lz4_flex only for block decompression.
+//! at a block boundary as a clean end of stream, so a truncated image would pass; and being
+//! generic, it is compiled into this crate, unoptimised in the debug build `cargo xtask` uses.
+//! This reader parses the frame format itself and decodes and hashes with liblz4 (built by
+//! `lz4-sys`, always optimised): the same block decoder and XXH32 that `lz4 -t` runs.
 //!
 //! Several frames in one file are legal LZ4 (`lz4 -d` concatenates their output, `lz4 -t`
 //! accepts them): they are decoded as one stream and counted. Skippable frames are skipped.
 //! Anything else after a frame is trailing garbage and an error, as with `lz4 -t`.
 
-use std::hash::Hasher as _;
+use std::ffi::{c_char, c_int, c_void};
 use std::io::{self, Read};
 
 use anyhow::{bail, Result};
 use serde::Serialize;
-use twox_hash::XxHash32;
 
 const MAGIC: u32 = 0x184D_2204;
 const LEGACY_MAGIC: u32 = 0x184C_2102;
@@ -130,7 +131,7 @@ fn frame<R: Read>(
     }
     let mut hc = [0u8; 1];
     input.exact(&mut hc, "frame header checksum")?;
-    if (XxHash32::oneshot(0, &desc[..desc_len]) >> 8) as u8 != hc[0] {
+    if (xxh32(&desc[..desc_len]) >> 8) as u8 != hc[0] {
         bail!("LZ4 frame header checksum mismatch at byte {header_at} (corrupt header)");
     }
     let content_size =
@@ -139,7 +140,7 @@ fn frame<R: Read>(
     buf.src.resize(max_block, 0);
     buf.dst.resize(max_block, 0);
     buf.dict.clear();
-    let mut hasher = XxHash32::with_seed(0);
+    let mut hasher = ContentHash::new();
     let mut decoded: u64 = 0;
     for block in 0u64.. {
         let block_at = input.pos;
@@ -170,27 +171,22 @@ fn frame<R: Read>(
         if block_checksums {
             let mut sum = [0u8; 4];
             input.exact(&mut sum, "LZ4 block checksum")?;
-            if XxHash32::oneshot(0, data) != u32::from_le_bytes(sum) {
+            if xxh32(data) != u32::from_le_bytes(sum) {
                 bail!("LZ4 block checksum mismatch in block {block} at byte {block_at} (corrupt data)");
             }
         }
         let n = if stored {
             len
         } else {
-            let result = if linked && !buf.dict.is_empty() {
-                lz4_flex::block::decompress_into_with_dict(&buf.src[..len], &mut buf.dst, &buf.dict)
-            } else {
-                lz4_flex::block::decompress_into(&buf.src[..len], &mut buf.dst)
-            };
-            result.map_err(|err| {
+            decode_block(&buf.src[..len], &mut buf.dst, &buf.dict).map_err(|()| {
                 anyhow::anyhow!(
-                    "LZ4 block {block} at byte {block_at} does not decode: {err} (corrupt data)"
+                    "LZ4 block {block} at byte {block_at} does not decode (corrupt data)"
                 )
             })?
         };
         let out = &buf.dst[..n];
         if content_checksum {
-            hasher.write(out);
+            hasher.update(out);
         }
         if linked {
             keep_window(&mut buf.dict, out);
@@ -201,7 +197,7 @@ fn frame<R: Read>(
     if content_checksum {
         let mut sum = [0u8; 4];
         input.exact(&mut sum, "LZ4 content checksum")?;
-        if hasher.finish_32() != u32::from_le_bytes(sum) {
+        if hasher.digest() != u32::from_le_bytes(sum) {
             bail!(
                 "LZ4 content checksum mismatch for the frame at byte {header_at} (corrupt data: \
                  the decoded content differs from what was compressed)"
@@ -215,6 +211,94 @@ fn frame<R: Read>(
     }
     stats.decoded_bytes += decoded;
     Ok(content_checksum)
+}
+
+// Part of liblz4's stable API and of the static library lz4-sys builds (lz4.c and xxhash.c),
+// which does not declare them. A build without them fails to link; it cannot misbehave.
+extern "C" {
+    fn XXH32(input: *const c_void, len: usize, seed: u32) -> u32;
+    fn XXH32_createState() -> *mut c_void;
+    fn XXH32_freeState(state: *mut c_void) -> c_int;
+    fn XXH32_reset(state: *mut c_void, seed: u32) -> c_int;
+    fn XXH32_update(state: *mut c_void, input: *const c_void, len: usize) -> c_int;
+    fn XXH32_digest(state: *const c_void) -> u32;
+    fn LZ4_decompress_safe_usingDict(
+        src: *const c_char,
+        dst: *mut c_char,
+        src_size: c_int,
+        dst_capacity: c_int,
+        dict_start: *const c_char,
+        dict_size: c_int,
+    ) -> c_int;
+}
+
+/// XXH32 with seed 0, as LZ4 frames use it.
+fn xxh32(data: &[u8]) -> u32 {
+    // SAFETY: XXH32 reads exactly `len` bytes from `input`.
+    unsafe { XXH32(data.as_ptr().cast(), data.len(), 0) }
+}
+
+/// A running XXH32 (seed 0) over a frame's decoded content.
+struct ContentHash(*mut c_void);
+
+impl ContentHash {
+    fn new() -> ContentHash {
+        // SAFETY: createState returns a heap state or null; reset initialises a valid state.
+        let state = unsafe { XXH32_createState() };
+        assert!(!state.is_null(), "out of memory for an XXH32 state");
+        unsafe { XXH32_reset(state, 0) };
+        ContentHash(state)
+    }
+
+    fn update(&mut self, data: &[u8]) {
+        // SAFETY: the state is valid until drop; update reads exactly `len` bytes.
+        unsafe { XXH32_update(self.0, data.as_ptr().cast(), data.len()) };
+    }
+
+    fn digest(&self) -> u32 {
+        // SAFETY: the state is valid until drop.
+        unsafe { XXH32_digest(self.0) }
+    }
+}
+
+impl Drop for ContentHash {
+    fn drop(&mut self) {
+        // SAFETY: the state came from createState and is freed once.
+        unsafe { XXH32_freeState(self.0) };
+    }
+}
+
+/// Decodes one LZ4 block into `dst`, with `dict` as the preceding output for linked blocks.
+fn decode_block(src: &[u8], dst: &mut [u8], dict: &[u8]) -> Result<usize, ()> {
+    let (src_len, dst_len, dict_len) =
+        (as_int(src.len())?, as_int(dst.len())?, as_int(dict.len())?);
+    // SAFETY: liblz4's `_safe` decoders read at most `src_size` bytes from `src` and write at
+    // most `dst_capacity` bytes to `dst` whatever the input, and return a negative number for
+    // malformed input. The three slices are distinct buffers with the lengths passed.
+    let n = unsafe {
+        if dict.is_empty() {
+            lz4_sys::LZ4_decompress_safe(
+                src.as_ptr().cast(),
+                dst.as_mut_ptr().cast(),
+                src_len,
+                dst_len,
+            )
+        } else {
+            LZ4_decompress_safe_usingDict(
+                src.as_ptr().cast(),
+                dst.as_mut_ptr().cast(),
+                src_len,
+                dst_len,
+                dict.as_ptr().cast(),
+                dict_len,
+            )
+        }
+    };
+    usize::try_from(n).map_err(|_| ())
+}
+
+fn as_int(n: usize) -> Result<c_int, ()> {
+    c_int::try_from(n).map_err(|_| ())
 }
 
 /// Keeps the last `WINDOW` bytes of the decoded stream in `dict`.
