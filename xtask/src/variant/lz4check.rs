@@ -5,23 +5,31 @@
 //! lz4_flex's `FrameDecoder` verifies block and content checksums, but it treats input that ends
 //! at a block boundary as a clean end of stream, so a truncated image would pass; and being
 //! generic, it is compiled into this crate, unoptimised in the debug build `cargo xtask` uses.
-//! This reader parses the frame format itself and decodes and hashes with liblz4 (built by
-//! `lz4-sys`, always optimised): the same block decoder and XXH32 that `lz4 -t` runs.
+//! This reader parses the frame format itself and decodes and hashes with liblz4: the same
+//! block decoder and XXH32 that `lz4 -t` runs.
+//!
+//! One thread reads and decodes blocks while the caller's thread hashes the content and feeds
+//! the sink (content hashing is more than half of the work), with three block buffers between
+//! them.
 //!
 //! Several frames in one file are legal LZ4 (`lz4 -d` concatenates their output, `lz4 -t`
 //! accepts them): they are decoded as one stream and counted. Skippable frames are skipped.
 //! Anything else after a frame is trailing garbage and an error, as with `lz4 -t`.
 
-use std::ffi::{c_char, c_int, c_void};
 use std::io::{self, Read};
+use std::sync::mpsc;
 
-use anyhow::{bail, Result};
+use anyhow::{anyhow, bail, Result};
 use serde::Serialize;
+
+use crate::variant::liblz4::{decode_block, xxh32, ContentHash};
 
 const MAGIC: u32 = 0x184D_2204;
 const LEGACY_MAGIC: u32 = 0x184C_2102;
 const SKIPPABLE: std::ops::RangeInclusive<u32> = 0x184D_2A50..=0x184D_2A5F;
 const WINDOW: usize = 64 * 1024;
+/// Decoded blocks in flight between the decoding thread and the caller's.
+const BUFFERS: usize = 3;
 
 /// What a complete, intact LZ4 file held.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -36,7 +44,110 @@ pub struct FrameStats {
 /// Reads `input` to its end, verifying it as a sequence of LZ4 frames, and feeds the decoded
 /// bytes in order to `sink`. The error says what is wrong and where (compressed byte offset).
 /// `input` should be buffered or read in large pieces; block data is read in one call per block.
-pub fn check_frames<R: Read>(input: R, sink: &mut dyn FnMut(&[u8])) -> Result<FrameStats> {
+pub fn check_frames<R: Read + Send>(input: R, sink: &mut dyn FnMut(&[u8])) -> Result<FrameStats> {
+    std::thread::scope(|scope| {
+        let (events_out, events) = mpsc::sync_channel::<Event>(1);
+        let (spare_out, spare) = mpsc::channel::<Vec<u8>>();
+        let decoder = scope.spawn(move || {
+            let mut to_checker = Piped {
+                out: events_out,
+                spare,
+                made: 0,
+            };
+            decode_frames(input, &mut to_checker)
+        });
+        let fault = check_content(events, spare_out, sink);
+        let decoded = decoder.join().expect("the LZ4 decoding thread panicked");
+        // A content fault comes first in the stream; the decoder then only saw the checker stop.
+        match fault {
+            Some(fault) => Err(fault),
+            None => decoded,
+        }
+    })
+}
+
+/// What the decoding thread passes on.
+enum Event {
+    /// A buffer whose first `len` bytes are the next decoded bytes, and whether the frame has a
+    /// content checksum to compute.
+    Block(Vec<u8>, usize, bool),
+    /// The end of a frame, with its stored content checksum if it has one.
+    FrameEnd {
+        checksum: Option<u32>,
+        header_at: u64,
+    },
+}
+
+/// Hashes and sinks decoded blocks until the decoder stops; the content checksum fault if any.
+fn check_content(
+    events: mpsc::Receiver<Event>,
+    spare: mpsc::Sender<Vec<u8>>,
+    sink: &mut dyn FnMut(&[u8]),
+) -> Option<anyhow::Error> {
+    let mut hash = ContentHash::new();
+    for event in events {
+        match event {
+            Event::Block(buf, len, hashed) => {
+                if hashed {
+                    hash.update(&buf[..len]);
+                }
+                sink(&buf[..len]);
+                let _ = spare.send(buf);
+            }
+            Event::FrameEnd {
+                checksum,
+                header_at,
+            } => {
+                if checksum.is_some_and(|stored| stored != hash.digest()) {
+                    // Dropping `events` and `spare` here stops the decoder.
+                    return Some(anyhow!(
+                        "LZ4 content checksum mismatch for the frame at byte {header_at} (corrupt \
+                         data: the decoded content differs from what was compressed)"
+                    ));
+                }
+                hash = ContentHash::new();
+            }
+        }
+    }
+    None
+}
+
+/// Where the decoder gets empty buffers and sends what it decoded.
+trait Checker {
+    /// An empty buffer to decode the next block into.
+    fn buffer(&mut self) -> Result<Vec<u8>>;
+    fn send(&mut self, event: Event) -> Result<()>;
+}
+
+struct Piped {
+    out: mpsc::SyncSender<Event>,
+    spare: mpsc::Receiver<Vec<u8>>,
+    made: usize,
+}
+
+impl Checker for Piped {
+    fn buffer(&mut self) -> Result<Vec<u8>> {
+        if let Ok(buf) = self.spare.try_recv() {
+            return Ok(buf);
+        }
+        if self.made < BUFFERS {
+            self.made += 1;
+            return Ok(Vec::new());
+        }
+        self.spare
+            .recv()
+            .map_err(|_| anyhow!("the content check stopped"))
+    }
+
+    fn send(&mut self, event: Event) -> Result<()> {
+        self.out
+            .send(event)
+            .map_err(|_| anyhow!("the content check stopped"))
+    }
+}
+
+/// Parses and decodes every frame of `input`, passing decoded blocks on to `checker`.
+fn decode_frames<R: Read>(input: R, checker: &mut dyn Checker) -> Result<FrameStats> {
     let mut input = Input { r: input, pos: 0 };
     let mut buffers = Buffers::default();
     let mut stats = FrameStats {
@@ -74,7 +185,7 @@ pub fn check_frames<R: Read>(input: R, sink: &mut dyn FnMut(&[u8])) -> Result<Fr
             input.skip(u32::from_le_bytes(len) as u64)?;
             continue;
         }
-        let checksummed = frame(&mut input, &mut buffers, &mut stats, sink)?;
+        let checksummed = frame(&mut input, &mut buffers, &mut stats, checker)?;
         stats.frames += 1;
         stats.content_checksummed &= checksummed;
     }
@@ -85,7 +196,6 @@ pub fn check_frames<R: Read>(input: R, sink: &mut dyn FnMut(&[u8])) -> Result<Fr
 #[derive(Default)]
 struct Buffers {
     src: Vec<u8>,
-    dst: Vec<u8>,
     /// The last `WINDOW` decoded bytes, for frames whose blocks are linked.
     dict: Vec<u8>,
 }
@@ -95,7 +205,7 @@ fn frame<R: Read>(
     input: &mut Input<R>,
     buf: &mut Buffers,
     stats: &mut FrameStats,
-    sink: &mut dyn FnMut(&[u8]),
+    checker: &mut dyn Checker,
 ) -> Result<bool> {
     let header_at = input.pos - 4;
     let mut desc = [0u8; 15];
@@ -137,10 +247,10 @@ fn frame<R: Read>(
     let content_size =
         content_size_present.then(|| u64::from_le_bytes(desc[2..10].try_into().unwrap()));
 
-    buf.src.resize(max_block, 0);
-    buf.dst.resize(max_block, 0);
+    if buf.src.len() != max_block {
+        buf.src = vec![0; max_block];
+    }
     buf.dict.clear();
-    let mut hasher = ContentHash::new();
     let mut decoded: u64 = 0;
     for block in 0u64.. {
         let block_at = input.pos;
@@ -161,9 +271,14 @@ fn frame<R: Read>(
         if len > max_block {
             bail!("LZ4 block {block} at byte {block_at} claims {len} bytes, more than the frame's {max_block}-byte blocks (corrupt)");
         }
+        let mut out = checker.buffer()?;
+        if out.len() != max_block {
+            // Not `resize`: in a debug build it fills byte by byte.
+            out = vec![0; max_block];
+        }
         let stored = word & 0x8000_0000 != 0;
         let data = if stored {
-            &mut buf.dst[..len]
+            &mut out[..len]
         } else {
             &mut buf.src[..len]
         };
@@ -178,127 +293,33 @@ fn frame<R: Read>(
         let n = if stored {
             len
         } else {
-            decode_block(&buf.src[..len], &mut buf.dst, &buf.dict).map_err(|()| {
-                anyhow::anyhow!(
-                    "LZ4 block {block} at byte {block_at} does not decode (corrupt data)"
-                )
+            decode_block(&buf.src[..len], &mut out, &buf.dict).map_err(|()| {
+                anyhow!("LZ4 block {block} at byte {block_at} does not decode (corrupt data)")
             })?
         };
-        let out = &buf.dst[..n];
-        if content_checksum {
-            hasher.update(out);
-        }
         if linked {
-            keep_window(&mut buf.dict, out);
+            keep_window(&mut buf.dict, &out[..n]);
         }
         decoded += n as u64;
-        sink(out);
+        checker.send(Event::Block(out, n, content_checksum))?;
     }
+    let mut checksum = None;
     if content_checksum {
         let mut sum = [0u8; 4];
         input.exact(&mut sum, "LZ4 content checksum")?;
-        if hasher.digest() != u32::from_le_bytes(sum) {
-            bail!(
-                "LZ4 content checksum mismatch for the frame at byte {header_at} (corrupt data: \
-                 the decoded content differs from what was compressed)"
-            );
-        }
+        checksum = Some(u32::from_le_bytes(sum));
     }
     if let Some(expected) = content_size {
         if expected != decoded {
             bail!("LZ4 frame at byte {header_at} declares {expected} bytes of content but decodes to {decoded}");
         }
     }
+    checker.send(Event::FrameEnd {
+        checksum,
+        header_at,
+    })?;
     stats.decoded_bytes += decoded;
     Ok(content_checksum)
-}
-
-// Part of liblz4's stable API and of the static library lz4-sys builds (lz4.c and xxhash.c),
-// which does not declare them. A build without them fails to link; it cannot misbehave.
-extern "C" {
-    fn XXH32(input: *const c_void, len: usize, seed: u32) -> u32;
-    fn XXH32_createState() -> *mut c_void;
-    fn XXH32_freeState(state: *mut c_void) -> c_int;
-    fn XXH32_reset(state: *mut c_void, seed: u32) -> c_int;
-    fn XXH32_update(state: *mut c_void, input: *const c_void, len: usize) -> c_int;
-    fn XXH32_digest(state: *const c_void) -> u32;
-    fn LZ4_decompress_safe_usingDict(
-        src: *const c_char,
-        dst: *mut c_char,
-        src_size: c_int,
-        dst_capacity: c_int,
-        dict_start: *const c_char,
-        dict_size: c_int,
-    ) -> c_int;
-}
-
-/// XXH32 with seed 0, as LZ4 frames use it.
-fn xxh32(data: &[u8]) -> u32 {
-    // SAFETY: XXH32 reads exactly `len` bytes from `input`.
-    unsafe { XXH32(data.as_ptr().cast(), data.len(), 0) }
-}
-
-/// A running XXH32 (seed 0) over a frame's decoded content.
-struct ContentHash(*mut c_void);
-
-impl ContentHash {
-    fn new() -> ContentHash {
-        // SAFETY: createState returns a heap state or null; reset initialises a valid state.
-        let state = unsafe { XXH32_createState() };
-        assert!(!state.is_null(), "out of memory for an XXH32 state");
-        unsafe { XXH32_reset(state, 0) };
-        ContentHash(state)
-    }
-
-    fn update(&mut self, data: &[u8]) {
-        // SAFETY: the state is valid until drop; update reads exactly `len` bytes.
-        unsafe { XXH32_update(self.0, data.as_ptr().cast(), data.len()) };
-    }
-
-    fn digest(&self) -> u32 {
-        // SAFETY: the state is valid until drop.
-        unsafe { XXH32_digest(self.0) }
-    }
-}
-
-impl Drop for ContentHash {
-    fn drop(&mut self) {
-        // SAFETY: the state came from createState and is freed once.
-        unsafe { XXH32_freeState(self.0) };
-    }
-}
-
-/// Decodes one LZ4 block into `dst`, with `dict` as the preceding output for linked blocks.
-fn decode_block(src: &[u8], dst: &mut [u8], dict: &[u8]) -> Result<usize, ()> {
-    let (src_len, dst_len, dict_len) =
-        (as_int(src.len())?, as_int(dst.len())?, as_int(dict.len())?);
-    // SAFETY: liblz4's `_safe` decoders read at most `src_size` bytes from `src` and write at
-    // most `dst_capacity` bytes to `dst` whatever the input, and return a negative number for
-    // malformed input. The three slices are distinct buffers with the lengths passed.
-    let n = unsafe {
-        if dict.is_empty() {
-            lz4_sys::LZ4_decompress_safe(
-                src.as_ptr().cast(),
-                dst.as_mut_ptr().cast(),
-                src_len,
-                dst_len,
-            )
-        } else {
-            LZ4_decompress_safe_usingDict(
-                src.as_ptr().cast(),
-                dst.as_mut_ptr().cast(),
-                src_len,
-                dst_len,
-                dict.as_ptr().cast(),
-                dict_len,
-            )
-        }
-    };
-    usize::try_from(n).map_err(|_| ())
-}
-
-fn as_int(n: usize) -> Result<c_int, ()> {
-    c_int::try_from(n).map_err(|_| ())
 }
 
 /// Keeps the last `WINDOW` bytes of the decoded stream in `dict`.
@@ -460,6 +481,22 @@ mod tests {
         let (stats, out) = check(&bytes).unwrap();
         assert_eq!(out, b"first second");
         assert_eq!(stats.frames, 2);
+    }
+
+    #[test]
+    fn frames_of_different_block_sizes_and_checksums() {
+        let (a, b) = (data(100_000), data(5_000_000));
+        let mut bytes = encode(&a, FrameInfo::new().block_size(BlockSize::Max64KB));
+        bytes.extend(encode(&b, checked_info().block_size(BlockSize::Max4MB)));
+        bytes.extend(encode(&a, checked_info().block_size(BlockSize::Max256KB)));
+        let (stats, out) = check(&bytes).unwrap();
+        assert_eq!(stats.frames, 3);
+        assert!(
+            !stats.content_checksummed,
+            "the first frame has no content checksum"
+        );
+        assert_eq!(out.len(), 200_000 + 5_000_000);
+        assert!(out[100_000..5_100_000] == b[..] && out[5_100_000..] == a[..]);
     }
 
     #[test]

@@ -2,5 +2,6 @@
 
 pub mod gpt;
 pub mod image;
+pub mod liblz4;
 pub mod lz4check;
 pub mod sample_disk;
