@@ -2,6 +2,7 @@
 //! with -O3 even in debug builds, so these run at `lz4 -t` speed in `cargo xtask`.
 
 use std::ffi::{c_char, c_int, c_void};
+use std::io::{self, Write};
 
 // Part of liblz4's stable API and of the static library lz4-sys builds (lz4.c and xxhash.c),
 // which does not declare them. A build without them fails to link; it cannot misbehave.
@@ -91,6 +92,88 @@ fn as_int(n: usize) -> Result<c_int, ()> {
     c_int::try_from(n).map_err(|_| ())
 }
 
+/// Compresses `src` as one LZ4 block into `dst`; `None` when it does not fit (store it raw).
+pub fn compress_block(src: &[u8], dst: &mut [u8]) -> Option<usize> {
+    let (src_len, dst_len) = (as_int(src.len()).ok()?, as_int(dst.len()).ok()?);
+    // SAFETY: LZ4_compress_default reads `sourceSize` bytes and writes at most `maxDestSize`,
+    // returning 0 when the output does not fit.
+    let n = unsafe {
+        lz4_sys::LZ4_compress_default(
+            src.as_ptr().cast(),
+            dst.as_mut_ptr().cast(),
+            src_len,
+            dst_len,
+        )
+    };
+    usize::try_from(n).ok().filter(|&n| n > 0)
+}
+
+/// Writes one LZ4 frame, as `lz4 -BX` would: 4 MiB independent blocks, block and content
+/// checksums. Memory: two block buffers.
+pub struct FrameWriter<W: Write> {
+    out: W,
+    block: Vec<u8>,
+    packed: Vec<u8>,
+    hash: ContentHash,
+}
+
+const BLOCK: usize = 4 << 20;
+
+impl<W: Write> FrameWriter<W> {
+    pub fn new(mut out: W) -> io::Result<FrameWriter<W>> {
+        // Version 01, independent blocks, block checksums, content checksum; 4 MiB blocks.
+        let descriptor = [0b0111_0100, 7 << 4];
+        out.write_all(&0x184D_2204u32.to_le_bytes())?;
+        out.write_all(&descriptor)?;
+        out.write_all(&[(xxh32(&descriptor) >> 8) as u8])?;
+        Ok(FrameWriter {
+            out,
+            block: Vec::with_capacity(BLOCK),
+            packed: vec![0; BLOCK],
+            hash: ContentHash::new(),
+        })
+    }
+
+    fn flush_block(&mut self) -> io::Result<()> {
+        if self.block.is_empty() {
+            return Ok(());
+        }
+        let (word, data) = match compress_block(&self.block, &mut self.packed) {
+            Some(n) => (n as u32, &self.packed[..n]),
+            None => (self.block.len() as u32 | 0x8000_0000, &self.block[..]),
+        };
+        self.out.write_all(&word.to_le_bytes())?;
+        self.out.write_all(data)?;
+        self.out.write_all(&xxh32(data).to_le_bytes())?;
+        self.block.clear();
+        Ok(())
+    }
+
+    /// Ends the frame (end mark and content checksum) and gives back the writer.
+    pub fn finish(mut self) -> io::Result<W> {
+        self.flush_block()?;
+        self.out.write_all(&0u32.to_le_bytes())?;
+        self.out.write_all(&self.hash.digest().to_le_bytes())?;
+        Ok(self.out)
+    }
+}
+
+impl<W: Write> Write for FrameWriter<W> {
+    fn write(&mut self, data: &[u8]) -> io::Result<usize> {
+        let n = data.len().min(BLOCK - self.block.len());
+        self.block.extend_from_slice(&data[..n]);
+        self.hash.update(&data[..n]);
+        if self.block.len() == BLOCK {
+            self.flush_block()?;
+        }
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.out.flush()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -103,6 +186,41 @@ mod tests {
         let mut hash = ContentHash::new();
         data.chunks(999).for_each(|c| hash.update(c));
         assert_eq!(hash.digest(), xxh32(&data));
+    }
+
+    #[test]
+    fn frames_written_here_are_read_by_lz4_flex() {
+        use std::io::Read;
+        let data: Vec<u8> = (0..9_000_000u32)
+            .map(|i| (i / 3 % 7) as u8 ^ (i >> 20) as u8)
+            .collect();
+        let mut writer = FrameWriter::new(Vec::new()).unwrap();
+        data.chunks(1_000_003)
+            .for_each(|c| writer.write_all(c).unwrap());
+        let frame = writer.finish().unwrap();
+        assert!(frame.len() < data.len() / 4, "compressed: {}", frame.len());
+        let mut back = Vec::new();
+        lz4_flex::frame::FrameDecoder::new(&frame[..])
+            .read_to_end(&mut back)
+            .unwrap();
+        assert!(back == data);
+        // Random data does not compress: stored blocks.
+        let mut noise = vec![0u8; 100_000];
+        let mut x = 0x1234_5678_9abc_def0u64;
+        for b in noise.iter_mut() {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            *b = x as u8;
+        }
+        let mut writer = FrameWriter::new(Vec::new()).unwrap();
+        writer.write_all(&noise).unwrap();
+        let frame = writer.finish().unwrap();
+        let mut back = Vec::new();
+        lz4_flex::frame::FrameDecoder::new(&frame[..])
+            .read_to_end(&mut back)
+            .unwrap();
+        assert!(back == noise);
     }
 
     #[test]

@@ -1,15 +1,15 @@
 //! Sample Bottlerocket build output for tests and `cargo xtask bench`: GPT disks laid out like
 //! Bottlerocket's partition plan, partly filled with compressible pseudo-random data, written
-//! as LZ4 frames (block and content checksums) in bounded memory, and a whole
+//! as LZ4 frames (block and content checksums, by liblz4) in bounded memory, and a whole
 //! `build/images/<arch>-<variant>/<version>-<build-id>/` tree around them.
 
 use std::io::{self, BufWriter, Write};
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
-use lz4_flex::frame::{BlockMode, BlockSize, FrameEncoder, FrameInfo};
 
 use crate::arch::Arch;
+use crate::variant::liblz4::FrameWriter;
 
 const SECTOR: u64 = 512;
 const ENTRIES: u32 = 128;
@@ -202,22 +202,13 @@ impl SampleDisk {
     /// Writes the disk as an LZ4 frame with block and content checksums and 4 MiB blocks (what
     /// `lz4` writes by default, plus block checksums).
     pub fn write_lz4(&self, path: &Path) -> Result<()> {
-        let file = fs_err::File::create(path)?;
-        let info = FrameInfo::new()
-            .block_size(BlockSize::Max4MB)
-            .block_mode(BlockMode::Independent)
-            .block_checksums(true)
-            .content_checksum(true);
-        let mut encoder =
-            FrameEncoder::with_frame_info(info, BufWriter::with_capacity(CHUNK, file));
-        self.write_raw(&mut encoder)
-            .with_context(|| format!("cannot write {}", path.display()))?;
-        let mut out = encoder
-            .finish()
-            .with_context(|| format!("cannot write {}", path.display()))?;
-        out.flush()
-            .with_context(|| format!("cannot write {}", path.display()))?;
-        Ok(())
+        let write = || -> io::Result<()> {
+            let file = BufWriter::with_capacity(CHUNK, std::fs::File::create(path)?);
+            let mut frame = FrameWriter::new(file)?;
+            self.write_raw(&mut frame)?;
+            frame.finish()?.flush()
+        };
+        write().with_context(|| format!("cannot write {}", path.display()))
     }
 }
 
