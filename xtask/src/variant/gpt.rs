@@ -9,6 +9,8 @@ pub const SECTOR: u64 = 512;
 /// More partition entry bytes than any real disk has (the usual array is 16 KiB).
 const MAX_ENTRY_BYTES: u64 = 1 << 20;
 const NAME_UNITS: usize = 36;
+/// The primary entries must end within this many bytes from the start of the disk (usually 17 KiB).
+const MAX_HEAD: u64 = 2 << 20;
 
 /// A used partition entry.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -244,31 +246,32 @@ impl GptScanner {
     }
 
     fn read_primary(&mut self) {
-        match parse_header(
-            &self.head[SECTOR as usize..2 * SECTOR as usize],
-            "primary",
-            1,
-        ) {
-            Ok(header) => {
-                let entries_end = (header.entries_lba + header.entry_sectors()) * SECTOR;
-                let backup_entries = header.alternate_lba.checked_sub(header.entry_sectors());
-                match backup_entries {
-                    Some(lba) if header.entries_lba >= 2 && lba > header.last_usable && header.first_usable * SECTOR >= entries_end => {
-                        self.head_want = entries_end;
-                        self.tail_start = lba * SECTOR;
-                        self.tail_end = (header.alternate_lba + 1) * SECTOR;
-                        self.tail.reserve_exact((self.tail_end - self.tail_start) as usize);
-                        self.primary = Some(header);
-                    }
-                    _ => {
-                        self.fault = Some(format!(
-                            "primary GPT header places its partition entries (LBA {}, {} sectors) or backup header (LBA {}) inside the usable LBA {}..{}",
-                            header.entries_lba, header.entry_sectors(), header.alternate_lba, header.first_usable, header.last_usable
-                        ))
-                    }
-                }
+        let sector = &self.head[SECTOR as usize..2 * SECTOR as usize];
+        let header = match parse_header(sector, "primary", 1) {
+            Ok(header) => header,
+            Err(fault) => {
+                self.fault = Some(fault);
+                return;
             }
-            Err(fault) => self.fault = Some(fault),
+        };
+        match plan_capture(&header) {
+            Some((head_want, tail)) => {
+                self.head_want = head_want;
+                (self.tail_start, self.tail_end) = (tail.start, tail.end);
+                self.tail.reserve_exact((tail.end - tail.start) as usize);
+                self.primary = Some(header);
+            }
+            None => {
+                self.fault = Some(format!(
+                    "primary GPT header has an impossible layout: partition entries at LBA {} \
+                     ({} sectors), usable LBA {}..{}, backup header at LBA {}",
+                    header.entries_lba,
+                    header.entry_sectors(),
+                    header.first_usable,
+                    header.last_usable,
+                    header.alternate_lba
+                ))
+            }
         }
     }
 
@@ -340,6 +343,23 @@ impl GptScanner {
             Err(problems)
         }
     }
+}
+
+/// Where the primary entries end and which bytes hold the backup entries and header, if the
+/// primary header's layout is possible: entries before the usable area, the backup after it,
+/// and nothing so far out that capturing it would hold much of the disk in memory.
+fn plan_capture(h: &Header) -> Option<(u64, std::ops::Range<u64>)> {
+    let entries_end = h
+        .entries_lba
+        .checked_add(h.entry_sectors())?
+        .checked_mul(SECTOR)?;
+    let backup_entries = h.alternate_lba.checked_sub(h.entry_sectors())?;
+    let tail_end = h.alternate_lba.checked_add(1)?.checked_mul(SECTOR)?;
+    let possible = h.entries_lba >= 2
+        && entries_end <= MAX_HEAD
+        && h.first_usable.checked_mul(SECTOR)? >= entries_end
+        && backup_entries > h.last_usable;
+    possible.then_some((entries_end, backup_entries * SECTOR..tail_end))
 }
 
 fn has_protective_mbr(mbr: &[u8]) -> bool {
@@ -587,6 +607,18 @@ mod tests {
             "{found}"
         );
         assert!(found.contains("BOTTLEROCKET-TOOR-A"), "{found}");
+    }
+
+    #[test]
+    fn impossible_layout_is_a_fault_not_a_panic() {
+        let mut raw = disk();
+        raw[512 + 72..512 + 80].copy_from_slice(&u64::MAX.to_le_bytes()); // entries LBA
+        reseal(&mut raw, 512);
+        let found = problems(&raw);
+        assert!(
+            found.contains("primary GPT header has an impossible layout"),
+            "{found}"
+        );
     }
 
     #[test]

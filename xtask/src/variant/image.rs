@@ -1,6 +1,18 @@
 //! VALIDATE's image checks: the images a variant build left under
 //! `build/images/<arch>-<variant>/latest/` are from this build, complete and intact.
 //!
+//! - `latest` resolves to `<release-version>-<build-id>` (the build id is reported);
+//! - the OS image `bottlerocket-<variant>-<arch>-<version>-<build-id>.img.lz4` exists (or a
+//!   `.img`, `.qcow2`, `.vmdk`, `.ova` one: those but raw ones are only checked for presence and
+//!   freshness); a `-data` image is validated when present, as the variant's partition plan
+//!   decides whether there is one;
+//! - every image file (`.lz4`, `.img`, `.qcow2`, `.vmdk`, `.ova`) was modified after the build
+//!   started;
+//! - every `.lz4` file is one or more complete LZ4 frames whose checksums verify; a symlink to a
+//!   file already checked is not decoded again, and a dangling one is a fault;
+//! - the OS disk has a valid GPT (see `gpt`) with a `BOTTLEROCKET-ROOT-*` partition;
+//! - `application-inventory.json` lists packages with names and versions.
+//!
 //! Every problem is collected and reported together, each naming its file, so one run shows
 //! everything that is wrong. Decoding is streamed (bounded memory whatever the image size) and
 //! independent files are decoded in parallel.
@@ -71,7 +83,8 @@ const MAX_DECODERS: usize = 4;
 const READ_BUFFER: usize = 1 << 20;
 const IMAGE_SUFFIXES: [&str; 5] = [".img.lz4", ".img", ".qcow2", ".vmdk", ".ova"];
 const INVENTORY: &str = "application-inventory.json";
-const REMEDY: &str = "rebuild the variant";
+const REMEDY: &str =
+    "rebuild the variant (`cargo xtask variant`, or `cargo xtask phase build <workspace>`)";
 
 /// Checks the images and fails with every problem listed; the report when all is well.
 pub fn validate(images_root: &Path, expect: &Expect) -> Result<ImageReport> {
@@ -783,6 +796,44 @@ mod tests {
         );
     }
 
+    /// Removes the `.img.lz4` images and the friendly symlinks to them.
+    fn remove_lz4_images(dir: &Path) {
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.to_string_lossy().ends_with(".img.lz4") {
+                std::fs::remove_file(path).unwrap();
+            }
+        }
+    }
+
+    #[test]
+    fn an_uncompressed_raw_os_image_is_checked_in_depth() {
+        let fx = Fixture::new(false);
+        let raw_path = fx.dir.join(format!(
+            "bottlerocket-aws-dev-x86_64-{VERSION}-{BUILD_ID}.img"
+        ));
+        let mut raw = Vec::new();
+        SampleDisk::os(OS_SIZE, SampleOptions::default())
+            .unwrap()
+            .write_raw(&mut raw)
+            .unwrap();
+        raw[512 + 40] ^= 1;
+        std::fs::write(&raw_path, &raw).unwrap();
+        remove_lz4_images(&fx.dir);
+        let found = fx.problems();
+        assert!(
+            found.contains(&format!(
+                "{}: primary GPT header CRC mismatch",
+                raw_path.display()
+            )),
+            "{found}"
+        );
+        raw[512 + 40] ^= 1;
+        std::fs::write(&raw_path, &raw).unwrap();
+        let report = validate(&fx.root, &fx.expect).unwrap();
+        assert_eq!(report.partitions.len(), 12);
+    }
+
     #[test]
     fn non_raw_images_are_checked_for_presence_only() {
         let fx = Fixture::new(false);
@@ -790,12 +841,7 @@ mod tests {
             "bottlerocket-aws-dev-x86_64-{VERSION}-{BUILD_ID}.qcow2"
         ));
         std::fs::write(&qcow, b"QFI\xfb not really").unwrap();
-        for entry in std::fs::read_dir(&fx.dir).unwrap() {
-            let path = entry.unwrap().path();
-            if path.to_string_lossy().ends_with(".img.lz4") {
-                std::fs::remove_file(path).unwrap();
-            }
-        }
+        remove_lz4_images(&fx.dir);
         let report = validate(&fx.root, &fx.expect).unwrap();
         assert!(
             report.notes[0].contains("only raw images (.img.lz4) are validated in depth"),
