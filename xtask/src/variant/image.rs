@@ -927,7 +927,7 @@ mod tests {
     }
 
     /// Hand measurement, not a test: `IMAGE_BENCH_ROOT=/tmp/bench IMAGE_BENCH_SIZE_MIB=2048
-    /// cargo test … -- --ignored make_bench_images`, then `validate_bench_images` under
+    /// [IMAGE_BENCH_DATA=1] cargo test … -- --ignored make_bench_images`, then `validate_bench_images` under
     /// `/usr/bin/time -v`, and `lz4 -t` on the same file to compare.
     #[test]
     #[ignore]
@@ -942,7 +942,7 @@ mod tests {
             VERSION,
             BUILD_ID,
             mib << 20,
-            false,
+            std::env::var_os("IMAGE_BENCH_DATA").is_some(),
         )
         .unwrap();
         eprintln!("wrote {} in {:?}", dir.display(), start.elapsed());
