@@ -103,13 +103,15 @@ pub fn parse_header(sector: &[u8], which: &str, lba: u64) -> Result<Header, Stri
     let entry_size = header.entry_size;
     if entry_size < 128 || !entry_size.is_power_of_two() || header.entry_count == 0 {
         return Err(format!(
-            "{which} GPT header at LBA {lba} has an invalid partition entry array ({} entries of {entry_size} bytes)",
+            "{which} GPT header at LBA {lba} has an invalid partition entry array \
+             ({} entries of {entry_size} bytes)",
             header.entry_count
         ));
     }
     if header.entry_bytes() > MAX_ENTRY_BYTES {
         return Err(format!(
-            "{which} GPT header at LBA {lba} declares {} bytes of partition entries, more than this checker reads",
+            "{which} GPT header at LBA {lba} declares {} bytes of partition entries, \
+             more than this checker reads",
             header.entry_bytes()
         ));
     }
@@ -146,7 +148,8 @@ pub fn parse_entries(bytes: &[u8], header: &Header) -> Result<Vec<Partition>, Ve
         if first_lba > last_lba || first_lba < header.first_usable || last_lba > header.last_usable
         {
             problems.push(format!(
-                "partition {number} ({name}) spans LBA {first_lba}..{last_lba}, outside the usable LBA {}..{}",
+                "partition {number} ({name}) spans LBA {first_lba}..{last_lba}, \
+                 outside the usable LBA {}..{}",
                 header.first_usable, header.last_usable
             ));
         }
@@ -384,7 +387,8 @@ fn check_backup(
     let mut problems = Vec::new();
     if alt + 1 != sectors {
         problems.push(format!(
-            "backup GPT header at LBA {alt} is not on the disk's last LBA {} (the disk was resized or the header is wrong)",
+            "backup GPT header at LBA {alt} is not on the disk's last LBA {} \
+             (the disk was resized or the header is wrong)",
             sectors - 1
         ));
     }
@@ -409,7 +413,8 @@ fn check_backup(
         ));
     } else if backup.entries_lba != expected_entries {
         problems.push(format!(
-            "backup GPT partition entries at LBA {}, not at LBA {expected_entries} just before the backup header",
+            "backup GPT partition entries at LBA {}, not at LBA {expected_entries} \
+             just before the backup header",
             backup.entries_lba
         ));
     } else {

@@ -168,7 +168,8 @@ pub fn inspect(images_root: &Path, expect: &Expect) -> ImageReport {
             });
         } else if kind != FileKind::Other {
             report.notes.push(format!(
-                "{}: only raw images (.img.lz4) are validated in depth; this one was checked for presence and freshness only",
+                "{}: only raw images (.img.lz4) are validated in depth; this one was checked \
+                 for presence and freshness only",
                 path.display()
             ));
         }

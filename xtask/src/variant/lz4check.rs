@@ -269,7 +269,10 @@ fn frame<R: Read>(
         }
         let len = (word & 0x7FFF_FFFF) as usize;
         if len > max_block {
-            bail!("LZ4 block {block} at byte {block_at} claims {len} bytes, more than the frame's {max_block}-byte blocks (corrupt)");
+            bail!(
+                "LZ4 block {block} at byte {block_at} claims {len} bytes, more than the \
+                 frame's {max_block}-byte blocks (corrupt)"
+            );
         }
         let mut out = checker.buffer()?;
         if out.len() != max_block {
@@ -311,7 +314,10 @@ fn frame<R: Read>(
     }
     if let Some(expected) = content_size {
         if expected != decoded {
-            bail!("LZ4 frame at byte {header_at} declares {expected} bytes of content but decodes to {decoded}");
+            bail!(
+                "LZ4 frame at byte {header_at} declares {expected} bytes of content but \
+                 decodes to {decoded}"
+            );
         }
     }
     checker.send(Event::FrameEnd {

@@ -81,7 +81,10 @@ impl SampleDisk {
     /// `plan` gives each partition's share in MiB of a 2 GiB disk; the last one takes the rest.
     fn new(size: u64, plan: &[(&str, u64)], options: SampleOptions) -> Result<SampleDisk> {
         if !size.is_multiple_of(SECTOR) || size < (1 << 20) {
-            bail!("a sample disk must be at least 1 MiB and a whole number of 512-byte sectors, not {size} bytes");
+            bail!(
+                "a sample disk must be at least 1 MiB and a whole number of 512-byte \
+                 sectors, not {size} bytes"
+            );
         }
         if !(0.0..=1.0).contains(&options.fill) {
             bail!(
