@@ -5,9 +5,13 @@
 pub mod backup;
 pub mod build;
 pub mod compat;
+pub mod gpt;
 pub mod image;
+pub mod liblz4;
+pub mod lz4check;
 pub mod lock;
 pub mod override_file;
+pub mod sample_disk;
 pub mod toml_doc;
 pub mod twoliter_toml;
 pub mod update_config;

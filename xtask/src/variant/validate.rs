@@ -122,7 +122,7 @@ fn check_fetched_kits(v: &Variant) -> Result<Vec<FetchedKit>> {
 fn final_report(v: &Variant, images: &ImageReport, kits: &[FetchedKit]) -> String {
     let mut out = format!("# FINAL — {} {} images\n\n## Images\n\n", v.variant, v.arch);
     for f in &images.files {
-        out.push_str(&format!("- `{}` ({})\n", f.path.display(), ui::bytes(f.size)));
+        out.push_str(&format!("- `{}` ({})\n", f.path.display(), ui::bytes(f.bytes)));
     }
     out.push_str("\n## Kits\n\n");
     for k in kits {
