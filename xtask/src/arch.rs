@@ -27,8 +27,12 @@ impl Arch {
 
     /// The host's architecture, as the kit Makefile's `ARCH ?= $(uname -m)` would pick.
     pub fn host() -> Result<Arch> {
-        Arch::parse(std::env::consts::ARCH)
-            .map_err(|_| anyhow::anyhow!("this host's arch `{}` cannot build Bottlerocket: pass --arch", std::env::consts::ARCH))
+        Arch::parse(std::env::consts::ARCH).map_err(|_| {
+            anyhow::anyhow!(
+                "this host's arch `{}` cannot build Bottlerocket: pass --arch",
+                std::env::consts::ARCH
+            )
+        })
     }
 
     /// The name twoliter, cargo-make and file names use.
@@ -72,7 +76,10 @@ mod tests {
         assert_eq!(Arch::parse("amd64").unwrap(), Arch::X86_64);
         assert_eq!(Arch::parse("arm64").unwrap().name(), "aarch64");
         assert_eq!(Arch::X86_64.oci(), "amd64");
-        assert!(Arch::parse("riscv64").unwrap_err().to_string().contains("x86_64 (amd64)"));
+        assert!(Arch::parse("riscv64")
+            .unwrap_err()
+            .to_string()
+            .contains("x86_64 (amd64)"));
         assert_eq!(serde_json::to_string(&Arch::Aarch64).unwrap(), "\"aarch64\"");
     }
 }

@@ -12,7 +12,10 @@ use serde::{de::DeserializeOwned, Serialize};
 /// Writes `contents` to `path` so that readers see either the old file or the new one, never
 /// a half-written one: a temp file in the same directory, fsynced, then renamed over the target.
 pub fn write_atomic(path: &Path, contents: &[u8]) -> Result<()> {
-    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
     fs_err::create_dir_all(dir)?;
     let name = path.file_name().context("cannot write a path without a file name")?;
     let tmp = dir.join(format!(
@@ -51,8 +54,8 @@ pub fn read_json<T: DeserializeOwned>(path: &Path) -> Result<Option<T>> {
         Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(None),
         Err(err) => return Err(err).with_context(|| format!("cannot read {}", path.display())),
     };
-    let value = serde_json::from_str(&text)
-        .with_context(|| format!("{} is not valid: fix or delete it", path.display()))?;
+    let value =
+        serde_json::from_str(&text).with_context(|| format!("{} is not valid: fix or delete it", path.display()))?;
     Ok(Some(value))
 }
 
@@ -98,7 +101,6 @@ impl Lock {
             }
         }
     }
-
 }
 
 pub fn hex(bytes: &[u8]) -> String {

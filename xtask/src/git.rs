@@ -18,19 +18,33 @@ pub fn build_id(sh: &Shell, repo: &Path) -> Result<String> {
 /// Whether git ignores `path` in `repo` (false when `repo` is not a git checkout).
 pub fn is_ignored(sh: &Shell, repo: &Path, path: &Path) -> bool {
     let _dir = sh.push_dir(repo);
-    cmd!(sh, "git check-ignore -q {path}").quiet().ignore_stdout().ignore_stderr().run().is_ok()
+    cmd!(sh, "git check-ignore -q {path}")
+        .quiet()
+        .ignore_stdout()
+        .ignore_stderr()
+        .run()
+        .is_ok()
 }
 
 /// Whether `path` is tracked in `repo`.
 pub fn is_tracked(sh: &Shell, repo: &Path, path: &Path) -> bool {
     let _dir = sh.push_dir(repo);
-    cmd!(sh, "git ls-files --error-unmatch {path}").quiet().ignore_stdout().ignore_stderr().run().is_ok()
+    cmd!(sh, "git ls-files --error-unmatch {path}")
+        .quiet()
+        .ignore_stdout()
+        .ignore_stderr()
+        .run()
+        .is_ok()
 }
 
 /// The top of the checkout holding `dir`, if any.
 pub fn toplevel(sh: &Shell, dir: &Path) -> Option<std::path::PathBuf> {
     let _dir = sh.push_dir(dir);
-    let out = cmd!(sh, "git rev-parse --show-toplevel").quiet().ignore_stderr().read().ok()?;
+    let out = cmd!(sh, "git rev-parse --show-toplevel")
+        .quiet()
+        .ignore_stderr()
+        .read()
+        .ok()?;
     Some(std::path::PathBuf::from(out.trim()))
 }
 

@@ -49,8 +49,15 @@ pub struct Descriptor {
 /// per-platform images, or one image.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Manifest {
-    Index { media_type: String, manifests: Vec<Descriptor> },
-    Image { media_type: String, config: Descriptor, layers: Vec<Descriptor> },
+    Index {
+        media_type: String,
+        manifests: Vec<Descriptor>,
+    },
+    Image {
+        media_type: String,
+        config: Descriptor,
+        layers: Vec<Descriptor>,
+    },
 }
 
 #[derive(Deserialize)]
@@ -79,7 +86,11 @@ impl Manifest {
             return Ok(Manifest::Index { media_type, manifests });
         }
         if let Some(config) = raw.config {
-            return Ok(Manifest::Image { media_type, config, layers: raw.layers.unwrap_or_default() });
+            return Ok(Manifest::Image {
+                media_type,
+                config,
+                layers: raw.layers.unwrap_or_default(),
+            });
         }
         bail!("manifest of media type `{media_type}` has neither `manifests` nor `config`")
     }
@@ -115,7 +126,9 @@ pub fn lock_digest(manifest: &[u8]) -> Result<String> {
     let value: serde_json::Value = serde_json::from_slice(manifest).context("manifest is not valid JSON")?;
     let mut canonical = Vec::new();
     let mut ser = serde_json::Serializer::with_formatter(&mut canonical, olpc_cjson::CanonicalFormatter::new());
-    value.serialize(&mut ser).context("manifest cannot be written as canonical JSON")?;
+    value
+        .serialize(&mut ser)
+        .context("manifest cannot be written as canonical JSON")?;
     Ok(base64::engine::general_purpose::STANDARD.encode(Sha256::digest(&canonical)))
 }
 
@@ -153,9 +166,7 @@ pub fn kit_metadata(config_blob: &[u8]) -> Result<KitMetadata> {
         })
         .max_by_key(|(n, _, _)| *n)
         .map(|(_, k, v)| (k.clone(), v))
-        .with_context(|| {
-            format!("image config has no `{KIT_LABEL_PREFIX}N` label: it is not a twoliter kit image")
-        })?;
+        .with_context(|| format!("image config has no `{KIT_LABEL_PREFIX}N` label: it is not a twoliter kit image"))?;
     let json = base64::engine::general_purpose::STANDARD
         .decode(value.trim())
         .with_context(|| format!("label {label} is not base64"))?;
@@ -166,7 +177,11 @@ pub fn kit_metadata(config_blob: &[u8]) -> Result<KitMetadata> {
     }
     let raw: Raw = serde_json::from_slice(&json)
         .with_context(|| format!("label {label} does not hold kit JSON with `name` and `version`"))?;
-    Ok(KitMetadata { name: raw.name, version: raw.version, label })
+    Ok(KitMetadata {
+        name: raw.name,
+        version: raw.version,
+        label,
+    })
 }
 
 #[cfg(test)]
@@ -192,7 +207,9 @@ mod tests {
             "manifests":[{"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"sha256:aa","size":10,
             "platform":{"architecture":"amd64","os":"linux"}}]}"#;
         let parsed = Manifest::parse(index, None).unwrap();
-        let Manifest::Index { manifests, media_type } = &parsed else { panic!("{parsed:?}") };
+        let Manifest::Index { manifests, media_type } = &parsed else {
+            panic!("{parsed:?}")
+        };
         assert_eq!(media_type, OCI_INDEX);
         assert_eq!(manifests[0].platform_name(), "linux/amd64");
         let image = br#"{"schemaVersion":2,"config":{"digest":"sha256:bb","size":3},"layers":[{"digest":"sha256:cc","size":7}]}"#;
@@ -210,7 +227,10 @@ mod tests {
             "dev.bottlerocket.kit.v3": enc(r#"{"name":"my-kit","version":"1.2.3","sdk":{},"kit":[]}"#),
             "other": "x"}}});
         let meta = kit_metadata(config.to_string().as_bytes()).unwrap();
-        assert_eq!((meta.name.as_str(), meta.version.as_str(), meta.label.as_str()), ("my-kit", "1.2.3", "dev.bottlerocket.kit.v3"));
+        assert_eq!(
+            (meta.name.as_str(), meta.version.as_str(), meta.label.as_str()),
+            ("my-kit", "1.2.3", "dev.bottlerocket.kit.v3")
+        );
         let err = kit_metadata(br#"{"config":{"Labels":{}}}"#).unwrap_err().to_string();
         assert!(err.contains("not a twoliter kit image"), "{err}");
     }

@@ -72,7 +72,11 @@ pub fn gate(sh: &Shell, ctx: &Ctx, phase: &PhaseDef) -> Gate {
 
 /// The command a sub-agent runs for a phase, as argv.
 pub fn command(ws: &Workspace, phase: &PhaseDef) -> Vec<String> {
-    ["cargo", "xtask", "phase", phase.id].iter().map(|s| s.to_string()).chain([ws.dir.display().to_string()]).collect()
+    ["cargo", "xtask", "phase", phase.id]
+        .iter()
+        .map(|s| s.to_string())
+        .chain([ws.dir.display().to_string()])
+        .collect()
 }
 
 /// Runs `act`, then `gate` on what it returned; records the outcome either way.
@@ -91,17 +95,39 @@ pub fn execute<T: Serialize>(
     match outcome {
         Ok((data, report)) => {
             ws.save_report(phase, &report)?;
-            ws.save_result(phase, &PhaseResult { phase: phase.id.into(), ok: true, started_at, finished_at, error: None, data: Some(data) })?;
+            ws.save_result(
+                phase,
+                &PhaseResult {
+                    phase: phase.id.into(),
+                    ok: true,
+                    started_at,
+                    finished_at,
+                    error: None,
+                    data: Some(data),
+                },
+            )?;
             eprint!("{report}");
             Ok(())
         }
         Err(err) => {
             let error = format!("{err:#}");
-            let result: PhaseResult<T> =
-                PhaseResult { phase: phase.id.into(), ok: false, started_at, finished_at, error: Some(error.clone()), data: None };
+            let result: PhaseResult<T> = PhaseResult {
+                phase: phase.id.into(),
+                ok: false,
+                started_at,
+                finished_at,
+                error: Some(error.clone()),
+                data: None,
+            };
             ws.save_result(phase, &result)?;
             ws.save_report(phase, &format!("# {} failed\n\n```\n{error}\n```\n", phase.title))?;
-            Err(err).with_context(|| format!("phase {} failed (result in {})", phase.title, ws.result_path(phase).display()))
+            Err(err).with_context(|| {
+                format!(
+                    "phase {} failed (result in {})",
+                    phase.title,
+                    ws.result_path(phase).display()
+                )
+            })
         }
     }
 }
@@ -177,7 +203,12 @@ pub fn run_all(sh: &Shell, ctx: &Ctx, force: bool, outcomes: &mut Vec<Outcome>) 
                         p.pass(phase.id, Some(reason.clone()), now);
                     }
                 })?;
-                outcomes.push(Outcome { phase: phase.id.into(), outcome: "skipped", seconds: start.elapsed().as_secs_f64(), reason: Some(reason) });
+                outcomes.push(Outcome {
+                    phase: phase.id.into(),
+                    outcome: "skipped",
+                    seconds: start.elapsed().as_secs_f64(),
+                    reason: Some(reason),
+                });
                 continue;
             }
         }
@@ -195,14 +226,24 @@ pub fn run_all(sh: &Shell, ctx: &Ctx, force: bool, outcomes: &mut Vec<Outcome>) 
                 // The report also goes where an orchestrator would have put its sub-agent's.
                 let report = fs_err::read(ws.report_path(phase))?;
                 fsx::write_atomic(&ws.dir.join(phase.output_file), &report)?;
-                outcomes.push(Outcome { phase: phase.id.into(), outcome: "ran", seconds, reason: None });
+                outcomes.push(Outcome {
+                    phase: phase.id.into(),
+                    outcome: "ran",
+                    seconds,
+                    reason: None,
+                });
             }
             Err(err) => {
                 let reason = format!("{err:#}");
                 update_progress(ws, workflow, |p, now| {
                     p.fail(phase.id, reason.clone(), u32::MAX, now);
                 })?;
-                outcomes.push(Outcome { phase: phase.id.into(), outcome: "failed", seconds, reason: Some(reason) });
+                outcomes.push(Outcome {
+                    phase: phase.id.into(),
+                    outcome: "failed",
+                    seconds,
+                    reason: Some(reason),
+                });
                 return Err(err);
             }
         }

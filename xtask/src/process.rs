@@ -12,7 +12,11 @@ use anyhow::{bail, Context, Result};
 /// Runs `cmd` and returns its stdout (trimmed). On failure the error quotes the program's stderr.
 pub fn read(cmd: xshell::Cmd<'_>) -> Result<String> {
     let shown = cmd.to_string();
-    let output = cmd.ignore_status().quiet().output().with_context(|| format!("cannot run `{shown}`"))?;
+    let output = cmd
+        .ignore_status()
+        .quiet()
+        .output()
+        .with_context(|| format!("cannot run `{shown}`"))?;
     if !output.status.success() {
         bail!(
             "`{shown}` failed ({}): {}",
@@ -40,7 +44,11 @@ impl Streamed {
         bail!(
             "{what} failed ({}); its last lines:\n{}\nfull log: {}",
             self.status,
-            self.tail.iter().map(|l| format!("    {l}")).collect::<Vec<_>>().join("\n"),
+            self.tail
+                .iter()
+                .map(|l| format!("    {l}"))
+                .collect::<Vec<_>>()
+                .join("\n"),
             log.display()
         )
     }
@@ -104,7 +112,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let log = dir.path().join("logs/build.log");
         let mut cmd = Command::new("sh");
-        cmd.args(["-c", "for i in $(seq 1 30); do echo out$i; done; sleep 0.3; echo oops >&2; exit 3"]);
+        cmd.args([
+            "-c",
+            "for i in $(seq 1 30); do echo out$i; done; sleep 0.3; echo oops >&2; exit 3",
+        ]);
         let done = stream(cmd, "[build] ", &log).unwrap();
         assert_eq!(done.status.code(), Some(3));
         assert_eq!(done.tail.len(), TAIL_LINES);

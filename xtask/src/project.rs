@@ -21,7 +21,10 @@ pub fn phases_dir() -> PathBuf {
     if here.is_dir() {
         return here;
     }
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().map(|p| p.join("phases")).unwrap_or(here)
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .map(|p| p.join("phases"))
+        .unwrap_or(here)
 }
 
 /// `planning/` under the root: workspaces and per-checkout state, ignored by git.
@@ -31,7 +34,9 @@ pub fn planning_dir() -> PathBuf {
 
 /// `$FOREST_ROOT`, when set: kit repos under `kits/<kit>/`, the variant repo at `bottlerocket/`.
 pub fn forest_root() -> Option<PathBuf> {
-    std::env::var_os("FOREST_ROOT").filter(|v| !v.is_empty()).map(PathBuf::from)
+    std::env::var_os("FOREST_ROOT")
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
 }
 
 /// A name twoliter accepts for kits, vendors and variants: non-empty, `A-Z a-z 0-9 _ -` only.
@@ -40,7 +45,10 @@ pub fn check_identifier(what: &str, name: &str) -> Result<()> {
     if name.is_empty() {
         bail!("{what} is empty: give a name made of letters, digits, `-` and `_`");
     }
-    if let Some(bad) = name.chars().find(|c| !(c.is_ascii_alphanumeric() || *c == '-' || *c == '_')) {
+    if let Some(bad) = name
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || *c == '-' || *c == '_'))
+    {
         bail!(
             "{what} `{name}` contains `{bad}`: twoliter names may only contain letters, digits, \
              `-` and `_`"
@@ -54,7 +62,9 @@ pub fn absolute(path: &Path) -> PathBuf {
     if path.is_absolute() {
         path.to_path_buf()
     } else {
-        std::env::current_dir().map(|cwd| cwd.join(path)).unwrap_or_else(|_| path.to_path_buf())
+        std::env::current_dir()
+            .map(|cwd| cwd.join(path))
+            .unwrap_or_else(|_| path.to_path_buf())
     }
 }
 

@@ -5,7 +5,17 @@ mod support;
 #[test]
 fn help_lists_every_command() {
     let out = support::run_ok(std::process::Command::new(support::xtask_bin()).arg("--help"));
-    for cmd in ["build-kit", "variant", "phase", "next-step", "status", "restore", "registry", "sandbox", "bench"] {
+    for cmd in [
+        "build-kit",
+        "variant",
+        "phase",
+        "next-step",
+        "status",
+        "restore",
+        "registry",
+        "sandbox",
+        "bench",
+    ] {
         assert!(out.contains(cmd), "--help does not mention {cmd}:\n{out}");
     }
 }

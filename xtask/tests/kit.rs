@@ -3,8 +3,8 @@
 
 mod support;
 
-use std::path::{Path, PathBuf};
 use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 use base64::Engine;
@@ -31,13 +31,20 @@ fn xtask(repo: &KitRepo) -> Command {
 }
 
 fn build_kit_json(repo: &KitRepo, extra: &[&str]) -> Value {
-    let out = support::run_ok(xtask(repo).args(["build-kit", "--arch", "x86_64", "--json"]).args(extra));
+    let out = support::run_ok(
+        xtask(repo)
+            .args(["build-kit", "--arch", "x86_64", "--json"])
+            .args(extra),
+    );
     serde_json::from_str(&out).expect("--json prints one JSON object")
 }
 
 fn get(port: u16, path: &str) -> minreq::Response {
     minreq::get(format!("http://127.0.0.1:{port}{path}"))
-        .with_header("Accept", "application/vnd.oci.image.index.v1+json, application/vnd.oci.image.manifest.v1+json")
+        .with_header(
+            "Accept",
+            "application/vnd.oci.image.index.v1+json, application/vnd.oci.image.manifest.v1+json",
+        )
         .with_timeout(10)
         .send()
         .unwrap()
@@ -55,7 +62,12 @@ fn outcomes(summary: &Value) -> Vec<(String, String)> {
         .as_array()
         .unwrap()
         .iter()
-        .map(|p| (p["phase"].as_str().unwrap().to_string(), p["outcome"].as_str().unwrap().to_string()))
+        .map(|p| {
+            (
+                p["phase"].as_str().unwrap().to_string(),
+                p["outcome"].as_str().unwrap().to_string(),
+            )
+        })
         .collect()
 }
 
@@ -70,7 +82,12 @@ fn build_kit_publishes_verifies_and_keeps_git_clean() {
     assert_eq!(summary["ok"], true, "{summary}");
     assert_eq!(
         outcomes(&summary),
-        pairs(&[("setup", "ran"), ("build", "ran"), ("publish", "ran"), ("verify", "ran")])
+        pairs(&[
+            ("setup", "ran"),
+            ("build", "ran"),
+            ("publish", "ran"),
+            ("verify", "ran")
+        ])
     );
     // The registry really holds the index, and the recorded lock digest is the one computed
     // from what it serves.
@@ -78,32 +95,72 @@ fn build_kit_publishes_verifies_and_keeps_git_clean() {
     assert_eq!(index.status_code, 200);
     let verified = &summary["verified"];
     assert_eq!(verified["lock_digest"], lock_digest_of(index.as_bytes()));
-    assert_eq!(verified["index_digest"], index.headers["docker-content-digest"].as_str());
+    assert_eq!(
+        verified["index_digest"],
+        index.headers["docker-content-digest"].as_str()
+    );
     assert_eq!(verified["platforms"], serde_json::json!(["linux/amd64"]));
-    assert_eq!(summary["next"], serde_json::json!(["cargo", "xtask", "variant", "--kit", format!("{KIT}@{VERSION}"), "--arch", "x86_64"]));
+    assert_eq!(
+        summary["next"],
+        serde_json::json!([
+            "cargo",
+            "xtask",
+            "variant",
+            "--kit",
+            format!("{KIT}@{VERSION}"),
+            "--arch",
+            "x86_64"
+        ])
+    );
     // Infra.toml points at the registry; nothing the xtask wrote dirties the kit repo.
     let infra = std::fs::read_to_string(repo.path().join("Infra.toml")).unwrap();
-    assert!(infra.contains("[vendor.local]") && infra.contains(&format!("registry = \"{}\"", registry.url())), "{infra}");
-    assert!(repo.is_clean(), "git status: {}", support::git(repo.path(), &["status", "--porcelain"]));
+    assert!(
+        infra.contains("[vendor.local]") && infra.contains(&format!("registry = \"{}\"", registry.url())),
+        "{infra}"
+    );
+    assert!(
+        repo.is_clean(),
+        "git status: {}",
+        support::git(repo.path(), &["status", "--porcelain"])
+    );
     let ws = repo.path().join(format!("planning/build-kit-{KIT}-x86_64"));
     let report = std::fs::read_to_string(ws.join("reports/04-verify.md")).unwrap();
-    assert!(report.trim_end().ends_with(&format!("cargo xtask variant --kit {KIT}@{VERSION} --arch x86_64")), "{report}");
+    assert!(
+        report
+            .trim_end()
+            .ends_with(&format!("cargo xtask variant --kit {KIT}@{VERSION} --arch x86_64")),
+        "{report}"
+    );
     let progress: Value = serde_json::from_str(&std::fs::read_to_string(ws.join("progress.json")).unwrap()).unwrap();
     assert_eq!(progress["schema_version"], 1);
-    assert!(progress["phases"].as_array().unwrap().iter().all(|p| p["state"] == "passed"));
+    assert!(progress["phases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|p| p["state"] == "passed"));
 
     // Nothing changed: nothing is rebuilt or republished.
     let again = build_kit_json(&repo, &[]);
     assert_eq!(
         outcomes(&again),
-        pairs(&[("setup", "skipped"), ("build", "skipped"), ("publish", "skipped"), ("verify", "skipped")])
+        pairs(&[
+            ("setup", "skipped"),
+            ("build", "skipped"),
+            ("publish", "skipped"),
+            ("verify", "skipped")
+        ])
     );
     // A committed package edit changes the build: rebuilt, republished, verified again.
     repo.edit_package("hello-agent");
     let edited = build_kit_json(&repo, &[]);
     assert_eq!(
         outcomes(&edited),
-        pairs(&[("setup", "skipped"), ("build", "ran"), ("publish", "ran"), ("verify", "ran")])
+        pairs(&[
+            ("setup", "skipped"),
+            ("build", "ran"),
+            ("publish", "ran"),
+            ("verify", "ran")
+        ])
     );
     assert_ne!(edited["verified"]["index_digest"], verified["index_digest"]);
     // --force redoes everything.
@@ -150,7 +207,10 @@ fn orchestrator_loop_is_done_after_exactly_four_spawns() {
                 assert!(file.is_file(), "phase file {} exists", file.display());
                 assert!(action["prompt"].as_str().unwrap().contains("cargo xtask phase"));
                 assert_eq!(action["context_data"]["attempt"], 1);
-                spawns.push((action["phase"].as_str().unwrap().to_string(), action["output_file"].as_str().unwrap().to_string()));
+                spawns.push((
+                    action["phase"].as_str().unwrap().to_string(),
+                    action["output_file"].as_str().unwrap().to_string(),
+                ));
                 run_phase_command(&repo, &action);
                 std::fs::write(ws.join(action["output_file"].as_str().unwrap()), "Done. It worked.").unwrap();
             }
@@ -160,7 +220,12 @@ fn orchestrator_loop_is_done_after_exactly_four_spawns() {
     };
     assert_eq!(
         spawns,
-        pairs(&[("SETUP", "01-setup.md"), ("BUILD", "02-build.md"), ("PUBLISH", "03-publish.md"), ("VERIFY", "04-verify.md")])
+        pairs(&[
+            ("SETUP", "01-setup.md"),
+            ("BUILD", "02-build.md"),
+            ("PUBLISH", "03-publish.md"),
+            ("VERIFY", "04-verify.md")
+        ])
     );
     assert_eq!(calls, 5);
     let summary = std::fs::read_to_string(done["summary_file"].as_str().unwrap()).unwrap();
@@ -179,20 +244,37 @@ fn lying_subagent_advances_nothing_and_gate_fails_after_three_attempts() {
         let action = next_step(&repo, &ws, &["--phase-result", "success"]);
         if action["action"] == "spawn" {
             // Only the prose: "all good", no phase command run.
-            std::fs::write(ws.join(action["output_file"].as_str().unwrap()), "SETUP complete. Registry running.").unwrap();
+            std::fs::write(
+                ws.join(action["output_file"].as_str().unwrap()),
+                "SETUP complete. Registry running.",
+            )
+            .unwrap();
         }
         actions.push(action);
     }
     let phases: Vec<&str> = actions.iter().map(|a| a["phase"].as_str().unwrap()).collect();
     assert_eq!(phases, ["SETUP", "SETUP", "SETUP", "SETUP"]);
     assert_eq!(actions[1]["context_data"]["attempt"], 2);
-    assert!(actions[1]["context_data"]["last_failure"].as_str().unwrap().contains("SETUP has no result"), "{}", actions[1]);
+    assert!(
+        actions[1]["context_data"]["last_failure"]
+            .as_str()
+            .unwrap()
+            .contains("SETUP has no result"),
+        "{}",
+        actions[1]
+    );
     let failed = &actions[3];
     assert_eq!(failed["action"], "gate_failed", "{failed}");
     let attempts = failed["attempts"].as_array().unwrap();
     assert_eq!(attempts.len(), 3);
     for a in attempts {
-        assert!(a["reason"].as_str().unwrap().contains("reported success, but the gate failed"), "{a}");
+        assert!(
+            a["reason"]
+                .as_str()
+                .unwrap()
+                .contains("reported success, but the gate failed"),
+            "{a}"
+        );
     }
     // Nothing happened for real.
     assert!(!repo.path().join("Infra.toml").exists());
@@ -226,7 +308,10 @@ fn killed_during_build_resumes_and_finishes() {
         std::thread::sleep(std::time::Duration::from_millis(100));
     }
     let pgid = child.id() as i32;
-    let killed = Command::new("kill").args(["-KILL", "--", &format!("-{pgid}")]).status().unwrap();
+    let killed = Command::new("kill")
+        .args(["-KILL", "--", &format!("-{pgid}")])
+        .status()
+        .unwrap();
     assert!(killed.success(), "kill -KILL -- -{pgid}");
     child.wait().unwrap();
     // The state left behind is valid JSON, and a rerun resumes: SETUP is not redone.
@@ -236,7 +321,12 @@ fn killed_during_build_resumes_and_finishes() {
     assert_eq!(summary["ok"], true);
     assert_eq!(
         outcomes(&summary),
-        pairs(&[("setup", "skipped"), ("build", "ran"), ("publish", "ran"), ("verify", "ran")])
+        pairs(&[
+            ("setup", "skipped"),
+            ("build", "ran"),
+            ("publish", "ran"),
+            ("verify", "ran")
+        ])
     );
 }
 
@@ -246,7 +336,15 @@ fn concurrent_next_step_calls_serialize() {
     let tmp = tempfile::tempdir().unwrap();
     let ws = workspace(tmp.path(), &repo);
     let children: Vec<_> = (0..4)
-        .map(|_| xtask(&repo).arg("next-step").arg(&ws).stdout(Stdio::piped()).stderr(Stdio::null()).spawn().unwrap())
+        .map(|_| {
+            xtask(&repo)
+                .arg("next-step")
+                .arg(&ws)
+                .stdout(Stdio::piped())
+                .stderr(Stdio::null())
+                .spawn()
+                .unwrap()
+        })
         .collect();
     let mut answers: Vec<String> = children
         .into_iter()
@@ -298,11 +396,19 @@ fn bad_input_is_a_clear_error_and_changes_nothing() {
     assert!(!repo.path().join("Infra.toml").exists(), "Infra.toml untouched");
     std::fs::remove_file(repo.path().join("Infra.lock")).unwrap();
     // twoliter missing: the error says how to install it.
-    std::fs::rename(repo.path().join("tools/twoliter/twoliter"), repo.path().join("tools/twoliter/gone")).unwrap();
+    std::fs::rename(
+        repo.path().join("tools/twoliter/twoliter"),
+        repo.path().join("tools/twoliter/gone"),
+    )
+    .unwrap();
     let err = build_kit_fails(&repo, &["--arch", "x86_64"]);
     assert!(err.contains("make prep"), "{err}");
     assert!(!repo.path().join("Infra.toml").exists(), "Infra.toml untouched");
-    std::fs::rename(repo.path().join("tools/twoliter/gone"), repo.path().join("tools/twoliter/twoliter")).unwrap();
+    std::fs::rename(
+        repo.path().join("tools/twoliter/gone"),
+        repo.path().join("tools/twoliter/twoliter"),
+    )
+    .unwrap();
     drop(registry);
     let after: Vec<_> = support::snapshot(repo.path())
         .into_iter()

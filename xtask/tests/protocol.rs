@@ -23,7 +23,10 @@ fn missing_workspace_is_an_error_action() {
     let (code, action, _) = next_step(root.path(), &ws);
     assert_eq!(code, 2);
     assert_eq!(action["action"], "error");
-    assert!(action["reason"].as_str().unwrap().contains("does not exist"), "{action}");
+    assert!(
+        action["reason"].as_str().unwrap().contains("does not exist"),
+        "{action}"
+    );
     assert!(!ws.exists(), "nothing is created for an unusable call");
 }
 
@@ -35,9 +38,15 @@ fn bad_inputs_are_error_actions_and_change_nothing() {
         (r#"{"kit_name": "core-kit"}"#, "missing field `arch`"),
         (r#"{"kit_name": "../../etc", "arch": "x86_64"}"#, "contains `.`"),
         (r#"{"kit_name": "a/b", "arch": "x86_64"}"#, "contains `/`"),
-        (r#"{"kit_name": "core-kit", "arch": "sparc"}"#, "unknown variant `sparc`"),
+        (
+            r#"{"kit_name": "core-kit", "arch": "sparc"}"#,
+            "unknown variant `sparc`",
+        ),
         (r#"{"kits": [{"name": "core-kit", "version": "one"}]}"#, "not semver"),
-        (r#"{"kit_name": "core-kit", "arch": "x86_64", "kit_dir": "/definitely/not/here"}"#, "does not exist"),
+        (
+            r#"{"kit_name": "core-kit", "arch": "x86_64", "kit_dir": "/definitely/not/here"}"#,
+            "does not exist",
+        ),
     ];
     for (i, (input, expected)) in cases.iter().enumerate() {
         let ws = root.path().join(format!("ws{i}"));
@@ -58,7 +67,11 @@ fn phase_names_are_checked() {
     let root = tempfile::tempdir().unwrap();
     let kit = root.path().join("kit");
     std::fs::create_dir_all(kit.join("kits/core-kit")).unwrap();
-    std::fs::write(kit.join("Twoliter.toml"), "schema-version = 1\nrelease-version = \"1.0.0\"\n").unwrap();
+    std::fs::write(
+        kit.join("Twoliter.toml"),
+        "schema-version = 1\nrelease-version = \"1.0.0\"\n",
+    )
+    .unwrap();
     let ws = root.path().join("ws");
     std::fs::create_dir_all(&ws).unwrap();
     let input = serde_json::json!({"kit_name": "core-kit", "arch": "x86_64", "kit_dir": kit});
@@ -66,8 +79,15 @@ fn phase_names_are_checked() {
     let output = support::run(support::xtask(root.path(), &[]).args(["phase", "validate"]).arg(&ws));
     assert!(!output.status.success());
     let err = support::stderr(&output);
-    assert!(err.contains("`validate` is not a phase of the kit workflow: use one of setup, build, publish, verify"), "{err}");
-    let output = support::run(support::xtask(root.path(), &[]).args(["phase", "setup"]).arg(root.path().join("missing")));
+    assert!(
+        err.contains("`validate` is not a phase of the kit workflow: use one of setup, build, publish, verify"),
+        "{err}"
+    );
+    let output = support::run(
+        support::xtask(root.path(), &[])
+            .args(["phase", "setup"])
+            .arg(root.path().join("missing")),
+    );
     assert!(support::stderr(&output).contains("does not exist"));
 }
 
@@ -84,10 +104,16 @@ fn status_lists_workspaces_with_their_state() {
     let list: Value = serde_json::from_str(&out).unwrap();
     let list = list.as_array().unwrap();
     assert_eq!(list.len(), 2);
-    let kit = list.iter().find(|s| s["workspace"].as_str().unwrap().ends_with("x86_64")).unwrap();
+    let kit = list
+        .iter()
+        .find(|s| s["workspace"].as_str().unwrap().ends_with("x86_64"))
+        .unwrap();
     assert_eq!(kit["workflow"], "kit");
     assert_eq!(kit["state"], "setup");
     assert_eq!(kit["phases"].as_array().unwrap().len(), 4);
-    let bad = list.iter().find(|s| s["workspace"].as_str().unwrap().ends_with("broken")).unwrap();
+    let bad = list
+        .iter()
+        .find(|s| s["workspace"].as_str().unwrap().ends_with("broken"))
+        .unwrap();
     assert!(bad["problem"].as_str().unwrap().contains("not valid JSON"), "{bad}");
 }

@@ -18,8 +18,7 @@ fn registry(root: &Path, args: &[&str]) -> Command {
 
 fn status_json(root: &Path) -> (i32, serde_json::Value) {
     let output = support::run(&mut registry(root, &["status", "--json"]));
-    let json =
-        serde_json::from_slice(&output.stdout).expect("status --json prints one JSON object");
+    let json = serde_json::from_slice(&output.stdout).expect("status --json prints one JSON object");
     (output.status.code().expect("exit code"), json)
 }
 
@@ -60,10 +59,7 @@ fn start_twice_at_once(root: &Path, args: &[&str], port: u16) {
     for child in children {
         let output = child.wait_with_output().unwrap();
         assert!(output.status.success(), "{}", support::stderr(&output));
-        assert_eq!(
-            String::from_utf8_lossy(&output.stdout),
-            format!("localhost:{port}\n")
-        );
+        assert_eq!(String::from_utf8_lossy(&output.stdout), format!("localhost:{port}\n"));
     }
 }
 
@@ -83,11 +79,7 @@ fn registry_native_concurrent_starts_give_one_server_on_loopback() {
     let port = support::free_port();
     let port_text = port.to_string();
     // Two starts at once: the lock makes the second reuse what the first started.
-    start_twice_at_once(
-        root,
-        &["start", "--backend", "native", "--port", &port_text],
-        port,
-    );
+    start_twice_at_once(root, &["start", "--backend", "native", "--port", &port_text], port);
     assert_eq!(native_servers(root).len(), 1, "exactly one server runs");
     let again = start_native(root, port);
     assert!(again.status.success());
@@ -99,10 +91,7 @@ fn registry_native_concurrent_starts_give_one_server_on_loopback() {
     assert_eq!(native_servers(root).len(), 1);
 
     // Published on loopback only.
-    assert_eq!(
-        reg::listening_addresses(port),
-        vec![format!("127.0.0.1:{port}")]
-    );
+    assert_eq!(reg::listening_addresses(port), vec![format!("127.0.0.1:{port}")]);
     let (code, status) = status_json(root);
     assert_eq!(code, 0);
     assert_eq!(status["state"], "healthy");
@@ -138,18 +127,12 @@ fn registry_native_stop_then_start_keeps_data() {
     assert_eq!((code, status["state"].as_str()), (1, Some("stopped")));
     // The log is there for a stopped registry too.
     let log = support::run_ok(&mut registry(root, &["logs"]));
-    assert!(
-        log.contains(&format!("listening on 127.0.0.1:{port}")),
-        "{log}"
-    );
+    assert!(log.contains(&format!("listening on 127.0.0.1:{port}")), "{log}");
 
     // Started again on the remembered port, without flags: the data is still there.
     let started = support::run(&mut registry(root, &["start"]));
     assert!(started.status.success());
-    assert_eq!(
-        String::from_utf8_lossy(&started.stdout),
-        format!("localhost:{port}\n")
-    );
+    assert_eq!(String::from_utf8_lossy(&started.stdout), format!("localhost:{port}\n"));
     assert_eq!(reg::get_blob(port, "kept/repo", &digest), Some(blob));
     let list = support::run_ok(&mut registry(root, &["list", "--json"]));
     let list: serde_json::Value = serde_json::from_str(&list).unwrap();
@@ -180,10 +163,7 @@ fn registry_native_port_taken_is_a_clear_error_and_starts_nothing() {
     let output = start_native(root, port);
     assert_eq!(output.status.code(), Some(1));
     let err = support::stderr(&output);
-    assert!(
-        err.contains(&format!("port {port} on 127.0.0.1 is taken")),
-        "{err}"
-    );
+    assert!(err.contains(&format!("port {port} on 127.0.0.1 is taken")), "{err}");
     assert!(err.contains("--port"), "{err}");
     assert!(output.stdout.is_empty());
     assert!(native_servers(root).is_empty());
@@ -222,12 +202,7 @@ fn registry_without_a_server_says_not_created() {
     let (code, status) = status_json(root);
     assert_eq!((code, status["state"].as_str()), (2, Some("not-created")));
     let url = support::run_ok(&mut registry(root, &["url"]));
-    let port: u16 = url
-        .trim()
-        .strip_prefix("localhost:")
-        .unwrap()
-        .parse()
-        .unwrap();
+    let port: u16 = url.trim().strip_prefix("localhost:").unwrap().parse().unwrap();
     assert!((20000..30000).contains(&port), "{url}");
     // The default port is stable for the checkout.
     assert_eq!(support::run_ok(&mut registry(root, &["url"])), url);
@@ -255,13 +230,7 @@ fn registry_list_paginates_sums_index_sizes_and_reports_broken_manifests() {
     }
     // An index of two platform images: its size is the sum of their configs and layers.
     let (amd, amd_digest) = reg::push_image(port, "kit", "amd64-only", "amd64", &[&[1u8; 1000]]);
-    let (arm, arm_digest) = reg::push_image(
-        port,
-        "kit",
-        "arm64-only",
-        "arm64",
-        &[&[2u8; 300], &[3u8; 20]],
-    );
+    let (arm, arm_digest) = reg::push_image(port, "kit", "arm64-only", "arm64", &[&[2u8; 300], &[3u8; 20]]);
     let image_size = |manifest: &[u8]| {
         let m: serde_json::Value = serde_json::from_slice(manifest).unwrap();
         m["config"]["size"].as_u64().unwrap()
@@ -298,11 +267,9 @@ fn registry_list_paginates_sums_index_sizes_and_reports_broken_manifests() {
         reg::OCI_INDEX,
         &index(&[(&gone_digest, &gone, "amd64")]),
     );
-    let deleted = minreq::delete(format!(
-        "http://127.0.0.1:{port}/v2/broken/manifests/{gone_digest}"
-    ))
-    .send()
-    .unwrap();
+    let deleted = minreq::delete(format!("http://127.0.0.1:{port}/v2/broken/manifests/{gone_digest}"))
+        .send()
+        .unwrap();
     assert_eq!(deleted.status_code, 202);
 
     let output = support::run(&mut registry(root, &["list", "--json"]));
@@ -310,10 +277,7 @@ fn registry_list_paginates_sums_index_sizes_and_reports_broken_manifests() {
     let list: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
     assert_eq!(list["registry"], format!("localhost:{port}"));
     let images = list["images"].as_array().unwrap();
-    let repos: std::collections::BTreeSet<&str> = images
-        .iter()
-        .map(|r| r["repository"].as_str().unwrap())
-        .collect();
+    let repos: std::collections::BTreeSet<&str> = images.iter().map(|r| r["repository"].as_str().unwrap()).collect();
     assert_eq!(
         repos.iter().filter(|r| r.starts_with("many/")).count(),
         101,
@@ -330,28 +294,13 @@ fn registry_list_paginates_sums_index_sizes_and_reports_broken_manifests() {
     let kit = row("kit", "v1.0.0");
     assert_eq!(kit["digest"], index_digest);
     assert_eq!(kit["media_type"], reg::OCI_INDEX);
-    assert_eq!(
-        kit["platforms"],
-        serde_json::json!(["linux/amd64", "linux/arm64"])
-    );
-    assert_eq!(
-        kit["size"].as_u64().unwrap(),
-        image_size(&amd) + image_size(&arm)
-    );
-    assert!(
-        image_size(&amd) > 1000 && image_size(&arm) > 320,
-        "layers are counted"
-    );
+    assert_eq!(kit["platforms"], serde_json::json!(["linux/amd64", "linux/arm64"]));
+    assert_eq!(kit["size"].as_u64().unwrap(), image_size(&amd) + image_size(&arm));
+    assert!(image_size(&amd) > 1000 && image_size(&arm) > 320, "layers are counted");
     assert!(kit["error"].is_null());
-    assert_eq!(
-        row("kit", "amd64-only")["size"].as_u64().unwrap(),
-        image_size(&amd)
-    );
+    assert_eq!(row("kit", "amd64-only")["size"].as_u64().unwrap(), image_size(&amd));
     let broken = row("broken", "v2");
-    assert!(
-        broken["error"].as_str().unwrap().contains(&gone_digest),
-        "{broken}"
-    );
+    assert!(broken["error"].as_str().unwrap().contains(&gone_digest), "{broken}");
     assert!(broken["size"].is_null());
     assert!(support::stderr(&output).contains("could not be read in full"));
 
@@ -393,9 +342,7 @@ fn volume_exists(name: &str) -> bool {
 
 #[test]
 fn registry_docker_lifecycle_keeps_data_and_recreates_on_port_change() {
-    if !support::docker_available(
-        "registry_docker_lifecycle_keeps_data_and_recreates_on_port_change",
-    ) {
+    if !support::docker_available("registry_docker_lifecycle_keeps_data_and_recreates_on_port_change") {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
@@ -406,15 +353,7 @@ fn registry_docker_lifecycle_keeps_data_and_recreates_on_port_change() {
     let image = reg::ensure_test_image();
     start_twice_at_once(
         root,
-        &[
-            "start",
-            "--backend",
-            "docker",
-            "--image",
-            &image,
-            "--port",
-            &port_text,
-        ],
+        &["start", "--backend", "docker", "--image", &image, "--port", &port_text],
         port,
     );
     let status = docker_status(root);
@@ -426,10 +365,7 @@ fn registry_docker_lifecycle_keeps_data_and_recreates_on_port_change() {
     let container = status["container"].as_str().unwrap().to_string();
     let volume = status["volume"].as_str().unwrap().to_string();
     assert!(container.starts_with("xtask-registry-") && volume == format!("{container}-data"));
-    assert_eq!(
-        reg::listening_addresses(port),
-        vec![format!("127.0.0.1:{port}")]
-    );
+    assert_eq!(reg::listening_addresses(port), vec![format!("127.0.0.1:{port}")]);
     let inspect = support::run_ok(Command::new("docker").args([
         "container",
         "inspect",
@@ -438,10 +374,7 @@ fn registry_docker_lifecycle_keeps_data_and_recreates_on_port_change() {
         &container,
     ]));
     let checkout = std::fs::canonicalize(root).unwrap();
-    assert_eq!(
-        inspect.trim(),
-        format!("unless-stopped {}", checkout.display())
-    );
+    assert_eq!(inspect.trim(), format!("unless-stopped {}", checkout.display()));
 
     let blob = b"in the volume".to_vec();
     let digest = reg::push_blob(port, "vol/repo", &blob);
@@ -450,26 +383,17 @@ fn registry_docker_lifecycle_keeps_data_and_recreates_on_port_change() {
     let again = start_docker(root, port);
     assert!(again.status.success() && support::stderr(&again).contains("registry reused"));
     // Every container labelled with this checkout, running or not: one.
-    let label = format!(
-        "label=dev.bottlerocket.xtask.registry.checkout={}",
-        checkout.display()
-    );
+    let label = format!("label=dev.bottlerocket.xtask.registry.checkout={}", checkout.display());
     let ours = support::run_ok(Command::new("docker").args(["ps", "-a", "-q", "--filter", &label]));
     assert_eq!(ours.lines().count(), 1, "{ours}");
 
     // Stopped: status 1, logs still readable; started again: data kept.
-    assert!(support::run(&mut registry(root, &["stop"]))
-        .status
-        .success());
+    assert!(support::run(&mut registry(root, &["stop"])).status.success());
     let (code, status) = status_json(root);
     assert_eq!((code, status["state"].as_str()), (1, Some("stopped")));
     let logs = support::run(&mut registry(root, &["logs"]));
     assert!(logs.status.success());
-    let all = format!(
-        "{}{}",
-        String::from_utf8_lossy(&logs.stdout),
-        support::stderr(&logs)
-    );
+    let all = format!("{}{}", String::from_utf8_lossy(&logs.stdout), support::stderr(&logs));
     assert!(all.contains("listening on"), "{all}");
     let restarted = start_docker(root, port);
     assert!(restarted.status.success() && support::stderr(&restarted).contains("registry started"));
@@ -486,10 +410,7 @@ fn registry_docker_lifecycle_keeps_data_and_recreates_on_port_change() {
     );
     assert_eq!(reg::get_blob(other, "vol/repo", &digest), Some(blob));
     assert!(!reg::answers(port));
-    assert_eq!(
-        reg::listening_addresses(other),
-        vec![format!("127.0.0.1:{other}")]
-    );
+    assert_eq!(reg::listening_addresses(other), vec![format!("127.0.0.1:{other}")]);
     assert_eq!(
         support::run_ok(&mut registry(root, &["url"])),
         format!("localhost:{other}\n")
@@ -507,24 +428,17 @@ fn registry_docker_lifecycle_keeps_data_and_recreates_on_port_change() {
     assert!(retagged.status.success());
     let said = support::stderr(&retagged);
     assert!(
-        said.contains(&format!(
-            "runs image {} instead of {other_image}",
-            reg::TEST_IMAGE
-        )),
+        said.contains(&format!("runs image {} instead of {other_image}", reg::TEST_IMAGE)),
         "{said}"
     );
-    assert_eq!(
-        reg::get_blob(other, "vol/repo", &digest).map(|b| b.len()),
-        Some(13)
-    );
+    assert_eq!(reg::get_blob(other, "vol/repo", &digest).map(|b| b.len()), Some(13));
 
     // clean removes both container and volume.
     let cleaned = support::run(&mut registry(root, &["clean"]));
     assert!(cleaned.status.success());
     let said = support::stderr(&cleaned);
     assert!(
-        said.contains(&format!("container {container}"))
-            && said.contains(&format!("volume {volume}")),
+        said.contains(&format!("container {container}")) && said.contains(&format!("volume {volume}")),
         "{said}"
     );
     assert!(!container_exists(&container) && !volume_exists(&volume));
@@ -571,10 +485,7 @@ fn registry_docker_port_taken_or_image_missing_starts_nothing() {
         err.contains("xtask-no-such-image:none is not present and cannot be pulled"),
         "{err}"
     );
-    assert!(
-        err.contains("--backend native") && err.contains("--image"),
-        "{err}"
-    );
+    assert!(err.contains("--backend native") && err.contains("--image"), "{err}");
     assert_eq!(status_json(root).0, 2);
 }
 
@@ -633,10 +544,7 @@ fn registry_native_failure_quotes_the_server_log() {
         err.contains("configuration error: cannot use") && err.contains("config.yml"),
         "{err}"
     );
-    assert!(
-        err.contains("full log: ") && err.contains("registry.log"),
-        "{err}"
-    );
+    assert!(err.contains("full log: ") && err.contains("registry.log"), "{err}");
     assert!(native_servers(&root).is_empty());
 }
 
@@ -665,30 +573,15 @@ fn registry_docker_failure_quotes_the_container_log() {
     let port = support::free_port().to_string();
     let output = support::run(&mut registry(
         root,
-        &[
-            "start",
-            "--backend",
-            "docker",
-            "--image",
-            broken,
-            "--port",
-            &port,
-        ],
+        &["start", "--backend", "docker", "--image", broken, "--port", &port],
     ));
     assert_eq!(output.status.code(), Some(1));
     let err = support::stderr(&output);
-    assert!(
-        err.contains("configuration error: open /missing.yml"),
-        "{err}"
-    );
+    assert!(err.contains("configuration error: open /missing.yml"), "{err}");
     assert!(err.contains("cargo xtask registry logs"), "{err}");
     // Left stopped, not restarting forever.
     let (code, status) = status_json(root);
-    assert_eq!(
-        (code, status["state"].as_str()),
-        (1, Some("stopped")),
-        "{status}"
-    );
+    assert_eq!((code, status["state"].as_str()), (1, Some("stopped")), "{status}");
 }
 
 #[test]

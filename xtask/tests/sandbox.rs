@@ -37,10 +37,7 @@ fn fixture_at(checkout: &str) -> Fixture {
     support::git(&root, &["commit", "-q", "-m", "fixture"]);
     let home = dir.path().join("home");
     write(&home.join(".claude/skills/mine/SKILL.md"), "# mine\n");
-    write(
-        &home.join(".claude/skills/mine/nested/notes.txt"),
-        "notes\n",
-    );
+    write(&home.join(".claude/skills/mine/nested/notes.txt"), "notes\n");
     let kvm = dir.path().join("kvm");
     write(&kvm, "");
     let state = dir.path().join("state");
@@ -89,9 +86,7 @@ impl Fixture {
         let Ok(text) = std::fs::read_to_string(self.state.join("log.jsonl")) else {
             return Vec::new();
         };
-        text.lines()
-            .map(|l| serde_json::from_str(l).unwrap())
-            .collect()
+        text.lines().map(|l| serde_json::from_str(l).unwrap()).collect()
     }
 
     /// The fake guest root of a machine.
@@ -125,15 +120,10 @@ fn failing(output: &Output) -> String {
 #[test]
 fn up_provisions_checkout_and_skills() {
     let f = fixture();
-    support::run_ok(&mut f.xtask(&[
-        "sandbox", "up", "--skill", "mine", "--cpus", "2", "--mem", "1024",
-    ]));
+    support::run_ok(&mut f.xtask(&["sandbox", "up", "--skill", "mine", "--cpus", "2", "--mem", "1024"]));
     let guest = f.guest("xtask-agent");
     let skills = skills_tree(&f);
-    let names: Vec<_> = skills
-        .keys()
-        .map(|p| p.to_string_lossy().into_owned())
-        .collect();
+    let names: Vec<_> = skills.keys().map(|p| p.to_string_lossy().into_owned()).collect();
     assert_eq!(
         names,
         [
@@ -147,26 +137,17 @@ fn up_provisions_checkout_and_skills() {
         text(&guest.join("root/.claude/skills/bottlerocket-kit/SKILL.md")),
         "# kit phases\n"
     );
-    assert_eq!(
-        text(&guest.join("workspace/checkout/README.md")),
-        "fixture\n"
-    );
+    assert_eq!(text(&guest.join("workspace/checkout/README.md")), "fixture\n");
     assert!(
         guest.join("workspace/checkout/.git").is_dir(),
         "the checkout is a git clone"
     );
-    assert!(
-        !guest.join("tmp/xtask-skills.tar").exists()
-            && !guest.join("workspace/.xtask-checkout.bundle").exists()
-    );
+    assert!(!guest.join("tmp/xtask-skills.tar").exists() && !guest.join("workspace/.xtask-checkout.bundle").exists());
 
     let log = f.log();
     assert_eq!(log[0], ["--version"]);
     assert!(
-        has(
-            &log[1],
-            &["machine", "status", "--name", "xtask-agent", "--json"]
-        ),
+        has(&log[1], &["machine", "status", "--name", "xtask-agent", "--json"]),
         "{:?}",
         log[1]
     );
@@ -189,10 +170,7 @@ fn up_provisions_checkout_and_skills() {
         assert!(argv.contains(&"--".to_string()), "{argv:?}");
     }
     // Single files only, from a host temp dir that is gone afterwards.
-    let uploads: Vec<_> = log
-        .iter()
-        .filter(|a| a.get(1).is_some_and(|c| c == "cp"))
-        .collect();
+    let uploads: Vec<_> = log.iter().filter(|a| a.get(1).is_some_and(|c| c == "cp")).collect();
     assert_eq!(uploads.len(), 2, "{uploads:?}");
     for argv in uploads {
         assert!(
@@ -210,11 +188,7 @@ fn up_provisions_checkout_and_skills() {
         .map(|e| e.unwrap().file_name().into_string().unwrap())
         .collect();
     left.sort();
-    assert_eq!(
-        left,
-        ["xtask-smolvm-xtask-agent.lock"],
-        "the host temp dir is removed"
-    );
+    assert_eq!(left, ["xtask-smolvm-xtask-agent.lock"], "the host temp dir is removed");
     assert_eq!(count(&log, &["git", "clone"]), 1);
     assert!(has(
         log.iter().find(|a| has(a, &["git", "clone"])).unwrap(),
@@ -229,14 +203,10 @@ fn up_again_wipes_old_copies_and_gives_the_same_tree() {
     let first = skills_tree(&f);
     let guest_skills = f.guest("xtask-agent").join("root/.claude/skills");
     write(&guest_skills.join("mine/stale.md"), "left over\n");
-    write(
-        &guest_skills.join("bottlerocket-kit/old/step.md"),
-        "left over\n",
-    );
+    write(&guest_skills.join("bottlerocket-kit/old/step.md"), "left over\n");
     write(&guest_skills.join("someone-else/SKILL.md"), "not ours\n");
     write(
-        &f.guest("xtask-agent")
-            .join("workspace/checkout/scratch.txt"),
+        &f.guest("xtask-agent").join("workspace/checkout/scratch.txt"),
         "guest work\n",
     );
 
@@ -248,25 +218,13 @@ fn up_again_wipes_old_copies_and_gives_the_same_tree() {
     );
     assert_eq!(first, second, "re-running up gives the same skills");
     assert!(
-        !f.guest("xtask-agent")
-            .join("workspace/checkout/scratch.txt")
-            .exists(),
+        !f.guest("xtask-agent").join("workspace/checkout/scratch.txt").exists(),
         "the checkout is a fresh clone"
     );
-    let kept = f
-        .guest("xtask-agent")
-        .join("workspace/checkout.previous/scratch.txt");
-    assert_eq!(
-        text(&kept),
-        "guest work\n",
-        "the previous clone is kept aside"
-    );
+    let kept = f.guest("xtask-agent").join("workspace/checkout.previous/scratch.txt");
+    assert_eq!(text(&kept), "guest work\n", "the previous clone is kept aside");
     let log = f.log();
-    assert_eq!(
-        count(&log, &["machine", "create"]),
-        1,
-        "the existing machine is reused"
-    );
+    assert_eq!(count(&log, &["machine", "create"]), 1, "the existing machine is reused");
     assert_eq!(count(&log, &["machine", "start"]), 2);
 }
 
@@ -284,29 +242,23 @@ fn skills_dir_can_be_moved() {
         "a dirty checkout is reported"
     );
     let dir = f.guest("xtask-agent").join("home/agent/skills");
-    assert!(
-        dir.join("bottlerocket-kit/SKILL.md").is_file()
-            && dir.join("bottlerocket-variant/SKILL.md").is_file()
-    );
+    assert!(dir.join("bottlerocket-kit/SKILL.md").is_file() && dir.join("bottlerocket-variant/SKILL.md").is_file());
     assert!(!f.guest("xtask-agent").join("root/.claude/skills").exists());
 }
 
 #[test]
 fn a_skill_missing_on_the_host_fails_before_anything_is_copied() {
     let f = fixture();
-    let err =
-        failing(&support::run(&mut f.xtask(&[
-            "sandbox", "up", "--skill", "mine", "--skill", "gone",
-        ])));
+    let err = failing(&support::run(
+        &mut f.xtask(&["sandbox", "up", "--skill", "mine", "--skill", "gone"]),
+    ));
     assert!(
         err.contains("skill `gone` is not on this host") && err.contains("--skill gone"),
         "{err}"
     );
     let log = f.log();
     assert_eq!(
-        count(&log, &["machine", "create"])
-            + count(&log, &["machine", "cp"])
-            + count(&log, &["machine", "exec"]),
+        count(&log, &["machine", "create"]) + count(&log, &["machine", "cp"]) + count(&log, &["machine", "exec"]),
         0,
         "{log:?}"
     );
@@ -315,10 +267,7 @@ fn a_skill_missing_on_the_host_fails_before_anything_is_copied() {
 #[test]
 fn exec_not_ready_is_polled_until_it_answers() {
     let f = fixture();
-    support::run_ok(
-        f.xtask(&["sandbox", "up"])
-            .env("SMOLVM_STANDIN_NOT_READY", "3"),
-    );
+    support::run_ok(f.xtask(&["sandbox", "up"]).env("SMOLVM_STANDIN_NOT_READY", "3"));
     let probes = count(&f.log(), &["--", "true"]);
     assert_eq!(probes, 4, "three failed probes, then one that answers");
     assert!(f
@@ -371,13 +320,7 @@ fn an_existing_machine_is_not_created_again() {
 fn exec_streams_and_passes_the_exit_code_through() {
     let f = fixture();
     support::run_ok(&mut f.xtask(&["sandbox", "up"]));
-    let out = support::run_ok(&mut f.xtask(&[
-        "sandbox",
-        "exec",
-        "--",
-        "cat",
-        "/workspace/checkout/README.md",
-    ]));
+    let out = support::run_ok(&mut f.xtask(&["sandbox", "exec", "--", "cat", "/workspace/checkout/README.md"]));
     assert_eq!(out, "fixture\n");
     let output = support::run(&mut f.xtask(&[
         "sandbox",
@@ -431,10 +374,8 @@ fn status_and_down() {
         support::run_ok(&mut f.xtask(&["sandbox", "status"])),
         "xtask-agent: running\n"
     );
-    let doc: serde_json::Value = serde_json::from_str(&support::run_ok(
-        &mut f.xtask(&["sandbox", "status", "--json"]),
-    ))
-    .unwrap();
+    let doc: serde_json::Value =
+        serde_json::from_str(&support::run_ok(&mut f.xtask(&["sandbox", "status", "--json"]))).unwrap();
     assert_eq!(doc["name"], "xtask-agent");
 
     support::run_ok(&mut f.xtask(&["sandbox", "down"]));
@@ -450,9 +391,7 @@ fn status_and_down() {
     assert!(stop < delete);
     assert!(!f.guest("xtask-agent").exists());
     assert_eq!(
-        support::run(&mut f.xtask(&["sandbox", "status"]))
-            .status
-            .code(),
+        support::run(&mut f.xtask(&["sandbox", "status"])).status.code(),
         Some(2)
     );
     support::run_ok(&mut f.xtask(&["sandbox", "down"]));
@@ -472,8 +411,7 @@ fn standin_keeps_the_engine_traps() {
     support::run_ok(&mut f.smolvm(&["machine", "status", "--name", "m", "--json"]));
     // cp of a directory fails like the real one.
     let dir = f.root.join("phases");
-    let cp =
-        support::run(&mut f.smolvm(&["machine", "cp", dir.to_str().unwrap(), "m:/tmp/phases"]));
+    let cp = support::run(&mut f.smolvm(&["machine", "cp", dir.to_str().unwrap(), "m:/tmp/phases"]));
     assert_eq!(cp.status.code(), Some(1));
     assert!(support::stderr(&cp).contains("Is a directory (os error 21)"));
     // exec takes only the long --name; guest exit codes pass through; --timeout kills with 124.
@@ -484,24 +422,12 @@ fn standin_keeps_the_engine_traps() {
         Some(2)
     );
     assert_eq!(
-        support::run(
-            &mut f.smolvm(&["machine", "exec", "--name", "m", "--", "sh", "-c", "exit 5"])
-        )
-        .status
-        .code(),
+        support::run(&mut f.smolvm(&["machine", "exec", "--name", "m", "--", "sh", "-c", "exit 5"]))
+            .status
+            .code(),
         Some(5)
     );
-    let slow = support::run(&mut f.smolvm(&[
-        "machine",
-        "exec",
-        "--name",
-        "m",
-        "--timeout",
-        "1s",
-        "--",
-        "sleep",
-        "5",
-    ]));
+    let slow = support::run(&mut f.smolvm(&["machine", "exec", "--name", "m", "--timeout", "1s", "--", "sleep", "5"]));
     assert_eq!(slow.status.code(), Some(124));
     let missing = support::run(&mut f.smolvm(&["machine", "status", "--name", "nope", "--json"]));
     assert_eq!(missing.status.code(), Some(1));
@@ -514,11 +440,7 @@ fn the_wrong_smolvm_is_named() {
     let bin = tempfile::tempdir().unwrap();
     let impostor = bin.path().join("smolvm");
     write(&impostor, "#!/bin/sh\necho 'smolvm-py 0.1.0'\n");
-    std::fs::set_permissions(
-        &impostor,
-        std::os::unix::fs::PermissionsExt::from_mode(0o755),
-    )
-    .unwrap();
+    std::fs::set_permissions(&impostor, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
     let mut cmd = support::xtask(&f.root, &[bin.path()]);
     cmd.args(["sandbox", "status"])
         .env_remove("SMOLVM")
@@ -530,18 +452,13 @@ fn the_wrong_smolvm_is_named() {
     );
 
     let err = failing(&support::run(
-        f.xtask(&["sandbox", "status"])
-            .env("SMOLVM_STANDIN_VERSION", "1.8.9"),
+        f.xtask(&["sandbox", "status"]).env("SMOLVM_STANDIN_VERSION", "1.8.9"),
     ));
     assert!(
-        err.contains("smolvm 1.8.9, older than 1.9.0")
-            && err.contains("install smolvm 1.9.0 or later"),
+        err.contains("smolvm 1.8.9, older than 1.9.0") && err.contains("install smolvm 1.9.0 or later"),
         "{err}"
     );
-    support::run_ok(
-        f.xtask(&["sandbox", "up"])
-            .env("SMOLVM_STANDIN_VERSION", "1.10.0"),
-    );
+    support::run_ok(f.xtask(&["sandbox", "up"]).env("SMOLVM_STANDIN_VERSION", "1.10.0"));
 
     // Without $SMOLVM, the smolvm first on PATH is used.
     let mut on_path = support::xtask(&f.root, &[&support::standins_dir()]);
@@ -557,8 +474,7 @@ fn the_wrong_smolvm_is_named() {
     );
 
     let err = failing(&support::run(
-        f.xtask(&["sandbox", "up"])
-            .env("SMOLVM", f.root.join("no-such-smolvm")),
+        f.xtask(&["sandbox", "up"]).env("SMOLVM", f.root.join("no-such-smolvm")),
     ));
     assert!(
         err.contains("is not an executable file") && err.contains("install smolvm"),
@@ -572,8 +488,7 @@ fn no_kvm_device_stops_before_smolvm_runs() {
     let f = fixture();
     let missing = f.root.join("no-kvm");
     let err = failing(&support::run(
-        f.xtask(&["sandbox", "up"])
-            .env("XTASK_KVM_DEVICE", &missing),
+        f.xtask(&["sandbox", "up"]).env("XTASK_KVM_DEVICE", &missing),
     ));
     assert!(
         err.contains("no-kvm does not exist") && err.contains("modprobe"),
@@ -585,24 +500,14 @@ fn no_kvm_device_stops_before_smolvm_runs() {
 #[test]
 fn host_paths_with_colon_are_rejected() {
     let f = fixture_at("a:b");
-    let err = failing(&support::run(&mut f.xtask(&[
-        "sandbox",
-        "in-vm",
-        "--",
-        "build-kit",
-    ])));
+    let err = failing(&support::run(&mut f.xtask(&["sandbox", "in-vm", "--", "build-kit"])));
     assert!(err.contains("contains `:`") && err.contains("a:b"), "{err}");
     assert!(f.log().is_empty(), "{:?}", f.log());
 
     let tmp = f.root.parent().unwrap().join("tmp:dir");
     std::fs::create_dir_all(&tmp).unwrap();
-    let err = failing(&support::run(
-        f.xtask(&["sandbox", "up"]).env("TMPDIR", &tmp),
-    ));
-    assert!(
-        err.contains("contains `:`") && err.contains("TMPDIR"),
-        "{err}"
-    );
+    let err = failing(&support::run(f.xtask(&["sandbox", "up"]).env("TMPDIR", &tmp)));
+    assert!(err.contains("contains `:`") && err.contains("TMPDIR"), "{err}");
     assert_eq!(
         count(&f.log(), &["machine", "cp"]) + count(&f.log(), &["machine", "create"]),
         0
@@ -613,33 +518,17 @@ fn host_paths_with_colon_are_rejected() {
 fn in_vm_runs_the_xtask_in_the_build_machine() {
     let f = fixture();
     let output = support::run(
-        f.xtask(&[
-            "sandbox",
-            "in-vm",
-            "--",
-            "build-kit",
-            "--kit",
-            "k",
-            "--json",
-        ])
-        .env("SMOLVM_STANDIN_CARGO_EXIT", "3"),
+        f.xtask(&["sandbox", "in-vm", "--", "build-kit", "--kit", "k", "--json"])
+            .env("SMOLVM_STANDIN_CARGO_EXIT", "3"),
     );
-    assert_eq!(
-        output.status.code(),
-        Some(3),
-        "the build's exit code is passed through"
-    );
-    let ran: serde_json::Value =
-        serde_json::from_slice(&output.stdout).expect("the guest's stdout is ours");
+    assert_eq!(output.status.code(), Some(3), "the build's exit code is passed through");
+    let ran: serde_json::Value = serde_json::from_slice(&output.stdout).expect("the guest's stdout is ours");
     assert_eq!(
         ran["guest_argv"],
         serde_json::json!(["cargo", "xtask", "build-kit", "--kit", "k", "--json"])
     );
     assert_eq!(ran["workdir"], "/workspace");
-    assert_eq!(
-        ran["env"],
-        serde_json::json!(["CARGO_TARGET_DIR=/storage/target"])
-    );
+    assert_eq!(ran["env"], serde_json::json!(["CARGO_TARGET_DIR=/storage/target"]));
 
     let log = f.log();
     let create = log.iter().find(|a| has(a, &["machine", "create"])).unwrap();
@@ -656,15 +545,7 @@ fn in_vm_runs_the_xtask_in_the_build_machine() {
     assert!(
         has(
             build,
-            &[
-                "machine",
-                "exec",
-                "--name",
-                &name,
-                "--stream",
-                "-w",
-                "/workspace"
-            ]
+            &["machine", "exec", "--name", &name, "--stream", "-w", "/workspace"]
         ),
         "{build:?}"
     );
@@ -697,8 +578,6 @@ fn in_vm_mounts_the_forest_too() {
         "{create:?}"
     );
     // The stand-in maps the mount: the guest sees the host's forest.
-    let ls = support::run_ok(&mut f.smolvm(&[
-        "machine", "exec", "--name", &create[3], "--", "ls", "/forest",
-    ]));
+    let ls = support::run_ok(&mut f.smolvm(&["machine", "exec", "--name", &create[3], "--", "ls", "/forest"]));
     assert_eq!(ls, "kits\n");
 }

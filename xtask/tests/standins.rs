@@ -49,11 +49,7 @@ impl Registry {
                 .stderr(log)
                 .spawn()
                 .expect("docker-registry (Debian package docker-registry) must be installed");
-            let mut registry = Registry {
-                child,
-                port,
-                _dir: dir,
-            };
+            let mut registry = Registry { child, port, _dir: dir };
             let deadline = Instant::now() + Duration::from_secs(15);
             while Instant::now() < deadline {
                 if registry.child.try_wait().unwrap().is_some() {
@@ -79,10 +75,7 @@ impl Registry {
 
     /// GET a manifest: (body, Content-Type, Docker-Content-Digest), or None on 404.
     fn manifest(&self, repo: &str, reference: &str) -> Option<(Vec<u8>, String, String)> {
-        let url = format!(
-            "http://127.0.0.1:{}/v2/{repo}/manifests/{reference}",
-            self.port
-        );
+        let url = format!("http://127.0.0.1:{}/v2/{repo}/manifests/{reference}", self.port);
         let r = minreq::get(url)
             .with_header("Accept", ACCEPT)
             .with_timeout(10)
@@ -169,9 +162,7 @@ fn expected_lock_digest(manifest: &[u8]) -> String {
 
 /// The kit label of an image config: (label key, decoded JSON).
 fn kit_label(config: &serde_json::Value) -> (String, serde_json::Value) {
-    let labels = config["config"]["Labels"]
-        .as_object()
-        .expect("config.Labels");
+    let labels = config["config"]["Labels"].as_object().expect("config.Labels");
     let (key, value) = labels
         .iter()
         .find(|(k, _)| k.starts_with("dev.bottlerocket.kit.v"))
@@ -185,9 +176,7 @@ fn kit_label(config: &serde_json::Value) -> (String, serde_json::Value) {
 /// Lock entries as (table, field) → value, via toml_edit.
 fn lock_kit_field(lock: &str, kit: &str, field: &str) -> String {
     let doc: toml_edit::DocumentMut = lock.parse().unwrap();
-    let kits = doc["kit"]
-        .as_array_of_tables()
-        .expect("[[kit]] in the lock");
+    let kits = doc["kit"].as_array_of_tables().expect("[[kit]] in the lock");
     let entry = kits
         .iter()
         .find(|t| t["name"].as_str() == Some(kit))
@@ -248,9 +237,7 @@ fn kit_build_writes_an_oci_archive_named_after_the_build_id() {
     assert!(archive.is_file());
     assert!(repo.is_clean(), "a build must not dirty the tree");
     for pkg in PACKAGES {
-        let dir = repo
-            .path()
-            .join(format!("build/kits/my-kit/x86_64/Packages/{pkg}"));
+        let dir = repo.path().join(format!("build/kits/my-kit/x86_64/Packages/{pkg}"));
         assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 1, "{dir:?}");
     }
     assert!(repo
@@ -269,10 +256,7 @@ fn kit_build_writes_an_oci_archive_named_after_the_build_id() {
     );
     let read = |rel: &str| std::fs::read(layout.path().join(rel)).unwrap();
     let blob = |digest: &str| {
-        let bytes = read(&format!(
-            "blobs/sha256/{}",
-            digest.strip_prefix("sha256:").unwrap()
-        ));
+        let bytes = read(&format!("blobs/sha256/{}", digest.strip_prefix("sha256:").unwrap()));
         assert_eq!(sha256_digest(&bytes), digest);
         bytes
     };
@@ -280,10 +264,7 @@ fn kit_build_writes_an_oci_archive_named_after_the_build_id() {
     let index = json(&read("index.json"));
     assert_eq!(index["manifests"].as_array().unwrap().len(), 1);
     let manifest = json(&blob(index["manifests"][0]["digest"].as_str().unwrap()));
-    assert_eq!(
-        manifest["mediaType"],
-        "application/vnd.oci.image.manifest.v1+json"
-    );
+    assert_eq!(manifest["mediaType"], "application/vnd.oci.image.manifest.v1+json");
     let config = json(&blob(manifest["config"]["digest"].as_str().unwrap()));
     assert_eq!(
         (config["architecture"].as_str(), config["os"].as_str()),
@@ -299,9 +280,7 @@ fn kit_build_writes_an_oci_archive_named_after_the_build_id() {
     assert_eq!(meta["kit"], serde_json::json!([]));
     let layer_digest = manifest["layers"][0]["digest"].as_str().unwrap();
     blob(layer_digest);
-    let layer_path = layout
-        .path()
-        .join(format!("blobs/sha256/{}", &layer_digest[7..]));
+    let layer_path = layout.path().join(format!("blobs/sha256/{}", &layer_digest[7..]));
     let files = tar_list(&layer_path);
     assert!(
         files
@@ -309,16 +288,11 @@ fn kit_build_writes_an_oci_archive_named_after_the_build_id() {
             .any(|f| f.starts_with("Packages/hello-agent/bottlerocket-hello-agent-1.0.0-")),
         "{files:?}"
     );
-    assert!(
-        files.iter().any(|f| f == "repodata/repomd.xml"),
-        "{files:?}"
-    );
+    assert!(files.iter().any(|f| f == "repodata/repomd.xml"), "{files:?}");
 
     // An edit to a package changes the build id and that package's rpm.
     let rpm = |repo: &KitRepo| {
-        let dir = repo
-            .path()
-            .join("build/kits/my-kit/x86_64/Packages/hello-agent");
+        let dir = repo.path().join("build/kits/my-kit/x86_64/Packages/hello-agent");
         let entry = std::fs::read_dir(dir).unwrap().next().unwrap().unwrap();
         std::fs::read(entry.path()).unwrap()
     };
@@ -335,11 +309,7 @@ fn kit_build_fails_for_an_unknown_kit_and_on_request() {
     let repo = KitRepo::create("my-kit", "1.0.0");
     let out = run(&mut repo.make(&["build", "KIT=other-kit", "ARCH=x86_64"]));
     assert!(!out.status.success());
-    assert!(
-        stderr(&out).contains("kits/other-kit/Cargo.toml"),
-        "{}",
-        stderr(&out)
-    );
+    assert!(stderr(&out).contains("kits/other-kit/Cargo.toml"), "{}", stderr(&out));
     let out = run(repo
         .make(&["build", "ARCH=x86_64"])
         .env("TWOLITER_STANDIN_FAIL", "build"));
@@ -362,10 +332,7 @@ fn a_kit_build_killed_midway_leaves_no_archive() {
     while !packages.join(PACKAGES[1]).exists() && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(50));
     }
-    assert!(
-        packages.join(PACKAGES[1]).exists(),
-        "the build never got going"
-    );
+    assert!(packages.join(PACKAGES[1]).exists(), "the build never got going");
     child.kill().unwrap();
     child.wait().unwrap();
     assert!(!repo.archive("x86_64").exists());
@@ -385,20 +352,14 @@ fn kit_publish_pushes_per_arch_images_and_an_index() {
     assert_eq!(index["mediaType"], OCI_INDEX);
     let mut platforms = vec![];
     for entry in index["manifests"].as_array().unwrap() {
-        let arch = entry["platform"]["architecture"]
-            .as_str()
-            .unwrap()
-            .to_string();
+        let arch = entry["platform"]["architecture"].as_str().unwrap().to_string();
         assert_eq!(entry["platform"]["os"], "linux");
         let tag_arch = if arch == "amd64" { "x86_64" } else { "aarch64" };
         let (manifest, _, digest) = registry
             .manifest("my-kit", &format!("v1.2.3-{id}-{tag_arch}"))
             .expect("per-arch tag");
         assert_eq!(entry["digest"].as_str().unwrap(), digest);
-        let config = json(&registry.blob(
-            "my-kit",
-            json(&manifest)["config"]["digest"].as_str().unwrap(),
-        ));
+        let config = json(&registry.blob("my-kit", json(&manifest)["config"]["digest"].as_str().unwrap()));
         assert_eq!(config["architecture"].as_str().unwrap(), arch);
         let (_, meta) = kit_label(&config);
         assert_eq!(
@@ -486,10 +447,7 @@ fn update_locks_the_served_index_under_the_original_source() {
     run_ok(&mut variant.twoliter(&["update"]));
     let lock = variant.lock();
     let (index, _, _) = registry.manifest("my-kit", "v1.2.3").unwrap();
-    assert_eq!(
-        lock_kit_field(&lock, "my-kit", "digest"),
-        expected_lock_digest(&index)
-    );
+    assert_eq!(lock_kit_field(&lock, "my-kit", "digest"), expected_lock_digest(&index));
     assert_eq!(
         lock_kit_field(&lock, "my-kit", "source"),
         "public.ecr.aws/bottlerocket/my-kit:v1.2.3"
@@ -505,27 +463,16 @@ fn update_locks_the_served_index_under_the_original_source() {
 
     // fetch extracts the arch's image and records the per-arch manifest's registry digest.
     run_ok(&mut variant.twoliter(&["fetch", "--arch", "x86_64"]));
-    let fetched = variant
-        .path()
-        .join("build/external-kits/bottlerocket/my-kit/x86_64");
-    let amd64 = json(&index)["manifests"][0]["digest"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    assert_eq!(
-        std::fs::read_to_string(fetched.join("digest")).unwrap(),
-        amd64
-    );
+    let fetched = variant.path().join("build/external-kits/bottlerocket/my-kit/x86_64");
+    let amd64 = json(&index)["manifests"][0]["digest"].as_str().unwrap().to_string();
+    assert_eq!(std::fs::read_to_string(fetched.join("digest")).unwrap(), amd64);
     assert!(fetched.join("repodata/repomd.xml").is_file());
     assert_eq!(
         std::fs::read_dir(fetched.join("Packages")).unwrap().count(),
         PACKAGES.len()
     );
     let out = run(&mut variant.twoliter(&["fetch", "--arch", "aarch64"]));
-    assert!(
-        !out.status.success(),
-        "the kit was published for x86_64 only"
-    );
+    assert!(!out.status.success(), "the kit was published for x86_64 only");
 }
 
 #[test]
@@ -586,8 +533,7 @@ fn update_rejects_project_files_twoliter_rejects() {
         original.replace(kit_vendor, "version = \"1.2.3\"\nvendor = \"local\""),
     )
     .unwrap();
-    assert!(update_error()
-        .contains("cannot define a dependency on a vendor that is not specified in Twoliter.toml"));
+    assert!(update_error().contains("cannot define a dependency on a vendor that is not specified in Twoliter.toml"));
     // An inline array is not an array of tables (it has to come before the first table).
     let inline = original.split("\n# Kit my-kit").next().unwrap().replace(
         "# Where the vendor's",
@@ -597,10 +543,7 @@ fn update_rejects_project_files_twoliter_rejects() {
     assert!(update_error().contains("[[kit]]"));
     std::fs::write(
         &toml_path,
-        original.replace(
-            "schema-version = 1",
-            "schema-version = 1\nlocal-kits = true",
-        ),
+        original.replace("schema-version = 1", "schema-version = 1\nlocal-kits = true"),
     )
     .unwrap();
     assert!(update_error().contains("unknown field `local-kits`"));
@@ -630,12 +573,7 @@ fn kits_of_another_twoliter_generation_are_refused() {
 fn decompress(lz4_file: &Path, dir: &Path) -> PathBuf {
     run_ok(Command::new("lz4").arg("-t").arg(lz4_file));
     let out = dir.join(lz4_file.file_name().unwrap()).with_extension("");
-    run_ok(
-        Command::new("lz4")
-            .args(["-d", "-f", "-q"])
-            .arg(lz4_file)
-            .arg(&out),
-    );
+    run_ok(Command::new("lz4").args(["-d", "-f", "-q"]).arg(lz4_file).arg(&out));
     out
 }
 
@@ -676,9 +614,7 @@ fn cargo_make_builds_a_gpt_disk_image_from_the_fetched_kits() {
     ] {
         assert!(table.contains(name), "{name} missing:\n{table}");
     }
-    assert!(!latest
-        .join(format!("{stem}-1.30.0-{id}-data.img.lz4"))
-        .exists());
+    assert!(!latest.join(format!("{stem}-1.30.0-{id}-data.img.lz4")).exists());
     let inventory = json(&std::fs::read(latest.join("application-inventory.json")).unwrap());
     let names: Vec<&str> = inventory["Content"]
         .as_array()
@@ -690,10 +626,7 @@ fn cargo_make_builds_a_gpt_disk_image_from_the_fetched_kits() {
     let log = std::fs::read_to_string(variant.path().join("build/cargo-make-standin.log")).unwrap();
     let entry = json(log.lines().last().unwrap().as_bytes());
     assert_eq!(
-        (
-            entry["BUILDSYS_VARIANT"].as_str(),
-            entry["BUILDSYS_ARCH"].as_str()
-        ),
+        (entry["BUILDSYS_VARIANT"].as_str(), entry["BUILDSYS_ARCH"].as_str()),
         (Some("metal-dev"), Some("x86_64"))
     );
 
@@ -701,26 +634,14 @@ fn cargo_make_builds_a_gpt_disk_image_from_the_fetched_kits() {
     variant.use_split_partition_plan();
     run_ok(&mut variant.cargo_make("x86_64"));
     let id = variant.build_id();
-    let os = decompress(
-        &latest.join(format!("{stem}-1.30.0-{id}.img.lz4")),
-        tmp.path(),
-    );
+    let os = decompress(&latest.join(format!("{stem}-1.30.0-{id}.img.lz4")), tmp.path());
     assert!(!run_ok(Command::new("sgdisk").arg("-p").arg(&os)).contains("BOTTLEROCKET-DATA"));
-    let data = decompress(
-        &latest.join(format!("{stem}-1.30.0-{id}-data.img.lz4")),
-        tmp.path(),
-    );
+    let data = decompress(&latest.join(format!("{stem}-1.30.0-{id}-data.img.lz4")), tmp.path());
     assert!(run_ok(Command::new("sgdisk").arg("-p").arg(&data)).contains("BOTTLEROCKET-DATA"));
 
     // Called directly as cargo runs it; a failing build leaves no `latest`.
     let out = run(Command::new(support::standins_dir().join("cargo-make"))
-        .args([
-            "make",
-            "-e",
-            "BUILDSYS_VARIANT=metal-dev",
-            "-e",
-            "BUILDSYS_ARCH=x86_64",
-        ])
+        .args(["make", "-e", "BUILDSYS_VARIANT=metal-dev", "-e", "BUILDSYS_ARCH=x86_64"])
         .current_dir(variant.path())
         .env("CARGO_MAKE_STANDIN_FAIL", "1"));
     assert!(!out.status.success());
@@ -736,18 +657,10 @@ fn a_kit_built_with_another_sdk_is_refused() {
     let toml_path = variant.path().join("Twoliter.toml");
     let text = std::fs::read_to_string(&toml_path).unwrap();
     let sdk_line = format!("version = \"{}\"", support::kit_repo::SDK_VERSION);
-    std::fs::write(
-        &toml_path,
-        text.replacen(&sdk_line, "version = \"0.99.0\"", 1),
-    )
-    .unwrap();
+    std::fs::write(&toml_path, text.replacen(&sdk_line, "version = \"0.99.0\"", 1)).unwrap();
     let out = run(&mut variant.twoliter(&["update"]));
     assert!(!out.status.success());
-    assert!(
-        stderr(&out).contains("cannot use multiple sdks"),
-        "{}",
-        stderr(&out)
-    );
+    assert!(stderr(&out).contains("cannot use multiple sdks"), "{}", stderr(&out));
 }
 
 #[test]
@@ -759,16 +672,11 @@ fn kits_named_by_a_kit_are_locked_and_redirected_too() {
     let app = KitRepo::create("app-kit", "2.0.0");
     let toml_path = app.path().join("Twoliter.toml");
     let mut text = std::fs::read_to_string(&toml_path).unwrap();
-    text.push_str(
-        "\n[[kit]]\nname = \"base-kit\"\nversion = \"1.0.0\"\nvendor = \"bottlerocket\"\n",
-    );
+    text.push_str("\n[[kit]]\nname = \"base-kit\"\nversion = \"1.0.0\"\nvendor = \"bottlerocket\"\n");
     std::fs::write(&toml_path, text).unwrap();
     std::fs::write(
         app.path().join("Twoliter.override"),
-        format!(
-            "[bottlerocket.base-kit]\nregistry = \"{}\"\n",
-            registry.addr()
-        ),
+        format!("[bottlerocket.base-kit]\nregistry = \"{}\"\n", registry.addr()),
     )
     .unwrap();
     run_ok(&mut app.make(&["update"]));

@@ -35,10 +35,26 @@ impl Forest {
         std::fs::create_dir_all(&root).unwrap();
         let kit = KitRepo::create_at(&forest.join("kits").join(KIT), KIT, KIT_VERSION);
         kit.prep();
-        let variant = VariantRepo::create_at(&forest.join("bottlerocket"), VARIANT, &[(KIT, UPSTREAM_VERSION)], "1.26.1");
+        let variant = VariantRepo::create_at(
+            &forest.join("bottlerocket"),
+            VARIANT,
+            &[(KIT, UPSTREAM_VERSION)],
+            "1.26.1",
+        );
         let registry = TestRegistry::start_native(&root);
-        let forest = Forest { _tmp: tmp, root, forest, kit, variant, registry };
-        let out = support::run_ok(forest.xtask().args(["build-kit", "--kit", KIT, "--arch", "x86_64", "--json"]));
+        let forest = Forest {
+            _tmp: tmp,
+            root,
+            forest,
+            kit,
+            variant,
+            registry,
+        };
+        let out = support::run_ok(
+            forest
+                .xtask()
+                .args(["build-kit", "--kit", KIT, "--arch", "x86_64", "--json"]),
+        );
         let summary: Value = serde_json::from_str(&out).unwrap();
         assert_eq!(summary["ok"], true, "{summary}");
         forest
@@ -56,7 +72,10 @@ impl Forest {
 
     /// The variant repo's files, without `build/` (the build's output is meant to stay).
     fn files(&self) -> Vec<(PathBuf, Vec<u8>)> {
-        support::snapshot(self.repo()).into_iter().filter(|(p, _)| !p.starts_with("build")).collect()
+        support::snapshot(self.repo())
+            .into_iter()
+            .filter(|(p, _)| !p.starts_with("build"))
+            .collect()
     }
 
     fn variant_json(&self, args: &[&str]) -> (bool, Value) {
@@ -67,11 +86,14 @@ impl Forest {
 
     /// Registry digest of the kit's x86_64 image (independently of the xtask).
     fn arch_digest(&self) -> String {
-        let response = minreq::get(format!("http://127.0.0.1:{}/v2/{KIT}/manifests/v{KIT_VERSION}", self.registry.port))
-            .with_header("Accept", "application/vnd.oci.image.index.v1+json")
-            .with_timeout(10)
-            .send()
-            .unwrap();
+        let response = minreq::get(format!(
+            "http://127.0.0.1:{}/v2/{KIT}/manifests/v{KIT_VERSION}",
+            self.registry.port
+        ))
+        .with_header("Accept", "application/vnd.oci.image.index.v1+json")
+        .with_timeout(10)
+        .send()
+        .unwrap();
         let index: Value = serde_json::from_slice(response.as_bytes()).unwrap();
         index["manifests"]
             .as_array()
@@ -92,7 +114,12 @@ fn variant_builds_from_the_published_kit_and_restores_the_repo() {
     let (ok, summary) = forest.variant_json(&["--kit", KIT]);
     assert!(ok, "{summary}");
     assert_eq!(summary["restored"], true);
-    let phases: Vec<&str> = summary["phases"].as_array().unwrap().iter().map(|p| p["outcome"].as_str().unwrap()).collect();
+    let phases: Vec<&str> = summary["phases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["outcome"].as_str().unwrap())
+        .collect();
     assert_eq!(phases, ["ran", "ran", "ran", "ran"]);
     // The image was built from the kit we published.
     assert_eq!(summary["kits"][0]["digest"], forest.arch_digest());
@@ -101,10 +128,12 @@ fn variant_builds_from_the_published_kit_and_restores_the_repo() {
     assert!(partitions.contains("BOTTLEROCKET-ROOT-A"), "{partitions}");
     // The kit's version came from the last VERIFY.
     let ws = forest.root.join(format!("planning/variant-{VARIANT}-x86_64"));
-    let config: Value = serde_json::from_str(&std::fs::read_to_string(ws.join("results/update-config.json")).unwrap()).unwrap();
+    let config: Value =
+        serde_json::from_str(&std::fs::read_to_string(ws.join("results/update-config.json")).unwrap()).unwrap();
     assert_eq!(config["data"]["kits"][0]["version_from"], "verify");
     // The lock was regenerated against the local registry while the build ran.
-    let lock: Value = serde_json::from_str(&std::fs::read_to_string(ws.join("results/update-lock.json")).unwrap()).unwrap();
+    let lock: Value =
+        serde_json::from_str(&std::fs::read_to_string(ws.join("results/update-lock.json")).unwrap()).unwrap();
     assert_eq!(lock["data"]["update_ran"], true);
     // FINAL.md sums up.
     let final_md = std::fs::read_to_string(ws.join("reports/FINAL.md")).unwrap();
@@ -113,7 +142,9 @@ fn variant_builds_from_the_published_kit_and_restores_the_repo() {
     }
     // The repo is byte-identical afterwards.
     assert_eq!(forest.files(), before);
-    assert!(support::git(forest.repo(), &["status", "--porcelain"]).trim().is_empty());
+    assert!(support::git(forest.repo(), &["status", "--porcelain"])
+        .trim()
+        .is_empty());
 }
 
 fn next_step(forest: &Forest, ws: &Path) -> Value {
@@ -127,7 +158,8 @@ fn next_step_finishes_in_four_spawns_and_restores() {
     let before = forest.files();
     let ws = forest.root.join("planning/agent-variant");
     std::fs::create_dir_all(&ws).unwrap();
-    let input = serde_json::json!({"kits": [{"name": KIT, "version": KIT_VERSION}], "variant": VARIANT, "arch": "x86_64"});
+    let input =
+        serde_json::json!({"kits": [{"name": KIT, "version": KIT_VERSION}], "variant": VARIANT, "arch": "x86_64"});
     std::fs::write(ws.join("input.json"), input.to_string()).unwrap();
     let mut spawned = Vec::new();
     let done = loop {
@@ -138,7 +170,8 @@ fn next_step_finishes_in_four_spawns_and_restores() {
                 spawned.push(action["output_file"].as_str().unwrap().to_string());
                 assert!(Path::new(action["context_files"][0].as_str().unwrap()).is_file());
                 assert_eq!(action["context_data"]["variant"], VARIANT);
-                let argv: Vec<String> = serde_json::from_value(action["context_data"]["phase_command"].clone()).unwrap();
+                let argv: Vec<String> =
+                    serde_json::from_value(action["context_data"]["phase_command"].clone()).unwrap();
                 support::run_ok(forest.xtask().args(&argv[2..]));
                 std::fs::write(ws.join(action["output_file"].as_str().unwrap()), "done").unwrap();
             }
@@ -146,9 +179,19 @@ fn next_step_finishes_in_four_spawns_and_restores() {
             other => panic!("{other}: {action}"),
         }
     };
-    assert_eq!(spawned, ["01-config-updated.md", "02-lock-updated.md", "03-build-complete.md", "FINAL.md"]);
+    assert_eq!(
+        spawned,
+        [
+            "01-config-updated.md",
+            "02-lock-updated.md",
+            "03-build-complete.md",
+            "FINAL.md"
+        ]
+    );
     assert_eq!(done["restored"], true);
-    assert!(std::fs::read_to_string(done["summary_file"].as_str().unwrap()).unwrap().contains(KIT_VERSION));
+    assert!(std::fs::read_to_string(done["summary_file"].as_str().unwrap())
+        .unwrap()
+        .contains(KIT_VERSION));
     assert_eq!(forest.files(), before);
 }
 
@@ -199,7 +242,10 @@ fn validate_names_each_fault() {
     bytes[middle] ^= 0x40;
     std::fs::write(&image, &bytes).unwrap();
     let err = validate_fails(&forest, &ws);
-    assert!(err.contains(image.file_name().unwrap().to_str().unwrap()) && err.to_lowercase().contains("checksum"), "{err}");
+    assert!(
+        err.contains(image.file_name().unwrap().to_str().unwrap()) && err.to_lowercase().contains("checksum"),
+        "{err}"
+    );
     restore();
 
     // A truncated image.
@@ -210,7 +256,8 @@ fn validate_names_each_fault() {
 
     // An image older than the build.
     let file = std::fs::File::options().write(true).open(&image).unwrap();
-    file.set_modified(std::time::SystemTime::now() - std::time::Duration::from_secs(24 * 3600)).unwrap();
+    file.set_modified(std::time::SystemTime::now() - std::time::Duration::from_secs(24 * 3600))
+        .unwrap();
     drop(file);
     let err = validate_fails(&forest, &ws);
     assert!(err.contains("older") || err.contains("before the build"), "{err}");
@@ -229,11 +276,16 @@ fn validate_names_each_fault() {
     restore();
 
     // An external-kit digest from another kit.
-    let digest_file = forest.repo().join(format!("build/external-kits/bottlerocket/{KIT}/x86_64/digest"));
+    let digest_file = forest
+        .repo()
+        .join(format!("build/external-kits/bottlerocket/{KIT}/x86_64/digest"));
     let real = std::fs::read_to_string(&digest_file).unwrap();
     std::fs::write(&digest_file, format!("sha256:{}", "ab".repeat(32))).unwrap();
     let err = validate_fails(&forest, &ws);
-    assert!(err.contains("not built from the published kit") && err.contains("digest"), "{err}");
+    assert!(
+        err.contains("not built from the published kit") && err.contains("digest"),
+        "{err}"
+    );
     std::fs::write(&digest_file, real).unwrap();
 
     // A missing latest.
@@ -257,7 +309,14 @@ fn a_lock_still_pointing_upstream_is_caught() {
     let twoliter = forest.repo().join("tools/twoliter/twoliter");
     let real = forest.repo().join("tools/twoliter/twoliter.real");
     std::fs::rename(&twoliter, &real).unwrap();
-    std::fs::write(&twoliter, format!("#!/bin/sh\n[ \"$1\" = update ] && exit 0\nexec {} \"$@\"\n", real.display())).unwrap();
+    std::fs::write(
+        &twoliter,
+        format!(
+            "#!/bin/sh\n[ \"$1\" = update ] && exit 0\nexec {} \"$@\"\n",
+            real.display()
+        ),
+    )
+    .unwrap();
     std::fs::set_permissions(&twoliter, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
     // Put the upstream lock back.
     let upstream = std::fs::read(ws.join("backups/Twoliter.lock")).unwrap();
@@ -265,7 +324,10 @@ fn a_lock_still_pointing_upstream_is_caught() {
     let output = support::run(forest.xtask().args(["phase", "update-lock"]).arg(&ws));
     assert!(!output.status.success());
     let err = support::stderr(&output);
-    assert!(err.contains(KIT) && err.contains("digest") && err.contains("twoliter update"), "{err}");
+    assert!(
+        err.contains(KIT) && err.contains("digest") && err.contains("twoliter update"),
+        "{err}"
+    );
     support::run_ok(forest.xtask().args(["restore", "--force"]).arg(&ws));
 }
 
@@ -274,16 +336,33 @@ fn bad_input_is_a_clear_error_and_changes_nothing() {
     let forest = Forest::published();
     let before = forest.files();
     let cases: Vec<(Vec<String>, &str)> = vec![
-        (vec!["--kit".into(), format!("{KIT}@9.9.9")], "not in the local registry"),
+        (
+            vec!["--kit".into(), format!("{KIT}@9.9.9")],
+            "not in the local registry",
+        ),
         (vec!["--kit".into(), format!("{KIT}@nine")], "not a semver version"),
         (vec!["--kit".into(), "other-kit".into()], "is not a [[kit]]"),
-        (vec!["--kit".into(), KIT.into(), "--variant-dir".into(), "/definitely/not/here".into()], "does not exist"),
-        (vec!["--kit".into(), KIT.into(), "--variant".into(), "nope".into()], "unknown variant `nope`"),
+        (
+            vec![
+                "--kit".into(),
+                KIT.into(),
+                "--variant-dir".into(),
+                "/definitely/not/here".into(),
+            ],
+            "does not exist",
+        ),
+        (
+            vec!["--kit".into(), KIT.into(), "--variant".into(), "nope".into()],
+            "unknown variant `nope`",
+        ),
     ];
     for (args, expected) in &cases {
         let (ok, summary) = forest.variant_json(&args.iter().map(String::as_str).collect::<Vec<_>>());
         assert!(!ok, "{args:?}");
-        let err = summary["error"].as_str().map(String::from).unwrap_or_else(|| summary.to_string());
+        let err = summary["error"]
+            .as_str()
+            .map(String::from)
+            .unwrap_or_else(|| summary.to_string());
         assert!(err.contains(expected), "{args:?}: {err}");
         assert_eq!(forest.files(), before, "{args:?} changed files");
     }
@@ -299,7 +378,11 @@ fn variant_fails(forest: &Forest, args: &[&str]) -> String {
 fn malformed_project_files_are_clear_errors_and_changes_nothing() {
     let forest = Forest::published();
     // A malformed Twoliter.override (a bare [local] table is not an override).
-    std::fs::write(forest.repo().join("Twoliter.override"), "[local]\nregistry = \"localhost:5000\"\n").unwrap();
+    std::fs::write(
+        forest.repo().join("Twoliter.override"),
+        "[local]\nregistry = \"localhost:5000\"\n",
+    )
+    .unwrap();
     let before = forest.files();
     let err = variant_fails(&forest, &["--kit", KIT]);
     assert!(err.contains("failed to deserialize overrides file"), "{err}");
@@ -327,7 +410,12 @@ fn malformed_project_files_are_clear_errors_and_changes_nothing() {
 fn a_failure_midway_still_restores() {
     let forest = Forest::published();
     let before = forest.files();
-    let output = support::run(forest.xtask().args(["variant", "--arch", "x86_64", "--kit", KIT]).env("CARGO_MAKE_STANDIN_FAIL", "1"));
+    let output = support::run(
+        forest
+            .xtask()
+            .args(["variant", "--arch", "x86_64", "--kit", KIT])
+            .env("CARGO_MAKE_STANDIN_FAIL", "1"),
+    );
     assert!(!output.status.success());
     let err = support::stderr(&output);
     assert!(err.contains("BUILD") && err.contains("logs/build.log"), "{err}");

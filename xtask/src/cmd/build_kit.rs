@@ -62,7 +62,10 @@ impl flags::BuildKit {
         crate::tools::twoliter(&repo)?;
         ws.write_input(&input)?;
         let ctx = Ctx::load(&ws)?;
-        ui::step(format!("build-kit {kit_name} for {arch} (workspace {})", ws.dir.display()));
+        ui::step(format!(
+            "build-kit {kit_name} for {arch} (workspace {})",
+            ws.dir.display()
+        ));
         let mut outcomes = Vec::new();
         let result = phases::run_all(sh, &ctx, self.force, &mut outcomes);
         let verified = ws
@@ -71,8 +74,22 @@ impl flags::BuildKit {
             .flatten()
             .filter(|r| r.ok)
             .and_then(|r| r.data);
-        print_summary(&ws.dir, &outcomes, verified.as_ref(), start.elapsed(), result.as_ref().err());
-        let summary = summary_json(&ws.dir, &kit_name, arch, &outcomes, verified.as_ref(), start.elapsed(), result.as_ref().err());
+        print_summary(
+            &ws.dir,
+            &outcomes,
+            verified.as_ref(),
+            start.elapsed(),
+            result.as_ref().err(),
+        );
+        let summary = summary_json(
+            &ws.dir,
+            &kit_name,
+            arch,
+            &outcomes,
+            verified.as_ref(),
+            start.elapsed(),
+            result.as_ref().err(),
+        );
         Ok((summary, result))
     }
 }
@@ -86,12 +103,27 @@ fn print_summary(
 ) {
     eprintln!();
     for o in outcomes {
-        eprintln!("  {:<10} {:<8} {}", o.phase, o.outcome, ui::duration(std::time::Duration::from_secs_f64(o.seconds)));
+        eprintln!(
+            "  {:<10} {:<8} {}",
+            o.phase,
+            o.outcome,
+            ui::duration(std::time::Duration::from_secs_f64(o.seconds))
+        );
     }
     match (error, verified) {
         (None, Some(v)) => {
-            eprintln!("\n{}/{}:{} verified in {} (lock digest {})", v.registry, v.repository, v.tag, ui::duration(elapsed), v.lock_digest);
-            eprintln!("next: cargo xtask variant --kit {}@{} --arch {}", v.kit, v.version, v.arch);
+            eprintln!(
+                "\n{}/{}:{} verified in {} (lock digest {})",
+                v.registry,
+                v.repository,
+                v.tag,
+                ui::duration(elapsed),
+                v.lock_digest
+            );
+            eprintln!(
+                "next: cargo xtask variant --kit {}@{} --arch {}",
+                v.kit, v.version, v.arch
+            );
         }
         _ => eprintln!("\nworkspace: {} (`cargo xtask status {}`)", ws.display(), ws.display()),
     }
@@ -118,4 +150,3 @@ fn summary_json(
         "next": verified.map(|v| vec!["cargo".to_string(), "xtask".into(), "variant".into(), "--kit".into(), format!("{}@{}", v.kit, v.version), "--arch".into(), v.arch.clone()]),
     })
 }
-

@@ -17,10 +17,16 @@ fn args_without(flag: &str) -> Vec<String> {
 
 /// Ends a workflow command: with `--json`, exactly one summary object on stdout, also when the
 /// command failed before any phase ran; the error (if any) still goes to stderr via `main`.
-fn finish(json: bool, outcome: anyhow::Result<(serde_json::Value, anyhow::Result<()>)>) -> anyhow::Result<std::process::ExitCode> {
+fn finish(
+    json: bool,
+    outcome: anyhow::Result<(serde_json::Value, anyhow::Result<()>)>,
+) -> anyhow::Result<std::process::ExitCode> {
     let (summary, result) = match outcome {
         Ok(done) => done,
-        Err(err) => (serde_json::json!({ "ok": false, "error": format!("{err:#}") }), Err(err)),
+        Err(err) => (
+            serde_json::json!({ "ok": false, "error": format!("{err:#}") }),
+            Err(err),
+        ),
     };
     if json {
         println!("{summary}");

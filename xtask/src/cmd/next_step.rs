@@ -17,7 +17,10 @@ impl flags::NextStep {
     pub fn run(self, sh: &Shell) -> Result<ExitCode> {
         let (answer, code) = match self.answer(sh) {
             Ok(answer) => (answer, ExitCode::SUCCESS),
-            Err(err) => (json!({ "action": "error", "type": "error", "reason": format!("{err:#}") }), ExitCode::from(2)),
+            Err(err) => (
+                json!({ "action": "error", "type": "error", "reason": format!("{err:#}") }),
+                ExitCode::from(2),
+            ),
         };
         println!("{answer}");
         Ok(code)
@@ -34,13 +37,26 @@ impl flags::NextStep {
             reason: self.reason.clone(),
         };
         let mut observer = RealObserver { sh, ctx: &ctx };
-        let (progress, action) =
-            machine::decide(workflow, progress, &report, self.max_attempts, fsx::now_unix(), &mut observer);
+        let (progress, action) = machine::decide(
+            workflow,
+            progress,
+            &report,
+            self.max_attempts,
+            fsx::now_unix(),
+            &mut observer,
+        );
         ws.save_progress(&progress)?;
         Ok(match action {
-            Action::Spawn { phase, attempt, last_failure } => spawn(&ctx, phase, attempt, self.max_attempts, last_failure),
+            Action::Spawn {
+                phase,
+                attempt,
+                last_failure,
+            } => spawn(&ctx, phase, attempt, self.max_attempts, last_failure),
             Action::GateFailed { phase, failures } => {
-                let reasons: Vec<String> = failures.iter().map(|f| format!("attempt {}: {}", f.attempt, f.reason)).collect();
+                let reasons: Vec<String> = failures
+                    .iter()
+                    .map(|f| format!("attempt {}: {}", f.attempt, f.reason))
+                    .collect();
                 json!({
                     "action": "gate_failed",
                     "type": "gate_failed",
@@ -73,7 +89,9 @@ fn spawn(ctx: &Ctx, phase: &PhaseDef, attempt: u32, max_attempts: u32, last_fail
     let ws = ctx.ws();
     let workflow = ctx.workflow();
     let root = project::root();
-    let phase_file = project::phases_dir().join(workflow.name()).join(format!("{}.md", phase.title));
+    let phase_file = project::phases_dir()
+        .join(workflow.name())
+        .join(format!("{}.md", phase.title));
     let command = phases::command(ws, phase);
     let mut data = json!({
         "workspace": ws.dir,
@@ -93,7 +111,11 @@ fn spawn(ctx: &Ctx, phase: &PhaseDef, attempt: u32, max_attempts: u32, last_fail
             data["kit"] = json!(kit.name);
             data["arch"] = json!(kit.arch);
             data["kit_dir"] = json!(kit.repo);
-            data["registry"] = json!(kit.registry_port().ok().map(|p| format!("localhost:{p}")).or(kit.input.registry.clone()));
+            data["registry"] = json!(kit
+                .registry_port()
+                .ok()
+                .map(|p| format!("localhost:{p}"))
+                .or(kit.input.registry.clone()));
             format!("kit `{}` for {}", kit.name, kit.arch)
         }
         Ctx::Variant(variant) => {

@@ -21,7 +21,12 @@ impl flags::Phase {
                 names.join(", ")
             );
         };
-        crate::ui::step(format!("{} ({} workflow) in {}", phase.title, workflow.name(), ws.dir.display()));
+        crate::ui::step(format!(
+            "{} ({} workflow) in {}",
+            phase.title,
+            workflow.name(),
+            ws.dir.display()
+        ));
         phases::run(sh, &ctx, phase)?;
         Ok(ExitCode::SUCCESS)
     }

@@ -83,19 +83,13 @@ fn status(sh: &Shell, json: bool) -> Result<ExitCode> {
         if let Condition::Unhealthy(reason) = &report.condition {
             lines.push(format!("reason:       {reason}"));
         }
-        lines.push(format!(
-            "backend:      {}",
-            report.backend.map_or("-", Backend::name)
-        ));
+        lines.push(format!("backend:      {}", report.backend.map_or("-", Backend::name)));
         lines.push(format!("url:          {}", report.url));
         let fields = [
             ("image", report.image.clone()),
             ("container", report.container.clone()),
             ("volume", report.volume.clone()),
-            (
-                "data dir",
-                report.data_dir.as_ref().map(|d| d.display().to_string()),
-            ),
+            ("data dir", report.data_dir.as_ref().map(|d| d.display().to_string())),
             ("pid", report.pid.map(|p| p.to_string())),
             ("log", report.log.clone()),
             ("repositories", report.repositories.map(|n| n.to_string())),

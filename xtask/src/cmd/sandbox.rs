@@ -40,9 +40,7 @@ fn require_machine(sh: &Shell, vm: &Smolvm, name: &str) -> Result<serde_json::Va
     argv::check_name(name)?;
     match vm.status(sh, name)? {
         Some(status) => Ok(status),
-        None => bail!(
-            "machine {name} does not exist: create it with `cargo xtask sandbox up --name {name}`"
-        ),
+        None => bail!("machine {name} does not exist: create it with `cargo xtask sandbox up --name {name}`"),
     }
 }
 
@@ -74,10 +72,7 @@ impl flags::SandboxStatus {
         argv::check_name(&self.name)?;
         let Some(status) = vm.status(sh, &self.name)? else {
             if self.json {
-                println!(
-                    "{}",
-                    serde_json::json!({ "name": self.name, "state": "absent" })
-                );
+                println!("{}", serde_json::json!({ "name": self.name, "state": "absent" }));
             }
             ui::info(format!(
                 "machine {0} does not exist (`cargo xtask sandbox up --name {0}` creates it)",
@@ -100,10 +95,7 @@ impl flags::SandboxName {
         let vm = Smolvm::preflight(sh)?;
         argv::check_name(&self.name)?;
         if vm.status(sh, &self.name)?.is_none() {
-            ui::info(format!(
-                "machine {} does not exist: nothing to do",
-                self.name
-            ));
+            ui::info(format!("machine {} does not exist: nothing to do", self.name));
             return Ok(ExitCode::SUCCESS);
         }
         ui::step(format!("stopping machine {}", self.name));
@@ -129,14 +121,8 @@ mod tests {
 
     #[test]
     fn state_words() {
-        assert_eq!(
-            state_of(&serde_json::json!({ "state": "running" })),
-            "running"
-        );
-        assert_eq!(
-            state_of(&serde_json::json!({ "status": "stopped" })),
-            "stopped"
-        );
+        assert_eq!(state_of(&serde_json::json!({ "state": "running" })), "running");
+        assert_eq!(state_of(&serde_json::json!({ "status": "stopped" })), "stopped");
         assert_eq!(state_of(&serde_json::json!({ "name": "x" })), "present");
     }
 }

@@ -58,7 +58,13 @@ impl flags::Status {
 /// Directories under `planning/` holding an `input.json`, oldest name first.
 fn workspaces(planning: &Path) -> Vec<PathBuf> {
     let mut dirs: Vec<PathBuf> = std::fs::read_dir(planning)
-        .map(|entries| entries.filter_map(|e| e.ok()).map(|e| e.path()).filter(|p| p.join("input.json").is_file()).collect())
+        .map(|entries| {
+            entries
+                .filter_map(|e| e.ok())
+                .map(|e| e.path())
+                .filter(|p| p.join("input.json").is_file())
+                .collect()
+        })
         .unwrap_or_default();
     dirs.sort();
     dirs
@@ -94,13 +100,20 @@ fn status_of(dir: &Path) -> WorkspaceStatus {
             return status;
         }
     };
-    status.age_seconds = fsx::now_unix().checked_sub(progress.updated_at).filter(|_| ws.progress_path().is_file());
+    status.age_seconds = fsx::now_unix()
+        .checked_sub(progress.updated_at)
+        .filter(|_| ws.progress_path().is_file());
     for (def, p) in workflow.phases().iter().zip(&progress.phases) {
         let result = fsx::read_json::<serde_json::Value>(&ws.result_path(def))
             .ok()
             .flatten()
             .map(|r| r["ok"].as_bool() == Some(true));
-        status.phases.push(PhaseStatus { phase: p.id.clone(), state: p.state, attempts: p.attempts, result });
+        status.phases.push(PhaseStatus {
+            phase: p.id.clone(),
+            state: p.state,
+            attempts: p.attempts,
+            result,
+        });
         if let Some(f) = p.failures.last() {
             status.last_error = Some(format!("{} attempt {}: {}", def.title, f.attempt, f.reason));
         }
@@ -120,14 +133,23 @@ fn print_status(s: &WorkspaceStatus) {
         return;
     }
     let inputs = s.inputs.as_ref().map(|v| v.to_string()).unwrap_or_default();
-    println!("  {} workflow, {}; inputs {inputs}", s.workflow.as_deref().unwrap_or("?"), s.state);
+    println!(
+        "  {} workflow, {}; inputs {inputs}",
+        s.workflow.as_deref().unwrap_or("?"),
+        s.state
+    );
     for p in &s.phases {
         let result = match p.result {
             Some(true) => "result ok",
             Some(false) => "result failed",
             None => "no result",
         };
-        println!("    {:<14} {:<8} attempts {}  {result}", p.phase, format!("{:?}", p.state).to_lowercase(), p.attempts);
+        println!(
+            "    {:<14} {:<8} attempts {}  {result}",
+            p.phase,
+            format!("{:?}", p.state).to_lowercase(),
+            p.attempts
+        );
     }
     if let Some(err) = &s.last_error {
         println!("  last error: {}", err.lines().next().unwrap_or(""));

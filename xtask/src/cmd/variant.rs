@@ -65,7 +65,11 @@ impl flags::Variant {
         variant::Variant::resolve(&ws, &input)?;
         ws.write_input(&input)?;
         let ctx = Ctx::load(&ws)?;
-        ui::step(format!("variant {variant_name} for {arch} in {} (workspace {})", repo.display(), ws.dir.display()));
+        ui::step(format!(
+            "variant {variant_name} for {arch} in {} (workspace {})",
+            repo.display(),
+            ws.dir.display()
+        ));
         let mut outcomes = Vec::new();
         let result = phases::run_all(sh, &ctx, false, &mut outcomes);
         let restored = if self.keep_config { None } else { Some(restore(&ws)) };
@@ -77,15 +81,27 @@ impl flags::Variant {
             .and_then(|r| r.data);
         eprintln!();
         for o in &outcomes {
-            eprintln!("  {:<14} {:<8} {}", o.phase, o.outcome, ui::duration(std::time::Duration::from_secs_f64(o.seconds)));
+            eprintln!(
+                "  {:<14} {:<8} {}",
+                o.phase,
+                o.outcome,
+                ui::duration(std::time::Duration::from_secs_f64(o.seconds))
+            );
         }
         match &restored {
             Some(Ok(())) => eprintln!("\nvariant repo files restored"),
             Some(Err(err)) => ui::warn(format!("restoring the variant repo failed: {err:#}")),
-            None => eprintln!("\nvariant repo left pointed at the local kits (--keep-config); restore with `cargo xtask restore {}`", ws.dir.display()),
+            None => eprintln!(
+                "\nvariant repo left pointed at the local kits (--keep-config); restore with `cargo xtask restore {}`",
+                ws.dir.display()
+            ),
         }
         if result.is_ok() {
-            eprintln!("summary: {}", ws.report_path(Workflow::Variant.phase("validate").expect("variant phase")).display());
+            eprintln!(
+                "summary: {}",
+                ws.report_path(Workflow::Variant.phase("validate").expect("variant phase"))
+                    .display()
+            );
         }
         let summary = json!({
             "ok": result.is_ok() && !matches!(restored, Some(Err(_))),
@@ -127,17 +143,31 @@ fn parse_kit(text: &str) -> Result<KitSpec> {
         semver::Version::parse(version)
             .with_context(|| format!("--kit {text}: `{version}` is not a semver version (e.g. {name}@1.2.3)"))?;
     }
-    Ok(KitSpec { name: name.to_string(), version })
+    Ok(KitSpec {
+        name: name.to_string(),
+        version,
+    })
 }
 
 /// Without `--kit`: every kit the repo's `Twoliter.toml` lists.
 fn kits_of(repo: &std::path::Path) -> Result<Vec<KitSpec>> {
     let path = repo.join("Twoliter.toml");
-    let info = variant::twoliter_toml::parse(&fs_err::read_to_string(&path)?).with_context(|| format!("in {}", path.display()))?;
+    let info = variant::twoliter_toml::parse(&fs_err::read_to_string(&path)?)
+        .with_context(|| format!("in {}", path.display()))?;
     if info.kits.is_empty() {
-        anyhow::bail!("{} lists no [[kit]]: nothing to take from the local registry", path.display());
+        anyhow::bail!(
+            "{} lists no [[kit]]: nothing to take from the local registry",
+            path.display()
+        );
     }
-    Ok(info.kits.iter().map(|k| KitSpec { name: k.name.clone(), version: None }).collect())
+    Ok(info
+        .kits
+        .iter()
+        .map(|k| KitSpec {
+            name: k.name.clone(),
+            version: None,
+        })
+        .collect())
 }
 
 #[cfg(test)]
@@ -149,7 +179,10 @@ mod tests {
         let k = parse_kit("core-kit@v1.2.3").unwrap();
         assert_eq!((k.name.as_str(), k.version.as_deref()), ("core-kit", Some("1.2.3")));
         assert_eq!(parse_kit("core-kit").unwrap().version, None);
-        assert!(parse_kit("core-kit@latest").unwrap_err().to_string().contains("not a semver"));
+        assert!(parse_kit("core-kit@latest")
+            .unwrap_err()
+            .to_string()
+            .contains("not a semver"));
         assert!(parse_kit("../x").is_err());
     }
 }

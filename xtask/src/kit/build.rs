@@ -44,7 +44,13 @@ pub fn run(sh: &Shell, kit: &Kit) -> Result<(BuildData, String)> {
         &["build".into(), format!("ARCH={arch}"), format!("KIT={}", kit.name)],
         &[
             vec!["fetch".into(), "--arch".into(), arch.clone()],
-            vec!["build".into(), "kit".into(), kit.name.clone(), "--arch".into(), arch.clone()],
+            vec![
+                "build".into(),
+                "kit".into(),
+                kit.name.clone(),
+                "--arch".into(),
+                arch.clone(),
+            ],
         ],
     )?;
     let build_id = git::build_id(sh, &kit.repo)?;
@@ -72,13 +78,24 @@ pub fn run(sh: &Shell, kit: &Kit) -> Result<(BuildData, String)> {
              file changes before PUBLISH, publish looks for another archive name and fails"
         ));
     }
-    let data = BuildData { archive: archive.clone(), build_id, release_version: version, size: meta.len(), dirty, fingerprint };
+    let data = BuildData {
+        archive: archive.clone(),
+        build_id,
+        release_version: version,
+        size: meta.len(),
+        dirty,
+        fingerprint,
+    };
     let report = format!(
         "# BUILD\n\n- archive: `{}` ({})\n- build id: `{}`{}\n- log: `{}`\n",
         archive.display(),
         ui::bytes(data.size),
         data.build_id,
-        if dirty { " (tree dirty: commit or keep it unchanged until PUBLISH)" } else { "" },
+        if dirty {
+            " (tree dirty: commit or keep it unchanged until PUBLISH)"
+        } else {
+            ""
+        },
         kit.ws.log_path(phase).display()
     );
     Ok((data, report))

@@ -17,13 +17,19 @@ pub fn compute(sh: &Shell, repo: &Path, arch: Arch) -> Result<String> {
     let mut hasher = Sha256::new();
     hasher.update(format!("arch={arch}\n"));
     let rev = "HEAD^{tree}";
-    let tree = process::read(cmd!(sh, "git rev-parse {rev}"))
-        .with_context(|| format!("cannot fingerprint {}: is it a git checkout with a commit?", repo.display()))?;
+    let tree = process::read(cmd!(sh, "git rev-parse {rev}")).with_context(|| {
+        format!(
+            "cannot fingerprint {}: is it a git checkout with a commit?",
+            repo.display()
+        )
+    })?;
     hasher.update(format!("tree={tree}\n"));
     // Uncommitted changes to tracked files, staged or not, binary-safe.
     let diff = cmd!(sh, "git diff HEAD --binary --no-ext-diff").quiet().output()?;
     hasher.update(&diff.stdout);
-    let untracked = cmd!(sh, "git ls-files -z --others --exclude-standard").quiet().output()?;
+    let untracked = cmd!(sh, "git ls-files -z --others --exclude-standard")
+        .quiet()
+        .output()?;
     for path in untracked.stdout.split(|b| *b == 0).filter(|p| !p.is_empty()) {
         let path = String::from_utf8_lossy(path).into_owned();
         hasher.update(format!("untracked={path}\n"));
@@ -32,7 +38,11 @@ pub fn compute(sh: &Shell, repo: &Path, arch: Arch) -> Result<String> {
         }
     }
     let twoliter = repo.join("tools/twoliter/twoliter");
-    let version = cmd!(sh, "{twoliter} --version").quiet().ignore_stderr().read().unwrap_or_default();
+    let version = cmd!(sh, "{twoliter} --version")
+        .quiet()
+        .ignore_stderr()
+        .read()
+        .unwrap_or_default();
     hasher.update(format!("twoliter={}\n", version.trim()));
     Ok(crate::fsx::hex(&hasher.finalize()))
 }

@@ -7,20 +7,14 @@ use anyhow::{anyhow, bail, Result};
 use toml_edit::{Item, Table};
 
 use crate::project::check_identifier;
-use crate::variant::toml_doc::{
-    check_registry, implicit_table, insert_child_table, set_str_key, table_with, Doc,
-};
+use crate::variant::toml_doc::{check_registry, implicit_table, insert_child_table, set_str_key, table_with, Doc};
 
 const FILE: &str = "Infra.toml";
 
 /// Infra.toml text with `[vendor.<vendor>] registry = "<registry>"` set. `None` (no file yet)
 /// gives a minimal file; an existing file keeps its other vendors, keys and comments, and a
 /// vendor pointing elsewhere is repointed. Running it twice gives the same text as once.
-pub fn set_vendor_registry(
-    infra_toml: Option<&str>,
-    vendor: &str,
-    registry: &str,
-) -> Result<String> {
+pub fn set_vendor_registry(infra_toml: Option<&str>, vendor: &str, registry: &str) -> Result<String> {
     check_identifier("vendor", vendor)?;
     check_registry(registry)?;
     let mut doc = Doc::parse(FILE, infra_toml.unwrap_or(""))?;
@@ -51,16 +45,13 @@ pub(crate) fn vendor_registry_in(root: &Table, file: &str, vendor: &str) -> Resu
         .ok_or_else(|| not_a_vendor_entry(file, vendor, entry))?;
     match entry.get("registry") {
         None => Ok(None),
-        Some(registry) => registry
-            .as_str()
-            .map(|s| Some(s.to_owned()))
-            .ok_or_else(|| {
-                anyhow!(
-                    "{file}: `vendor.{vendor}.registry` is a {} but must be a string such as \
+        Some(registry) => registry.as_str().map(|s| Some(s.to_owned())).ok_or_else(|| {
+            anyhow!(
+                "{file}: `vendor.{vendor}.registry` is a {} but must be a string such as \
                  \"localhost:5000\"",
-                    registry.type_name()
-                )
-            }),
+                registry.type_name()
+            )
+        }),
     }
 }
 
@@ -68,12 +59,7 @@ pub(crate) fn vendor_registry_in(root: &Table, file: &str, vendor: &str) -> Resu
 /// shape). A new vendor follows the style of the existing ones: `[vendor.x]` headers (placed
 /// after the last existing vendor table), dotted keys, or inline tables. Returns whether the
 /// document changed.
-pub(crate) fn set_vendor_in(
-    root: &mut Table,
-    file: &str,
-    vendor: &str,
-    registry: &str,
-) -> Result<bool> {
+pub(crate) fn set_vendor_in(root: &mut Table, file: &str, vendor: &str, registry: &str) -> Result<bool> {
     let Some(vendors) = root.get_mut("vendor") else {
         root.insert(
             "vendor",
@@ -84,29 +70,18 @@ pub(crate) fn set_vendor_in(
     if vendors.as_table_like().is_none() {
         return Err(not_a_vendor_table(file, vendors));
     }
-    let exists = vendors
-        .as_table_like()
-        .is_some_and(|t| t.contains_key(vendor));
+    let exists = vendors.as_table_like().is_some_and(|t| t.contains_key(vendor));
     if !exists {
         insert_child_table(vendors, vendor, table_with("registry", registry));
         return Ok(true);
     }
-    let vendors = vendors
-        .as_table_like_mut()
-        .expect("checked to be a table above");
+    let vendors = vendors.as_table_like_mut().expect("checked to be a table above");
     let entry = vendors.get_mut(vendor).expect("checked to exist above");
     if entry.as_table_like().is_none() {
         return Err(not_a_vendor_entry(file, vendor, entry));
     }
-    let entry = entry
-        .as_table_like_mut()
-        .expect("checked to be a table above");
-    set_str_key(
-        entry,
-        "registry",
-        registry,
-        &format!("{file}: vendor.{vendor}"),
-    )
+    let entry = entry.as_table_like_mut().expect("checked to be a table above");
+    set_str_key(entry, "registry", registry, &format!("{file}: vendor.{vendor}"))
 }
 
 fn not_a_vendor_table(file: &str, item: &Item) -> anyhow::Error {
@@ -168,10 +143,7 @@ root_role_url = "https://example.com/root.json"
             vendor_registry(&text, "local").unwrap().as_deref(),
             Some("localhost:5000")
         );
-        assert_eq!(
-            set_vendor_registry(Some(""), "local", "localhost:5000").unwrap(),
-            text
-        );
+        assert_eq!(set_vendor_registry(Some(""), "local", "localhost:5000").unwrap(), text);
     }
 
     #[test]
@@ -206,11 +178,7 @@ root_role_url = "https://example.com/root.json"
     #[test]
     fn vendor_pointing_elsewhere_is_repointed_keeping_its_comment() {
         let text = set_vendor_registry(Some(REPO_INFRA), "bottlerocket", "localhost:5000").unwrap();
-        let changed: Vec<_> = REPO_INFRA
-            .lines()
-            .zip(text.lines())
-            .filter(|(a, b)| a != b)
-            .collect();
+        let changed: Vec<_> = REPO_INFRA.lines().zip(text.lines()).filter(|(a, b)| a != b).collect();
         assert_eq!(
             changed,
             [(
@@ -286,11 +254,7 @@ root_role_url = "https://example.com/root.json"
     #[test]
     fn errors_name_the_problem_and_the_fix() {
         let err = set_vendor_registry(Some("[vendor.local\n"), "local", "x").unwrap_err();
-        assert!(
-            err.to_string()
-                .starts_with("Infra.toml is not valid TOML: "),
-            "{err}"
-        );
+        assert!(err.to_string().starts_with("Infra.toml is not valid TOML: "), "{err}");
 
         let err = set_vendor_registry(Some("vendor = \"local\"\n"), "local", "x").unwrap_err();
         assert!(
@@ -313,10 +277,7 @@ root_role_url = "https://example.com/root.json"
             .contains("registry is a table but must be a string"));
 
         let err = set_vendor_registry(None, "lo/cal", "x").unwrap_err();
-        assert!(
-            err.to_string().starts_with("vendor `lo/cal` contains `/`"),
-            "{err}"
-        );
+        assert!(err.to_string().starts_with("vendor `lo/cal` contains `/`"), "{err}");
 
         let err = set_vendor_registry(None, "local", "http://x").unwrap_err();
         assert!(err.to_string().contains("URL scheme"), "{err}");

@@ -39,7 +39,13 @@ impl Kit {
         };
         check_repo(&repo)?;
         check_kit(&repo, &input.kit_name)?;
-        Ok(Kit { ws: ws.clone(), input: input.clone(), name: input.kit_name.clone(), arch: input.arch, repo })
+        Ok(Kit {
+            ws: ws.clone(),
+            input: input.clone(),
+            name: input.kit_name.clone(),
+            arch: input.arch,
+            repo,
+        })
     }
 
     /// `release-version` of the kit repo's `Twoliter.toml`: the kit's version.
@@ -56,7 +62,11 @@ impl Kit {
 
     /// The registry port `input.json` asks for, if any.
     pub fn wanted_port(&self) -> Result<Option<u16>> {
-        self.input.registry.as_deref().map(crate::workflow::workspace::registry_port).transpose()
+        self.input
+            .registry
+            .as_deref()
+            .map(crate::workflow::workspace::registry_port)
+            .transpose()
     }
 
     /// The registry SETUP recorded; later phases use the same one.
@@ -97,7 +107,10 @@ pub fn is_kit_repo(dir: &Path) -> bool {
 
 fn check_repo(repo: &Path) -> Result<()> {
     if !repo.is_dir() {
-        bail!("kit repo {} does not exist: pass --kit-dir, or set kit_dir in input.json", repo.display());
+        bail!(
+            "kit repo {} does not exist: pass --kit-dir, or set kit_dir in input.json",
+            repo.display()
+        );
     }
     if !repo.join("Twoliter.toml").is_file() {
         bail!(
@@ -133,7 +146,11 @@ fn check_kit(repo: &Path, kit: &str) -> Result<()> {
     bail!(
         "unknown kit `{kit}`: {} has {}",
         repo.join("kits").display(),
-        if kits.is_empty() { "no kits".to_string() } else { format!("only {}", kits.join(", ")) }
+        if kits.is_empty() {
+            "no kits".to_string()
+        } else {
+            format!("only {}", kits.join(", "))
+        }
     )
 }
 

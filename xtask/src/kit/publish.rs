@@ -26,14 +26,28 @@ pub fn run(sh: &Shell, kit: &Kit) -> Result<(PublishData, String)> {
         .ws
         .result::<BuildData>(build)?
         .and_then(|r| r.data)
-        .with_context(|| format!("BUILD has not run: run `cargo xtask phase build {}` first", kit.ws.dir.display()))?;
+        .with_context(|| {
+            format!(
+                "BUILD has not run: run `cargo xtask phase build {}` first",
+                kit.ws.dir.display()
+            )
+        })?;
     // Publishing an archive of another build id fails inside twoliter with a less clear message.
     super::build::gate(sh, kit, &built)?;
     super::run_in_repo(
         kit,
         phase,
-        &["publish".into(), format!("VENDOR={LOCAL_VENDOR}"), format!("KIT={}", kit.name)],
-        &[vec!["publish".into(), "kit".into(), kit.name.clone(), LOCAL_VENDOR.into()]],
+        &[
+            "publish".into(),
+            format!("VENDOR={LOCAL_VENDOR}"),
+            format!("KIT={}", kit.name),
+        ],
+        &[vec![
+            "publish".into(),
+            "kit".into(),
+            kit.name.clone(),
+            LOCAL_VENDOR.into(),
+        ]],
     )?;
     let data = PublishData {
         registry: format!("localhost:{port}"),
@@ -71,7 +85,13 @@ pub fn gate(_sh: &Shell, kit: &Kit, data: &PublishData) -> Result<()> {
         );
     };
     let Some(index) = client.manifest(&data.repository, &data.tag)? else {
-        bail!("{}/{}:{} is not in the registry (see {})", data.registry, data.repository, data.tag, log.display());
+        bail!(
+            "{}/{}:{} is not in the registry (see {})",
+            data.registry,
+            data.repository,
+            data.tag,
+            log.display()
+        );
     };
     let referenced = match &index.manifest {
         crate::oci::Manifest::Index { manifests, .. } => manifests.iter().any(|m| m.digest == image.digest),

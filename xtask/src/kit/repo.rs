@@ -58,12 +58,9 @@ pub fn makefile_has_target(makefile: &str, target: &str) -> bool {
 
 /// The kit's version: Twoliter.toml `release-version`, which must be semver.
 pub fn release_version(twoliter_toml: &str) -> Result<semver::Version> {
-    let doc = twoliter_toml.parse::<DocumentMut>().map_err(|err| {
-        anyhow!(
-            "Twoliter.toml is not valid TOML: {}",
-            err.to_string().trim_end()
-        )
-    })?;
+    let doc = twoliter_toml
+        .parse::<DocumentMut>()
+        .map_err(|err| anyhow!("Twoliter.toml is not valid TOML: {}", err.to_string().trim_end()))?;
     let item = doc
         .get("release-version")
         .context("Twoliter.toml has no `release-version`: add `release-version = \"1.0.0\"`")?;
@@ -206,14 +203,8 @@ publish: \\
     #[test]
     fn makefile_defaults() {
         let m = CORE_KIT_MAKEFILE;
-        assert_eq!(
-            makefile_var_default(m, "KIT").as_deref(),
-            Some("bottlerocket-core-kit")
-        );
-        assert_eq!(
-            makefile_var_default(m, "VENDOR").as_deref(),
-            Some("bottlerocket")
-        );
+        assert_eq!(makefile_var_default(m, "KIT").as_deref(), Some("bottlerocket-core-kit"));
+        assert_eq!(makefile_var_default(m, "VENDOR").as_deref(), Some("bottlerocket"));
         assert_eq!(
             makefile_var_default(m, "TWOLITER_VERSION").as_deref(),
             Some("\"0.12.0\"")
@@ -235,18 +226,9 @@ publish: \\
             makefile_var_default("KIT?=core-kit\n", "KIT").as_deref(),
             Some("core-kit")
         );
-        assert_eq!(
-            makefile_var_default("KIT := x\n", "KIT").as_deref(),
-            Some("x")
-        );
-        assert_eq!(
-            makefile_var_default("KIT = x\r\n", "KIT").as_deref(),
-            Some("x")
-        );
-        assert_eq!(
-            makefile_var_default("export KIT ?= x\n", "KIT").as_deref(),
-            Some("x")
-        );
+        assert_eq!(makefile_var_default("KIT := x\n", "KIT").as_deref(), Some("x"));
+        assert_eq!(makefile_var_default("KIT = x\r\n", "KIT").as_deref(), Some("x"));
+        assert_eq!(makefile_var_default("export KIT ?= x\n", "KIT").as_deref(), Some("x"));
         assert_eq!(makefile_var_default("KIT_NAME ?= x\n", "KIT"), None);
         assert_eq!(makefile_var_default("KIT ?= ${OTHER}\n", "KIT"), None);
         assert_eq!(makefile_var_default("KIT != echo x\n", "KIT"), None);
@@ -285,31 +267,20 @@ publish: \\
     #[test]
     fn release_versions() {
         let toml = "schema-version = 1\nrelease-version = \"3.1.1\" # kit version\n";
-        assert_eq!(
-            release_version(toml).unwrap(),
-            semver::Version::new(3, 1, 1)
-        );
-        let err = release_version("schema-version = 1\n")
-            .unwrap_err()
-            .to_string();
+        assert_eq!(release_version(toml).unwrap(), semver::Version::new(3, 1, 1));
+        let err = release_version("schema-version = 1\n").unwrap_err().to_string();
         assert_eq!(
             err,
             "Twoliter.toml has no `release-version`: add `release-version = \"1.0.0\"`"
         );
-        let err = release_version("release-version = \"1.2\"\n")
-            .unwrap_err()
-            .to_string();
+        let err = release_version("release-version = \"1.2\"\n").unwrap_err().to_string();
         assert!(
             err.starts_with("Twoliter.toml `release-version = \"1.2\"` is not a semver"),
             "{err}"
         );
-        let err = release_version("release-version = 1\n")
-            .unwrap_err()
-            .to_string();
+        let err = release_version("release-version = 1\n").unwrap_err().to_string();
         assert!(err.contains("is a integer but must be a string"), "{err}");
-        let err = release_version("release-version = \n")
-            .unwrap_err()
-            .to_string();
+        let err = release_version("release-version = \n").unwrap_err().to_string();
         assert!(err.starts_with("Twoliter.toml is not valid TOML"), "{err}");
     }
 
@@ -318,14 +289,8 @@ publish: \\
         check_kit_version("k", "3.1.1").unwrap();
         check_kit_version("k", "3.1.1-rc1").unwrap();
         let err = check_kit_version("k", "v3.1.1").unwrap_err().to_string();
-        assert_eq!(
-            err,
-            "kit `k` version `v3.1.1`: drop the leading `v` (write `3.1.1`)"
-        );
+        assert_eq!(err, "kit `k` version `v3.1.1`: drop the leading `v` (write `3.1.1`)");
         let err = check_kit_version("k", "3.1").unwrap_err().to_string();
-        assert!(
-            err.starts_with("kit `k` version `3.1` is not semver"),
-            "{err}"
-        );
+        assert!(err.starts_with("kit `k` version `3.1` is not semver"), "{err}");
     }
 }

@@ -35,7 +35,10 @@ pub fn run(sh: &Shell, kit: &Kit) -> Result<(SetupData, String)> {
         .with_context(|| format!("cannot update {}", infra_path.display()))?;
     let endpoint = registry::ensure_running(
         sh,
-        &registry::StartOptions { port: kit.wanted_port()?, ..Default::default() },
+        &registry::StartOptions {
+            port: kit.wanted_port()?,
+            ..Default::default()
+        },
     )?;
     let url = endpoint.url();
     let updated = infra::set_vendor_registry(existing.as_deref(), LOCAL_VENDOR, &url)
@@ -43,7 +46,10 @@ pub fn run(sh: &Shell, kit: &Kit) -> Result<(SetupData, String)> {
     let infra_changed = existing.as_deref() != Some(updated.as_str());
     if infra_changed {
         fsx::write_atomic(&infra_path, updated.as_bytes())?;
-        ui::info(format!("{}: [vendor.{LOCAL_VENDOR}] registry = \"{url}\"", infra_path.display()));
+        ui::info(format!(
+            "{}: [vendor.{LOCAL_VENDOR}] registry = \"{url}\"",
+            infra_path.display()
+        ));
     }
     keep_git_status_clean(sh, kit, &infra_path)?;
     let data = SetupData {
@@ -73,9 +79,12 @@ pub fn run(sh: &Shell, kit: &Kit) -> Result<(SetupData, String)> {
 /// Re-checks SETUP against reality: the registry answers and `Infra.toml` still points at it.
 pub fn gate(_sh: &Shell, kit: &Kit, data: &SetupData) -> Result<()> {
     check_no_infra_lock(&kit.repo)?;
-    registry::Client::new(data.port)
-        .ping()
-        .with_context(|| format!("the registry at {} does not answer: run `cargo xtask registry start`", data.registry))?;
+    registry::Client::new(data.port).ping().with_context(|| {
+        format!(
+            "the registry at {} does not answer: run `cargo xtask registry start`",
+            data.registry
+        )
+    })?;
     let text = read_optional(&data.infra_toml)?
         .with_context(|| format!("{} is gone: run SETUP again", data.infra_toml.display()))?;
     infra::check_vendor_registry(&text, LOCAL_VENDOR, &data.registry)
@@ -108,7 +117,9 @@ fn read_optional(path: &Path) -> Result<Option<String>> {
 /// the build id, and publish then looks for another archive). Infra.toml is ignored in kit
 /// repos; the workspace, when it lives inside the kit repo, is ignored locally here.
 fn keep_git_status_clean(sh: &Shell, kit: &Kit, infra_path: &Path) -> Result<()> {
-    let Some(top) = git::toplevel(sh, &kit.repo) else { return Ok(()) };
+    let Some(top) = git::toplevel(sh, &kit.repo) else {
+        return Ok(());
+    };
     if git::is_tracked(sh, &top, infra_path) {
         ui::warn(format!(
             "{} is tracked by git, so editing it makes the tree dirty and the build id `-dirty`; \
@@ -120,7 +131,10 @@ fn keep_git_status_clean(sh: &Shell, kit: &Kit, infra_path: &Path) -> Result<()>
     }
     if let Ok(rel) = kit.ws.dir.strip_prefix(&top) {
         if !git::is_ignored(sh, &top, &kit.ws.dir.join("progress.json")) {
-            let first = rel.components().next().map(|c| c.as_os_str().to_string_lossy().into_owned());
+            let first = rel
+                .components()
+                .next()
+                .map(|c| c.as_os_str().to_string_lossy().into_owned());
             if let Some(first) = first {
                 git::exclude_locally(sh, &top, &format!("/{first}/"))?;
             }

@@ -37,7 +37,12 @@ pub fn run(sh: &Shell, kit: &Kit) -> Result<(VerifyData, String)> {
         .ws
         .result::<PublishData>(publish)?
         .and_then(|r| r.data)
-        .with_context(|| format!("PUBLISH has not run: run `cargo xtask phase publish {}` first", kit.ws.dir.display()))?;
+        .with_context(|| {
+            format!(
+                "PUBLISH has not run: run `cargo xtask phase publish {}` first",
+                kit.ws.dir.display()
+            )
+        })?;
     let version = kit.release_version()?;
     let data = check(kit, &published.registry, &version)?;
     let _ = sh;
@@ -95,12 +100,19 @@ pub fn check(kit: &Kit, registry: &str, version: &str) -> Result<VerifyData> {
         );
     };
     if media_type != oci::OCI_INDEX && media_type != oci::DOCKER_LIST {
-        bail!("{registry}/{}:{tag} has media type `{media_type}`, not an image index", kit.name);
+        bail!(
+            "{registry}/{}:{tag} has media type `{media_type}`, not an image index",
+            kit.name
+        );
     }
     let platforms: Vec<String> = manifests.iter().map(|m| m.platform_name()).collect();
     let ours = manifests
         .iter()
-        .find(|m| m.platform.as_ref().is_some_and(|p| p.architecture == kit.arch.oci() && p.os == "linux"))
+        .find(|m| {
+            m.platform
+                .as_ref()
+                .is_some_and(|p| p.architecture == kit.arch.oci() && p.os == "linux")
+        })
         .with_context(|| {
             format!(
                 "{registry}/{}:{tag} has no linux/{} image (platforms: {}): build and publish for {}",
@@ -119,8 +131,14 @@ pub fn check(kit: &Kit, registry: &str, version: &str) -> Result<VerifyData> {
             bail!("{} in {}:{tag} is not an image manifest", entry.digest, kit.name);
         };
         let blob = client.blob(&kit.name, &config.digest)?;
-        let meta = oci::kit_metadata(&blob)
-            .with_context(|| format!("image {} ({}) of {}:{tag}", entry.digest, entry.platform_name(), kit.name))?;
+        let meta = oci::kit_metadata(&blob).with_context(|| {
+            format!(
+                "image {} ({}) of {}:{tag}",
+                entry.digest,
+                entry.platform_name(),
+                kit.name
+            )
+        })?;
         if meta.name != kit.name || meta.version != version {
             bail!(
                 "image {} ({}) of {}:{tag} carries kit `{}` version `{}` in its {} label, expected `{}` `{version}`",

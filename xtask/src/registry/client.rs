@@ -64,11 +64,7 @@ impl Client {
         let response = self.get("/v2/", None)?;
         match response.status_code {
             200 | 401 => Ok(()),
-            code => bail!(
-                "GET {}/v2/ answered {code} {}",
-                self.base,
-                response.reason_phrase
-            ),
+            code => bail!("GET {}/v2/ answered {code} {}", self.base, response.reason_phrase),
         }
     }
 
@@ -80,8 +76,7 @@ impl Client {
             repositories: Option<Vec<String>>,
         }
         self.paginate(&format!("/v2/_catalog?n={PAGE}"), |body| {
-            let page: Page =
-                serde_json::from_slice(body).context("_catalog answer is not valid JSON")?;
+            let page: Page = serde_json::from_slice(body).context("_catalog answer is not valid JSON")?;
             Ok(page.repositories.unwrap_or_default())
         })
     }
@@ -99,17 +94,12 @@ impl Client {
             return Ok(Vec::new());
         }
         self.paginate_from(response, &first, |body| {
-            let page: Page =
-                serde_json::from_slice(body).context("tags/list answer is not valid JSON")?;
+            let page: Page = serde_json::from_slice(body).context("tags/list answer is not valid JSON")?;
             Ok(page.tags.unwrap_or_default())
         })
     }
 
-    fn paginate(
-        &self,
-        first: &str,
-        parse: impl Fn(&[u8]) -> Result<Vec<String>>,
-    ) -> Result<Vec<String>> {
+    fn paginate(&self, first: &str, parse: impl Fn(&[u8]) -> Result<Vec<String>>) -> Result<Vec<String>> {
         let response = self.get(first, None)?;
         self.paginate_from(response, first, parse)
     }
@@ -146,10 +136,7 @@ impl Client {
 
     /// The manifest `repo:reference` (tag or digest); `Ok(None)` when the registry has none.
     pub fn manifest(&self, repo: &str, reference: &str) -> Result<Option<Fetched>> {
-        let response = self.get(
-            &format!("/v2/{repo}/manifests/{reference}"),
-            Some(oci::ACCEPT),
-        )?;
+        let response = self.get(&format!("/v2/{repo}/manifests/{reference}"), Some(oci::ACCEPT))?;
         match response.status_code {
             200 => {}
             404 => return Ok(None),
@@ -159,11 +146,8 @@ impl Client {
             ),
         }
         let bytes = response.as_bytes().to_vec();
-        let manifest = Manifest::parse(
-            &bytes,
-            response.headers.get("content-type").map(String::as_str),
-        )
-        .with_context(|| format!("manifest {repo}:{reference}"))?;
+        let manifest = Manifest::parse(&bytes, response.headers.get("content-type").map(String::as_str))
+            .with_context(|| format!("manifest {repo}:{reference}"))?;
         let digest = response
             .headers
             .get("docker-content-digest")
@@ -223,8 +207,7 @@ mod tests {
             Some("/v2/_catalog?last=b&n=100")
         );
         assert_eq!(
-            next_link(r#"<http://127.0.0.1:5000/v2/x/tags/list?n=2&last=t>; rel="next""#)
-                .as_deref(),
+            next_link(r#"<http://127.0.0.1:5000/v2/x/tags/list?n=2&last=t>; rel="next""#).as_deref(),
             Some("/v2/x/tags/list?n=2&last=t")
         );
         assert_eq!(next_link(r#"</v2/a>; rel="prev""#), None);
@@ -273,11 +256,7 @@ mod tests {
                 Some(r#"</v2/_catalog?last=kit&n=100>; rel="next""#),
                 r#"{"repositories":["kit"]}"#,
             ),
-            (
-                "/v2/_catalog?last=kit&n=100",
-                None,
-                r#"{"repositories":["other"]}"#,
-            ),
+            ("/v2/_catalog?last=kit&n=100", None, r#"{"repositories":["other"]}"#),
         ]);
         let client = super::Client::new(port);
         assert_eq!(client.tags("kit").unwrap(), ["a", "b", "c"]);

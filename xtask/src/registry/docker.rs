@@ -65,8 +65,7 @@ pub struct Container {
 
 /// Pure: the facts of `docker container inspect <name> --format '{{json .}}'`.
 pub fn parse_inspect(json: &str) -> Result<Container> {
-    let v: serde_json::Value =
-        serde_json::from_str(json).context("docker inspect printed invalid JSON")?;
+    let v: serde_json::Value = serde_json::from_str(json).context("docker inspect printed invalid JSON")?;
     let v = if let Some(first) = v.as_array().and_then(|a| a.first()) {
         first.clone()
     } else {
@@ -83,14 +82,8 @@ pub fn parse_inspect(json: &str) -> Result<Container> {
         running: v["State"]["Running"].as_bool().unwrap_or(false)
             && !v["State"]["Restarting"].as_bool().unwrap_or(false),
         restart_count: v["RestartCount"].as_u64().unwrap_or(0),
-        status: v["State"]["Status"]
-            .as_str()
-            .unwrap_or("unknown")
-            .to_string(),
-        image: v["Config"]["Image"]
-            .as_str()
-            .unwrap_or_default()
-            .to_string(),
+        status: v["State"]["Status"].as_str().unwrap_or("unknown").to_string(),
+        image: v["Config"]["Image"].as_str().unwrap_or_default().to_string(),
         host_ip: binding["HostIp"].as_str().map(str::to_string),
         host_port: binding["HostPort"].as_str().and_then(|p| p.parse().ok()),
         volume,
@@ -110,10 +103,7 @@ pub fn inspect(sh: &Shell, name: &str) -> Result<Option<Container>> {
         if stderr.contains("No such container") || stderr.contains("no such container") {
             return Ok(None);
         }
-        bail!(
-            "`docker container inspect {name}` failed: {}",
-            stderr.trim()
-        );
+        bail!("`docker container inspect {name}` failed: {}", stderr.trim());
     }
     parse_inspect(&String::from_utf8_lossy(&output.stdout)).map(Some)
 }
@@ -152,10 +142,7 @@ pub fn plan(container: Option<&Container>, desired: &Desired, identity: &Identit
     };
     let mut wrong = Vec::new();
     if c.image != desired.image {
-        wrong.push(format!(
-            "it runs image {} instead of {}",
-            c.image, desired.image
-        ));
+        wrong.push(format!("it runs image {} instead of {}", c.image, desired.image));
     }
     if c.host_port != Some(desired.port) || c.host_ip.as_deref() != Some("127.0.0.1") {
         let was = match (&c.host_ip, c.host_port) {
@@ -170,10 +157,7 @@ pub fn plan(container: Option<&Container>, desired: &Desired, identity: &Identit
         ));
     }
     if c.volume.as_deref() != Some(identity.volume.as_str()) {
-        wrong.push(format!(
-            "it does not keep its data in volume {}",
-            identity.volume
-        ));
+        wrong.push(format!("it does not keep its data in volume {}", identity.volume));
     }
     if !wrong.is_empty() {
         Plan::Recreate(wrong.join(", "))
@@ -232,8 +216,7 @@ pub fn ensure(sh: &Shell, identity: &Identity, desired: &Desired) -> Result<&'st
         Plan::Reuse => "reused",
         Plan::Start => {
             ui::info(format!("starting container {name}"));
-            process::read(cmd!(sh, "docker start {name}"))
-                .context("cannot start the registry container")?;
+            process::read(cmd!(sh, "docker start {name}")).context("cannot start the registry container")?;
             "started"
         }
         Plan::Recreate(reason) => {
@@ -241,8 +224,7 @@ pub fn ensure(sh: &Shell, identity: &Identity, desired: &Desired) -> Result<&'st
                 "recreating container {name} (data kept in volume {}): {reason}",
                 identity.volume
             ));
-            process::read(cmd!(sh, "docker rm --force {name}"))
-                .context("cannot remove the old registry container")?;
+            process::read(cmd!(sh, "docker rm --force {name}")).context("cannot remove the old registry container")?;
             health::ensure_port_free(sh, desired.port)?;
             create(sh, identity, desired)?;
             "recreated"
@@ -258,14 +240,11 @@ pub fn ensure(sh: &Shell, identity: &Identity, desired: &Desired) -> Result<&'st
     };
     // The server exits on a bad config or port; the restart policy would hide that in a loop.
     let baseline = inspect(sh, name)?.map_or(0, |c| c.restart_count);
-    let waited =
-        health::wait_until_healthy(desired.port, health::START_TIMEOUT, || {
-            match inspect(sh, name)? {
-                Some(c) if c.running && c.restart_count == baseline => Ok(()),
-                Some(c) => bail!("the registry container {name} exited ({})", c.status),
-                None => bail!("the registry container {name} disappeared"),
-            }
-        });
+    let waited = health::wait_until_healthy(desired.port, health::START_TIMEOUT, || match inspect(sh, name)? {
+        Some(c) if c.running && c.restart_count == baseline => Ok(()),
+        Some(c) => bail!("the registry container {name} exited ({})", c.status),
+        None => bail!("the registry container {name} disappeared"),
+    });
     if let Err(err) = waited {
         if done != "reused" {
             // Leave it stopped rather than restarting forever; its log stays readable.
@@ -347,10 +326,7 @@ pub fn log_tail(sh: &Shell, name: &str) -> String {
                 String::from_utf8_lossy(&o.stdout),
                 String::from_utf8_lossy(&o.stderr)
             );
-            text.lines()
-                .map(|l| format!("    {l}"))
-                .collect::<Vec<_>>()
-                .join("\n")
+            text.lines().map(|l| format!("    {l}")).collect::<Vec<_>>().join("\n")
         }
         Err(err) => format!("    (cannot read it: {err})"),
     }
@@ -366,14 +342,12 @@ pub fn remove(sh: &Shell, identity: &Identity) -> Result<Vec<String>> {
     let mut removed = Vec::new();
     let name = &identity.container;
     if inspect(sh, name)?.is_some() {
-        process::read(cmd!(sh, "docker rm --force {name}"))
-            .context("cannot remove the registry container")?;
+        process::read(cmd!(sh, "docker rm --force {name}")).context("cannot remove the registry container")?;
         removed.push(format!("container {name}"));
     }
     let volume = &identity.volume;
     if volume_exists(sh, volume) {
-        process::read(cmd!(sh, "docker volume rm {volume}"))
-            .context("cannot remove the registry volume")?;
+        process::read(cmd!(sh, "docker volume rm {volume}")).context("cannot remove the registry volume")?;
         removed.push(format!("volume {volume}"));
     }
     Ok(removed)
@@ -453,61 +427,27 @@ mod tests {
         let id = Identity::of(Path::new("/src/kit"));
         let want = desired(24000, "registry:2");
         assert_eq!(plan(None, &want, &id), Plan::Create);
-        let c = parse_inspect(&inspect_json(
-            true,
-            "127.0.0.1",
-            "24000",
-            "registry:2",
-            &id.volume,
-        ))
-        .unwrap();
+        let c = parse_inspect(&inspect_json(true, "127.0.0.1", "24000", "registry:2", &id.volume)).unwrap();
         assert_eq!((c.host_port, c.restart_count), (Some(24000), 2));
         // A container in a restart loop is not running, whatever `Running` says.
         let looping = inspect_json(true, "127.0.0.1", "24000", "registry:2", &id.volume)
             .replace(r#""Restarting":false"#, r#""Restarting":true"#);
         assert!(!parse_inspect(&looping).unwrap().running);
         assert_eq!(plan(Some(&c), &want, &id), Plan::Reuse);
-        let c = parse_inspect(&inspect_json(
-            false,
-            "127.0.0.1",
-            "24000",
-            "registry:2",
-            &id.volume,
-        ))
-        .unwrap();
-        assert_eq!(
-            (c.status.as_str(), plan(Some(&c), &want, &id)),
-            ("exited", Plan::Start)
-        );
-        let c = parse_inspect(&inspect_json(
-            true,
-            "127.0.0.1",
-            "24001",
-            "registry:2",
-            &id.volume,
-        ))
-        .unwrap();
+        let c = parse_inspect(&inspect_json(false, "127.0.0.1", "24000", "registry:2", &id.volume)).unwrap();
+        assert_eq!((c.status.as_str(), plan(Some(&c), &want, &id)), ("exited", Plan::Start));
+        let c = parse_inspect(&inspect_json(true, "127.0.0.1", "24001", "registry:2", &id.volume)).unwrap();
         let Plan::Recreate(why) = plan(Some(&c), &want, &id) else {
             panic!()
         };
-        assert!(
-            why.contains("127.0.0.1:24001 instead of 127.0.0.1:24000"),
-            "{why}"
-        );
+        assert!(why.contains("127.0.0.1:24001 instead of 127.0.0.1:24000"), "{why}");
         // Published on every interface, as the old helper did: recreated on loopback.
         let c = parse_inspect(&inspect_json(true, "", "24000", "registry:2", &id.volume)).unwrap();
         let Plan::Recreate(why) = plan(Some(&c), &want, &id) else {
             panic!()
         };
         assert!(why.contains("0.0.0.0:24000"), "{why}");
-        let c = parse_inspect(&inspect_json(
-            true,
-            "127.0.0.1",
-            "24000",
-            "other:1",
-            &id.volume,
-        ))
-        .unwrap();
+        let c = parse_inspect(&inspect_json(true, "127.0.0.1", "24000", "other:1", &id.volume)).unwrap();
         let Plan::Recreate(why) = plan(Some(&c), &want, &id) else {
             panic!()
         };

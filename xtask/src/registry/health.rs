@@ -71,11 +71,7 @@ pub const START_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Polls `GET /v2/` with a bounded backoff until it answers, `alive` reports the server gone,
 /// or `timeout` passes. `alive` returns an error describing why the server is not running.
-pub fn wait_until_healthy(
-    port: u16,
-    timeout: Duration,
-    mut alive: impl FnMut() -> Result<()>,
-) -> Result<()> {
+pub fn wait_until_healthy(port: u16, timeout: Duration, mut alive: impl FnMut() -> Result<()>) -> Result<()> {
     let client = Client::with_timeout(port, 1);
     let start = Instant::now();
     let mut delay = Duration::from_millis(25);
@@ -140,26 +136,17 @@ mod tests {
     fn condition_from_facts() {
         let ok = Ok(());
         let bad = Err(anyhow::anyhow!("answered 404"));
-        assert_eq!(
-            condition(Server::Running, true, Some(&ok)),
-            Condition::Healthy
-        );
+        assert_eq!(condition(Server::Running, true, Some(&ok)), Condition::Healthy);
         let c = condition(Server::Running, true, Some(&bad));
         assert_eq!(c, Condition::Unhealthy("answered 404".into()));
         assert_eq!(c.exit_code(), 1);
         assert_eq!(condition(Server::Stopped, false, None).exit_code(), 1);
         assert_eq!(condition(Server::Absent, true, None), Condition::Stopped);
-        assert_eq!(
-            condition(Server::Absent, false, None),
-            Condition::NotCreated
-        );
+        assert_eq!(condition(Server::Absent, false, None), Condition::NotCreated);
         assert_eq!(Condition::NotCreated.exit_code(), 2);
         assert_eq!(Condition::Healthy.exit_code(), 0);
         let json = serde_json::to_value(Condition::Unhealthy("x".into())).unwrap();
-        assert_eq!(
-            json,
-            serde_json::json!({"state": "unhealthy", "reason": "x"})
-        );
+        assert_eq!(json, serde_json::json!({"state": "unhealthy", "reason": "x"}));
     }
 
     #[test]
@@ -169,10 +156,7 @@ mod tests {
         assert!(!port_is_free(port));
         let sh = Shell::new().unwrap();
         let err = ensure_port_free(&sh, port).unwrap_err().to_string();
-        assert!(
-            err.contains(&format!("port {port}")) && err.contains("--port"),
-            "{err}"
-        );
+        assert!(err.contains(&format!("port {port}")) && err.contains("--port"), "{err}");
         drop(listener);
         assert!(port_is_free(port));
         // Held on ::1 only (where `localhost` may resolve first): taken as well.
@@ -184,13 +168,8 @@ mod tests {
 
     #[test]
     fn waiting_stops_when_the_server_is_gone() {
-        let port = TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let err = wait_until_healthy(port, Duration::from_secs(5), || bail!("process exited"))
-            .unwrap_err();
+        let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let err = wait_until_healthy(port, Duration::from_secs(5), || bail!("process exited")).unwrap_err();
         assert_eq!(err.to_string(), "process exited");
     }
 }

@@ -31,9 +31,7 @@ pub fn image_size(config: &Descriptor, layers: &[Descriptor]) -> u64 {
 
 /// Every row of the registry, following pagination.
 pub fn rows(client: &Client) -> Result<Vec<Row>> {
-    let repositories = client
-        .catalog()
-        .context("cannot list the registry's repositories")?;
+    let repositories = client.catalog().context("cannot list the registry's repositories")?;
     let mut rows = Vec::new();
     for repository in repositories {
         match client.tags(&repository) {
@@ -96,14 +94,12 @@ fn row(client: &Client, repository: &str, tag: &str) -> Row {
 fn index_size(client: &Client, repository: &str, manifests: &[Descriptor]) -> Result<u64> {
     let mut total = 0;
     for child in manifests {
-        let fetched = client
-            .manifest(repository, &child.digest)?
-            .with_context(|| {
-                format!(
-                    "the index references {}, which the registry does not have",
-                    child.digest
-                )
-            })?;
+        let fetched = client.manifest(repository, &child.digest)?.with_context(|| {
+            format!(
+                "the index references {}, which the registry does not have",
+                child.digest
+            )
+        })?;
         total += match &fetched.manifest {
             Manifest::Image { config, layers, .. } => image_size(config, layers),
             // Nested indexes are legal (content addressing rules out cycles).
@@ -124,15 +120,8 @@ pub fn table(rows: &[Row]) -> String {
             [
                 r.repository.clone(),
                 r.tag.clone().unwrap_or_else(|| "-".into()),
-                r.digest
-                    .as_deref()
-                    .map(short_digest)
-                    .unwrap_or_else(|| "-".into()),
-                r.media_type
-                    .as_deref()
-                    .map(short_type)
-                    .unwrap_or("-")
-                    .to_string(),
+                r.digest.as_deref().map(short_digest).unwrap_or_else(|| "-".into()),
+                r.media_type.as_deref().map(short_type).unwrap_or("-").to_string(),
                 if r.platforms.is_empty() {
                     "-".into()
                 } else {
@@ -221,9 +210,7 @@ mod tests {
                 error: None,
             },
             Row {
-                error: Some(
-                    "the index references sha256:aa, which the registry does not have".into(),
-                ),
+                error: Some("the index references sha256:aa, which the registry does not have".into()),
                 ..empty("broken", Some("v2"))
             },
         ];

@@ -105,28 +105,17 @@ pub fn start(sh: &Shell, options: &StartOptions) -> Result<Started> {
     );
 
     // One server per checkout: switching backends stops the other one (its data stays).
-    if let Some(old) = remembered
-        .as_ref()
-        .filter(|old| old.backend != desired.backend)
-    {
-        stop_backend(sh, &paths, &identity, old.backend).with_context(|| {
-            format!(
-                "cannot stop the {} registry to switch backends",
-                old.backend.name()
-            )
-        })?;
+    if let Some(old) = remembered.as_ref().filter(|old| old.backend != desired.backend) {
+        stop_backend(sh, &paths, &identity, old.backend)
+            .with_context(|| format!("cannot stop the {} registry to switch backends", old.backend.name()))?;
     }
     let (action, location) = match desired.backend {
         Backend::Docker => {
             crate::tools::require("docker", crate::tools::DOCKER_REMEDY)?;
-            let action =
-                docker::ensure(sh, &identity, &desired).map_err(|err| docker_hint(err, options))?;
+            let action = docker::ensure(sh, &identity, &desired).map_err(|err| docker_hint(err, options))?;
             (
                 action,
-                format!(
-                    "container {}, volume {}",
-                    identity.container, identity.volume
-                ),
+                format!("container {}, volume {}", identity.container, identity.volume),
             )
         }
         Backend::Native => (
@@ -168,9 +157,7 @@ fn docker_hint(err: anyhow::Error, options: &StartOptions) -> anyhow::Error {
         && (text.contains("Cannot connect") || text.contains("daemon"))
         && !text.contains("--backend")
     {
-        err.context(
-            "the Docker daemon did not do what was asked: fix Docker, or use `--backend native`",
-        )
+        err.context("the Docker daemon did not do what was asked: fix Docker, or use `--backend native`")
     } else {
         err
     }
@@ -230,23 +217,15 @@ pub fn status(sh: &Shell) -> Result<Report> {
 
 /// The backend of this checkout's registry: the remembered one, else whichever left a trace
 /// (a failed first start leaves a container or native files but no state).
-fn backend_of(
-    sh: &Shell,
-    paths: &Paths,
-    identity: &Identity,
-    remembered: Option<&State>,
-) -> Option<Backend> {
+fn backend_of(sh: &Shell, paths: &Paths, identity: &Identity, remembered: Option<&State>) -> Option<Backend> {
     if let Some(state) = remembered {
         return Some(state.backend);
     }
     if native::server(paths) != Server::Absent || paths.log().exists() {
         return Some(Backend::Native);
     }
-    let has_container = crate::tools::which("docker").is_some()
-        && docker::inspect(sh, &identity.container)
-            .ok()
-            .flatten()
-            .is_some();
+    let has_container =
+        crate::tools::which("docker").is_some() && docker::inspect(sh, &identity.container).ok().flatten().is_some();
     has_container.then_some(Backend::Docker)
 }
 
@@ -259,9 +238,7 @@ fn observe(sh: &Shell, count: bool) -> Result<Report> {
         condition: Condition::NotCreated,
         backend,
         url: String::new(),
-        port: remembered
-            .as_ref()
-            .map_or(identity.default_port, |s| s.port),
+        port: remembered.as_ref().map_or(identity.default_port, |s| s.port),
         image: remembered.as_ref().and_then(|s| s.image.clone()),
         container: None,
         volume: None,
@@ -276,8 +253,7 @@ fn observe(sh: &Shell, count: bool) -> Result<Report> {
             let container = match docker::inspect(sh, &identity.container) {
                 Ok(container) => container,
                 Err(err) => {
-                    report.condition =
-                        Condition::Unhealthy(format!("Docker does not answer: {err:#}"));
+                    report.condition = Condition::Unhealthy(format!("Docker does not answer: {err:#}"));
                     report.url = format!("localhost:{}", report.port);
                     return Ok(report);
                 }
@@ -348,9 +324,7 @@ pub fn clean(sh: &Shell) -> Result<Vec<String>> {
     if native::stop(sh, &paths)? {
         removed.push("the native registry process".to_string());
     }
-    let docker_used = remembered
-        .as_ref()
-        .is_some_and(|s| s.backend == Backend::Docker);
+    let docker_used = remembered.as_ref().is_some_and(|s| s.backend == Backend::Docker);
     if docker_used || (crate::tools::which("docker").is_some() && docker::answers()) {
         removed.extend(docker::remove(sh, &identity)?);
     }

@@ -139,16 +139,13 @@ pub fn desired(
     identity: &Identity,
     docker_answers: impl FnOnce() -> bool,
 ) -> Desired {
-    let backend = options
-        .backend
-        .or(remembered.map(|s| s.backend))
-        .unwrap_or_else(|| {
-            if docker_answers() {
-                Backend::Docker
-            } else {
-                Backend::Native
-            }
-        });
+    let backend = options.backend.or(remembered.map(|s| s.backend)).unwrap_or_else(|| {
+        if docker_answers() {
+            Backend::Docker
+        } else {
+            Backend::Native
+        }
+    });
     let port = options
         .port
         .or(remembered.map(|s| s.port))
@@ -159,11 +156,7 @@ pub fn desired(
         .or(env_image.filter(|s| !s.is_empty()).map(str::to_string))
         .or(remembered.and_then(|s| s.image.clone()))
         .unwrap_or_else(|| DEFAULT_IMAGE.to_string());
-    Desired {
-        backend,
-        port,
-        image,
-    }
+    Desired { backend, port, image }
 }
 
 #[cfg(test)]
@@ -174,10 +167,7 @@ mod tests {
     #[test]
     fn identity_is_stable_and_in_range() {
         let a = Identity::of(Path::new("/home/dev/bottlerocket-core-kit"));
-        assert_eq!(
-            a,
-            Identity::of(Path::new("/home/dev/bottlerocket-core-kit"))
-        );
+        assert_eq!(a, Identity::of(Path::new("/home/dev/bottlerocket-core-kit")));
         // SHA-256 of the path, not a per-process hasher: these values are fixed forever (a
         // change would move every checkout's registry to another port and container).
         assert_eq!((a.hash.as_str(), a.default_port), ("45716eae", 21806));
@@ -218,9 +208,7 @@ mod tests {
             checkout: "/x".into(),
             started_at: 0,
         };
-        let d = desired(&none, None, Some(&remembered), &id, || {
-            panic!("docker is not asked")
-        });
+        let d = desired(&none, None, Some(&remembered), &id, || panic!("docker is not asked"));
         assert_eq!(
             d,
             Desired {

@@ -48,12 +48,9 @@ pub fn check_name(name: &str) -> Result<()> {
 /// A host path as smolvm takes it: UTF-8, and without `:`, which `cp` would read as
 /// `MACHINE:/guest/path` and `-v` as the separator.
 pub fn host_path(path: &Path) -> Result<&str> {
-    let text = path.to_str().with_context(|| {
-        format!(
-            "{} is not valid UTF-8: smolvm cannot take it",
-            path.display()
-        )
-    })?;
+    let text = path
+        .to_str()
+        .with_context(|| format!("{} is not valid UTF-8: smolvm cannot take it", path.display()))?;
     if text.contains(':') {
         bail!(
             "host path {text} contains `:`, which smolvm would read as MACHINE:PATH: move or \
@@ -199,9 +196,7 @@ pub fn ready_probe(name: &str, timeout: Duration) -> Argv {
 pub fn check_guest_dir(dir: &str) -> Result<()> {
     let trimmed = dir.trim_end_matches('/');
     if !dir.starts_with('/') || trimmed.is_empty() || dir.split('/').any(|c| c == "..") {
-        bail!(
-            "guest skills directory `{dir}` must be an absolute path other than `/`, without `..`"
-        );
+        bail!("guest skills directory `{dir}` must be an absolute path other than `/`, without `..`");
     }
     Ok(())
 }
@@ -271,22 +266,13 @@ pub fn docker_probe(name: &str) -> Argv {
 pub fn docker_install(name: &str) -> Argv {
     let script = "command -v dockerd >/dev/null 2>&1 || { apt-get update -qq && \
                   apt-get install -y -qq --no-install-recommends docker.io make git; }";
-    exec(
-        name,
-        &ExecOpts::streamed(),
-        &["sh".into(), "-c".into(), script.into()],
-    )
+    exec(name, &ExecOpts::streamed(), &["sh".into(), "-c".into(), script.into()])
 }
 
 /// Starts dockerd in the background with its data on the storage disk.
 pub fn docker_start(name: &str) -> Argv {
-    let script =
-        format!("nohup dockerd --data-root={GUEST_DOCKER_ROOT} >/var/log/dockerd.log 2>&1 &");
-    exec(
-        name,
-        &ExecOpts::default(),
-        &["sh".into(), "-c".into(), script],
-    )
+    let script = format!("nohup dockerd --data-root={GUEST_DOCKER_ROOT} >/var/log/dockerd.log 2>&1 &");
+    exec(name, &ExecOpts::default(), &["sh".into(), "-c".into(), script])
 }
 
 /// `cargo xtask ARGS…` in the mounted checkout, streamed.
@@ -415,18 +401,13 @@ mod tests {
             skills_dir: "/root/.claude/skills",
         })
         .unwrap();
-        let clone = steps
-            .iter()
-            .find(|s| s.contains(&"clone".to_string()))
-            .unwrap();
+        let clone = steps.iter().find(|s| s.contains(&"clone".to_string())).unwrap();
         assert!(clone.contains(&"--stream".to_string()), "{clone:?}");
     }
 
     #[test]
     fn host_paths_with_colon_are_rejected() {
-        let err = upload(Path::new("/tmp/a:b/file"), "m", "/x")
-            .unwrap_err()
-            .to_string();
+        let err = upload(Path::new("/tmp/a:b/file"), "m", "/x").unwrap_err().to_string();
         assert!(err.contains("contains `:`"), "{err}");
         let volume = Volume {
             host: "/a:b".into(),
@@ -438,10 +419,7 @@ mod tests {
             volumes: vec![volume],
             ..CreateSpec::default()
         };
-        assert!(create(&spec)
-            .unwrap_err()
-            .to_string()
-            .contains("contains `:`"));
+        assert!(create(&spec).unwrap_err().to_string().contains("contains `:`"));
         assert_eq!(
             upload(Path::new("/t/f"), "m", "/g/f").unwrap(),
             w("machine cp /t/f m:/g/f")
@@ -493,10 +471,7 @@ mod tests {
         .map(|line| w(line))
         .collect();
         assert_eq!(plan(&skills).unwrap(), expected);
-        assert!(
-            plan(&w("../etc")).is_err(),
-            "a skill name cannot leave the skills dir"
-        );
+        assert!(plan(&w("../etc")).is_err(), "a skill name cannot leave the skills dir");
     }
 
     #[test]
@@ -507,9 +482,6 @@ mod tests {
             start[7],
             "nohup dockerd --data-root=/storage/docker >/var/log/dockerd.log 2>&1 &"
         );
-        assert_eq!(
-            docker_probe("b")[..6],
-            w("machine exec --name b --timeout 30s")
-        );
+        assert_eq!(docker_probe("b")[..6], w("machine exec --name b --timeout 30s"));
     }
 }

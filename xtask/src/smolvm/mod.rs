@@ -59,11 +59,7 @@ fn describe(output: &Output) -> String {
     if text.is_empty() {
         output.status.to_string()
     } else {
-        format!(
-            "{} ({})",
-            text.lines().last().unwrap_or(text),
-            output.status
-        )
+        format!("{} ({})", text.lines().last().unwrap_or(text), output.status)
     }
 }
 
@@ -89,13 +85,7 @@ impl Smolvm {
             .ignore_status()
             .quiet()
             .output()
-            .with_context(|| {
-                format!(
-                    "cannot run {} --version: {}",
-                    bin.display(),
-                    preflight::INSTALL_REMEDY
-                )
-            })?;
+            .with_context(|| format!("cannot run {} --version: {}", bin.display(), preflight::INSTALL_REMEDY))?;
         let printed = if output.status.success() {
             &output.stdout
         } else {
@@ -137,15 +127,11 @@ impl Smolvm {
             if stderr.to_lowercase().contains("not found") {
                 return Ok(None);
             }
-            bail!(
-                "`smolvm machine status --name {name}` failed: {}",
-                describe(&output)
-            );
+            bail!("`smolvm machine status --name {name}` failed: {}", describe(&output));
         }
         let text = String::from_utf8_lossy(&output.stdout);
-        let value = serde_json::from_str(text.trim()).with_context(|| {
-            format!("`smolvm machine status --name {name} --json` printed no JSON: {text}")
-        })?;
+        let value = serde_json::from_str(text.trim())
+            .with_context(|| format!("`smolvm machine status --name {name} --json` printed no JSON: {text}"))?;
         Ok(Some(value))
     }
 
@@ -283,13 +269,10 @@ pub fn build_machine_spec(root: &Path, forest: Option<&Path>, image: Option<Stri
 pub fn run_in_vm(sh: &Shell, xtask_args: &[String]) -> Result<ExitCode> {
     let root = crate::project::root();
     let forest = crate::project::forest_root();
-    let image = std::env::var("XTASK_VM_IMAGE")
-        .ok()
-        .filter(|v| !v.is_empty());
+    let image = std::env::var("XTASK_VM_IMAGE").ok().filter(|v| !v.is_empty());
     let spec = build_machine_spec(&root, forest.as_deref(), image);
     // Checked before anything runs: the mounts' host paths.
-    argv::create(&spec)
-        .context("the checkout or $FOREST_ROOT cannot be mounted into the build machine")?;
+    argv::create(&spec).context("the checkout or $FOREST_ROOT cannot be mounted into the build machine")?;
     let vm = Smolvm::preflight(sh)?;
     ui::step(format!(
         "running in build machine {} with smolvm {} (--in-vm is unverified on real hardware)",

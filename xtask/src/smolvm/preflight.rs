@@ -17,10 +17,7 @@ pub fn find_binary(env_value: Option<OsString>) -> Result<PathBuf> {
     if let Some(value) = env_value.filter(|v| !v.is_empty()) {
         let path = PathBuf::from(value);
         if !crate::tools::is_executable(&path) {
-            bail!(
-                "SMOLVM={} is not an executable file: {INSTALL_REMEDY}",
-                path.display()
-            );
+            bail!("SMOLVM={} is not an executable file: {INSTALL_REMEDY}", path.display());
         }
         return Ok(path);
     }
@@ -104,15 +101,9 @@ mod tests {
         );
         for other in ["smolvm-py 0.1", "usage: smolvm [-h]", ""] {
             let err = parse(other).unwrap_err().to_string();
-            assert!(
-                err.contains("another program called smolvm"),
-                "{other}: {err}"
-            );
+            assert!(err.contains("another program called smolvm"), "{other}: {err}");
         }
-        assert!(parse("smolvm one")
-            .unwrap_err()
-            .to_string()
-            .contains("not semver"));
+        assert!(parse("smolvm one").unwrap_err().to_string().contains("not semver"));
     }
 
     #[test]
@@ -130,9 +121,7 @@ mod tests {
 
     #[test]
     fn smolvm_env_must_be_executable() {
-        let err = find_binary(Some("/nonexistent/smolvm".into()))
-            .unwrap_err()
-            .to_string();
+        let err = find_binary(Some("/nonexistent/smolvm".into())).unwrap_err().to_string();
         assert!(
             err.contains("SMOLVM=/nonexistent/smolvm") && err.contains("install smolvm"),
             "{err}"

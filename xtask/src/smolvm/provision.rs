@@ -16,10 +16,7 @@ pub const DEFAULT_SKILLS_DIR: &str = "/root/.claude/skills";
 
 /// This project's phase instructions, provisioned as skills: (directory under `phases/`, skill
 /// name in the guest). Prefixed so they stand out among a user's own skills.
-pub const PROJECT_SKILLS: [(&str, &str); 2] = [
-    ("kit", "bottlerocket-kit"),
-    ("variant", "bottlerocket-variant"),
-];
+pub const PROJECT_SKILLS: [(&str, &str); 2] = [("kit", "bottlerocket-kit"), ("variant", "bottlerocket-variant")];
 
 #[derive(Debug, Clone, Default)]
 pub struct UpOptions {
@@ -39,11 +36,7 @@ pub struct SkillSource {
 }
 
 /// Every skill to provision, checked on the host before anything is copied.
-pub fn skill_sources(
-    root: &Path,
-    home: Option<&Path>,
-    requested: &[String],
-) -> Result<Vec<SkillSource>> {
+pub fn skill_sources(root: &Path, home: Option<&Path>, requested: &[String]) -> Result<Vec<SkillSource>> {
     let mut sources = Vec::new();
     for (phase, name) in PROJECT_SKILLS {
         let dir = root.join("phases").join(phase);
@@ -54,10 +47,7 @@ pub fn skill_sources(
                 dir.display()
             );
         }
-        sources.push(SkillSource {
-            name: name.into(),
-            dir,
-        });
+        sources.push(SkillSource { name: name.into(), dir });
     }
     for name in requested {
         project::check_identifier("skill", name)?;
@@ -67,8 +57,7 @@ pub fn skill_sources(
         if sources.iter().any(|s| &s.name == name) {
             continue;
         }
-        let home =
-            home.context("HOME is not set, so ~/.claude/skills cannot be found: set HOME")?;
+        let home = home.context("HOME is not set, so ~/.claude/skills cannot be found: set HOME")?;
         let dir = home.join(".claude/skills").join(name);
         if !dir.is_dir() {
             bail!(
@@ -87,9 +76,7 @@ pub fn skill_sources(
 
 /// The guest skills directory: `XTASK_SANDBOX_SKILLS_DIR` or the default.
 pub fn guest_skills_dir() -> Result<String> {
-    let dir = std::env::var("XTASK_SANDBOX_SKILLS_DIR")
-        .ok()
-        .filter(|v| !v.is_empty());
+    let dir = std::env::var("XTASK_SANDBOX_SKILLS_DIR").ok().filter(|v| !v.is_empty());
     let dir = dir.unwrap_or_else(|| DEFAULT_SKILLS_DIR.into());
     argv::check_guest_dir(&dir).context("fix XTASK_SANDBOX_SKILLS_DIR")?;
     Ok(dir)
@@ -139,35 +126,27 @@ fn copy_tree(src: &Path, dst: &Path) -> Result<()> {
 fn pack_skills(sh: &Shell, sources: &[SkillSource], tmp: &Path) -> Result<PathBuf> {
     let stage = tmp.join("skills");
     for source in sources {
-        copy_tree(&source.dir, &stage.join(&source.name)).with_context(|| {
-            format!(
-                "cannot stage skill `{}` from {}",
-                source.name,
-                source.dir.display()
-            )
-        })?;
+        copy_tree(&source.dir, &stage.join(&source.name))
+            .with_context(|| format!("cannot stage skill `{}` from {}", source.name, source.dir.display()))?;
     }
     tools::require("tar", "install tar (`apt-get install tar`)")?;
     let tar = tmp.join("skills.tar");
     let names: Vec<&str> = sources.iter().map(|s| s.name.as_str()).collect();
     // COPYFILE_DISABLE keeps macOS tar from adding `._*` metadata files.
-    crate::process::read(
-        cmd!(sh, "tar -cf {tar} -C {stage} {names...}").env("COPYFILE_DISABLE", "1"),
-    )
-    .context("cannot pack the skills")?;
+    crate::process::read(cmd!(sh, "tar -cf {tar} -C {stage} {names...}").env("COPYFILE_DISABLE", "1"))
+        .context("cannot pack the skills")?;
     Ok(tar)
 }
 
 /// Bundles the checkout's committed history (every ref, and HEAD so the clone checks it out).
 fn bundle_checkout(sh: &Shell, root: &Path, tmp: &Path) -> Result<PathBuf> {
     tools::require("git", tools::GIT_REMEDY)?;
-    let dirty =
-        crate::process::read(cmd!(sh, "git -C {root} status --porcelain")).with_context(|| {
-            format!(
-                "{} is not a git checkout: the sandbox copies it in as a git bundle",
-                root.display()
-            )
-        })?;
+    let dirty = crate::process::read(cmd!(sh, "git -C {root} status --porcelain")).with_context(|| {
+        format!(
+            "{} is not a git checkout: the sandbox copies it in as a git bundle",
+            root.display()
+        )
+    })?;
     if !dirty.is_empty() {
         ui::warn(format!(
             "{} has uncommitted changes; the machine gets the committed history only",
@@ -175,11 +154,8 @@ fn bundle_checkout(sh: &Shell, root: &Path, tmp: &Path) -> Result<PathBuf> {
         ));
     }
     let bundle = tmp.join("checkout.bundle");
-    crate::process::read(cmd!(
-        sh,
-        "git -C {root} bundle create --quiet {bundle} HEAD --all"
-    ))
-    .with_context(|| format!("cannot bundle {}: commit something first", root.display()))?;
+    crate::process::read(cmd!(sh, "git -C {root} bundle create --quiet {bundle} HEAD --all"))
+        .with_context(|| format!("cannot bundle {}: commit something first", root.display()))?;
     Ok(bundle)
 }
 
@@ -190,14 +166,11 @@ pub fn up(sh: &Shell, vm: &Smolvm, opts: &UpOptions) -> Result<()> {
     argv::check_name(&opts.name)?;
     let root = project::root();
     let skills_dir = guest_skills_dir()?;
-    let home = std::env::var_os("HOME")
-        .filter(|v| !v.is_empty())
-        .map(PathBuf::from);
+    let home = std::env::var_os("HOME").filter(|v| !v.is_empty()).map(PathBuf::from);
     let sources = skill_sources(&root, home.as_deref(), &opts.skills)?;
 
     let tmp = TempDir::new("xtask-sandbox")?;
-    argv::host_path(&tmp.0)
-        .context("the system temp dir cannot be used with smolvm: set TMPDIR")?;
+    argv::host_path(&tmp.0).context("the system temp dir cannot be used with smolvm: set TMPDIR")?;
     let bundle = bundle_checkout(sh, &root, &tmp.0)?;
     let skills_tar = pack_skills(sh, &sources, &tmp.0)?;
     let names: Vec<String> = sources.iter().map(|s| s.name.clone()).collect();
@@ -231,12 +204,8 @@ pub fn up(sh: &Shell, vm: &Smolvm, opts: &UpOptions) -> Result<()> {
         opts.name
     ));
     for step in &steps {
-        vm.run(sh, step).with_context(|| {
-            format!(
-                "cannot provision machine {} (its image needs git and tar)",
-                opts.name
-            )
-        })?;
+        vm.run(sh, step)
+            .with_context(|| format!("cannot provision machine {} (its image needs git and tar)", opts.name))?;
     }
     ui::step(format!(
         "machine {} is up: checkout at {}, skills in {}: {}",
@@ -254,11 +223,7 @@ mod tests {
 
     fn fixture() -> tempfile::TempDir {
         let dir = tempfile::tempdir().unwrap();
-        for d in [
-            "root/phases/kit",
-            "root/phases/variant",
-            "home/.claude/skills/mine",
-        ] {
+        for d in ["root/phases/kit", "root/phases/variant", "home/.claude/skills/mine"] {
             fs_err::create_dir_all(dir.path().join(d)).unwrap();
         }
         dir
@@ -289,9 +254,7 @@ mod tests {
             .to_string();
         assert!(err.contains("always provisioned"), "{err}");
         fs_err::remove_dir_all(root.join("phases/variant")).unwrap();
-        let err = skill_sources(&root, Some(&home), &[])
-            .unwrap_err()
-            .to_string();
+        let err = skill_sources(&root, Some(&home), &[]).unwrap_err().to_string();
         assert!(err.contains("phases/variant is missing"), "{err}");
     }
 
@@ -312,10 +275,7 @@ mod tests {
         fs_err::write(src.join("sub/a"), "a").unwrap();
         std::os::unix::fs::symlink("sub/a", src.join("link")).unwrap();
         copy_tree(&src, &dir.path().join("dst")).unwrap();
-        assert_eq!(
-            fs_err::read_to_string(dir.path().join("dst/sub/a")).unwrap(),
-            "a"
-        );
+        assert_eq!(fs_err::read_to_string(dir.path().join("dst/sub/a")).unwrap(), "a");
         assert_eq!(
             fs_err::read_link(dir.path().join("dst/link")).unwrap(),
             Path::new("sub/a")

@@ -66,7 +66,9 @@ pub fn plan(entry: &Entry, current: Option<&str>) -> Plan {
 
 impl Backup {
     pub fn new(ws_dir: &Path) -> Backup {
-        Backup { dir: ws_dir.join("backups") }
+        Backup {
+            dir: ws_dir.join("backups"),
+        }
     }
 
     fn manifest_path(&self) -> PathBuf {
@@ -103,16 +105,26 @@ impl Backup {
                 Err(err) if err.kind() == std::io::ErrorKind::NotFound => None,
                 Err(err) => return Err(err).with_context(|| format!("cannot back up {}", path.display())),
             };
-            entries.push(Entry { name: name.to_string(), original: original.clone(), ours: original });
+            entries.push(Entry {
+                name: name.to_string(),
+                original: original.clone(),
+                ours: original,
+            });
         }
-        let manifest = Manifest { repo: repo.to_path_buf(), created_at: fsx::now_unix(), entries };
+        let manifest = Manifest {
+            repo: repo.to_path_buf(),
+            created_at: fsx::now_unix(),
+            entries,
+        };
         fsx::write_json_atomic(&self.manifest_path(), &manifest)?;
         Ok(manifest)
     }
 
     /// Records what the workflow left in `name` (call after every write the workflow makes).
     pub fn record_ours(&self, repo: &Path, name: &str) -> Result<()> {
-        let mut manifest = self.manifest()?.context("no backup was taken before changing the variant repo")?;
+        let mut manifest = self
+            .manifest()?
+            .context("no backup was taken before changing the variant repo")?;
         let current = current_hash(&repo.join(name))?;
         for entry in &mut manifest.entries {
             if entry.name == name {
@@ -127,15 +139,21 @@ impl Backup {
     /// Returns the names restored or removed; the backup is dropped once everything is back.
     pub fn restore(&self, force: bool) -> Result<Vec<(String, Plan)>> {
         let manifest = self.manifest()?.with_context(|| {
-            format!("{} holds no backup: nothing to restore (the variant repo was not changed from this workspace)", self.dir.display())
+            format!(
+                "{} holds no backup: nothing to restore (the variant repo was not changed from this workspace)",
+                self.dir.display()
+            )
         })?;
         let mut plans = Vec::new();
         for entry in &manifest.entries {
             let path = manifest.repo.join(&entry.name);
             plans.push((entry, path.clone(), plan(entry, current_hash(&path)?.as_deref())));
         }
-        let foreign: Vec<String> =
-            plans.iter().filter(|(_, _, p)| *p == Plan::Foreign).map(|(_, path, _)| path.display().to_string()).collect();
+        let foreign: Vec<String> = plans
+            .iter()
+            .filter(|(_, _, p)| *p == Plan::Foreign)
+            .map(|(_, path, _)| path.display().to_string())
+            .collect();
         if !foreign.is_empty() && !force {
             bail!(
                 "{} changed since this workspace last wrote {}: restoring would lose those changes; \
@@ -167,7 +185,10 @@ impl Backup {
         for entry in &manifest.entries {
             let now = current_hash(&manifest.repo.join(&entry.name))?;
             if now != entry.original {
-                bail!("{} is still not byte-identical to its backup after restoring", entry.name);
+                bail!(
+                    "{} is still not byte-identical to its backup after restoring",
+                    entry.name
+                );
             }
         }
         fs_err::remove_dir_all(&self.dir)?;
@@ -193,7 +214,11 @@ mod tests {
     use super::*;
 
     fn entry(original: Option<&str>, ours: Option<&str>) -> Entry {
-        Entry { name: "f".into(), original: original.map(String::from), ours: ours.map(String::from) }
+        Entry {
+            name: "f".into(),
+            original: original.map(String::from),
+            ours: ours.map(String::from),
+        }
     }
 
     #[test]
@@ -226,12 +251,25 @@ mod tests {
         fs_err::write(repo.path().join("Twoliter.lock"), "edited by hand").unwrap();
         let err = backup.restore(false).unwrap_err().to_string();
         assert!(err.contains("Twoliter.lock") && err.contains("--force"), "{err}");
-        assert_eq!(fs_err::read_to_string(&toml).unwrap(), "changed", "a refused restore changes nothing");
+        assert_eq!(
+            fs_err::read_to_string(&toml).unwrap(),
+            "changed",
+            "a refused restore changes nothing"
+        );
         let done = backup.restore(true).unwrap();
         assert!(done.contains(&("Twoliter.override".to_string(), Plan::Remove)));
-        assert_eq!(fs_err::read_to_string(&toml).unwrap(), "# original\r\nrelease-version = \"1.0.0\"\n");
-        assert_eq!(fs_err::read_to_string(repo.path().join("Twoliter.lock")).unwrap(), "lock");
+        assert_eq!(
+            fs_err::read_to_string(&toml).unwrap(),
+            "# original\r\nrelease-version = \"1.0.0\"\n"
+        );
+        assert_eq!(
+            fs_err::read_to_string(repo.path().join("Twoliter.lock")).unwrap(),
+            "lock"
+        );
         assert!(!repo.path().join("Twoliter.override").exists());
-        assert!(backup.manifest().unwrap().is_none(), "the backup is dropped after a restore");
+        assert!(
+            backup.manifest().unwrap().is_none(),
+            "the backup is dropped after a restore"
+        );
     }
 }

@@ -69,7 +69,10 @@ pub fn run(sh: &Shell, v: &Variant) -> Result<(BuildData, String)> {
 pub fn gate(sh: &Shell, v: &Variant, data: &BuildData) -> Result<()> {
     let latest = v.images_root().join(format!("{}-{}", v.arch, v.variant)).join("latest");
     if std::fs::metadata(&latest).is_err() {
-        bail!("{} does not exist: the build did not finish; run BUILD again", latest.display());
+        bail!(
+            "{} does not exist: the build did not finish; run BUILD again",
+            latest.display()
+        );
     }
     if crate::kit::fingerprint::compute(sh, &v.repo, v.arch)? != data.fingerprint {
         bail!("the variant repo changed since BUILD: run BUILD again");

@@ -25,11 +25,7 @@ pub const LAST_CHECKED: (u64, u64) = (0, 25);
 /// The kit metadata generation (the `N` of `dev.bottlerocket.kit.vN`) a twoliter version writes
 /// and reads.
 pub fn metadata_generation(twoliter_version: &Version) -> u8 {
-    let v = (
-        twoliter_version.major,
-        twoliter_version.minor,
-        twoliter_version.patch,
-    );
+    let v = (twoliter_version.major, twoliter_version.minor, twoliter_version.patch);
     if v < (0, 5, 0) {
         1
     } else if v < (0, 7, 3) {
@@ -44,10 +40,7 @@ pub fn metadata_generation(twoliter_version: &Version) -> u8 {
 /// A warning when a kit built with `kit_twoliter` may not be usable by a variant repo on
 /// `variant_twoliter`; `None` when they agree.
 pub fn metadata_mismatch(kit_twoliter: &Version, variant_twoliter: &Version) -> Option<String> {
-    let (kit, variant) = (
-        metadata_generation(kit_twoliter),
-        metadata_generation(variant_twoliter),
-    );
+    let (kit, variant) = (metadata_generation(kit_twoliter), metadata_generation(variant_twoliter));
     if kit != variant {
         return Some(format!(
             "the kit repo's twoliter {kit_twoliter} writes kit metadata v{kit} but the variant \
@@ -57,8 +50,7 @@ pub fn metadata_mismatch(kit_twoliter: &Version, variant_twoliter: &Version) -> 
         ));
     }
     let beyond = |v: &Version| (v.major, v.minor) > LAST_CHECKED;
-    let same_minor = (kit_twoliter.major, kit_twoliter.minor)
-        == (variant_twoliter.major, variant_twoliter.minor);
+    let same_minor = (kit_twoliter.major, kit_twoliter.minor) == (variant_twoliter.major, variant_twoliter.minor);
     if !same_minor && (beyond(kit_twoliter) || beyond(variant_twoliter)) {
         return Some(format!(
             "the kit repo uses twoliter {kit_twoliter} and the variant repo {variant_twoliter}; \
@@ -74,9 +66,7 @@ pub fn metadata_mismatch(kit_twoliter: &Version, variant_twoliter: &Version) -> 
 pub fn parse_twoliter_version(output: &str) -> Result<Version> {
     fn from_line(line: &str) -> Option<&str> {
         let mut words = line.split_whitespace();
-        (words.next() == Some("twoliter"))
-            .then(|| words.next())
-            .flatten()
+        (words.next() == Some("twoliter")).then(|| words.next()).flatten()
     }
     let word = output
         .lines()
@@ -139,37 +129,24 @@ mod tests {
              0.12.0 reads only v3"
         ));
         let warning = metadata_mismatch(&v("0.25.0"), &v("0.26.0")).unwrap();
-        assert!(
-            warning.contains("known only up to twoliter 0.25"),
-            "{warning}"
-        );
+        assert!(warning.contains("known only up to twoliter 0.25"), "{warning}");
     }
 
     #[test]
     fn versions_from_output() {
-        assert_eq!(
-            parse_twoliter_version("twoliter 0.12.0\n").unwrap(),
-            v("0.12.0")
-        );
-        assert_eq!(
-            parse_twoliter_version("twoliter v0.7.3-rc2").unwrap(),
-            v("0.7.3-rc2")
-        );
+        assert_eq!(parse_twoliter_version("twoliter 0.12.0\n").unwrap(), v("0.12.0"));
+        assert_eq!(parse_twoliter_version("twoliter v0.7.3-rc2").unwrap(), v("0.7.3-rc2"));
         assert_eq!(
             parse_twoliter_version("[WARN] something\ntwoliter 0.25.0\n").unwrap(),
             v("0.25.0")
         );
         assert_eq!(parse_twoliter_version("0.5.0\n").unwrap(), v("0.5.0"));
-        let err = parse_twoliter_version("command not found")
-            .unwrap_err()
-            .to_string();
+        let err = parse_twoliter_version("command not found").unwrap_err().to_string();
         assert!(
             err.starts_with("cannot read a version from `twoliter --version` output"),
             "{err}"
         );
-        let err = parse_twoliter_version("twoliter 0.12")
-            .unwrap_err()
-            .to_string();
+        let err = parse_twoliter_version("twoliter 0.12").unwrap_err().to_string();
         assert!(
             err.starts_with("`twoliter --version` says `0.12`, which is not a semver"),
             "{err}"

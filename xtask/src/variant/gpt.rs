@@ -139,14 +139,11 @@ pub fn parse_entries(bytes: &[u8], header: &Header) -> Result<Vec<Partition>, Ve
             .take_while(|&u| u != 0)
             .collect();
         let name = String::from_utf16(&units).unwrap_or_else(|_| {
-            problems.push(format!(
-                "partition {number} has a name that is not valid UTF-16"
-            ));
+            problems.push(format!("partition {number} has a name that is not valid UTF-16"));
             String::from_utf16_lossy(&units)
         });
         let (first_lba, last_lba) = (u64_at(entry, 32), u64_at(entry, 40));
-        if first_lba > last_lba || first_lba < header.first_usable || last_lba > header.last_usable
-        {
+        if first_lba > last_lba || first_lba < header.first_usable || last_lba > header.last_usable {
             problems.push(format!(
                 "partition {number} ({name}) spans LBA {first_lba}..{last_lba}, \
                  outside the usable LBA {}..{}",
@@ -224,16 +221,11 @@ impl GptScanner {
     pub fn feed(&mut self, chunk: &[u8]) {
         let start = self.offset;
         let end = start + chunk.len() as u64;
-        while (self.head.len() as u64) < self.head_want
-            && (start..end).contains(&(self.head.len() as u64))
-        {
+        while (self.head.len() as u64) < self.head_want && (start..end).contains(&(self.head.len() as u64)) {
             let from = (self.head.len() as u64 - start) as usize;
             let to = (self.head_want.min(end) - start) as usize;
             self.head.extend_from_slice(&chunk[from..to]);
-            if self.primary.is_none()
-                && self.fault.is_none()
-                && self.head.len() as u64 >= 2 * SECTOR
-            {
+            if self.primary.is_none() && self.fault.is_none() && self.head.len() as u64 >= 2 * SECTOR {
                 self.read_primary();
             }
         }
@@ -293,10 +285,7 @@ impl GptScanner {
             ));
         }
         if !has_protective_mbr(&self.head[..SECTOR as usize]) {
-            problems.push(
-                "protective MBR missing (sector 0 has no 0xEE partition and 0x55AA signature)"
-                    .to_string(),
-            );
+            problems.push("protective MBR missing (sector 0 has no 0xEE partition and 0x55AA signature)".to_string());
         }
         if let Some(fault) = self.fault {
             problems.push(fault);
@@ -325,23 +314,14 @@ impl GptScanner {
                 Err(found) => problems.extend(found),
             }
         }
-        problems.extend(check_backup(
-            &primary,
-            entries,
-            &self.tail,
-            self.tail_end,
-            disk_bytes,
-        ));
+        problems.extend(check_backup(&primary, entries, &self.tail, self.tail_end, disk_bytes));
         if problems.is_empty() {
             if let Err(fault) = check_bottlerocket_names(&partitions) {
                 problems.push(fault);
             }
         }
         if problems.is_empty() {
-            Ok(Gpt {
-                disk_bytes,
-                partitions,
-            })
+            Ok(Gpt { disk_bytes, partitions })
         } else {
             Err(problems)
         }
@@ -352,10 +332,7 @@ impl GptScanner {
 /// primary header's layout is possible: entries before the usable area, the backup after it,
 /// and nothing so far out that capturing it would hold much of the disk in memory.
 fn plan_capture(h: &Header) -> Option<(u64, std::ops::Range<u64>)> {
-    let entries_end = h
-        .entries_lba
-        .checked_add(h.entry_sectors())?
-        .checked_mul(SECTOR)?;
+    let entries_end = h.entries_lba.checked_add(h.entry_sectors())?.checked_mul(SECTOR)?;
     let backup_entries = h.alternate_lba.checked_sub(h.entry_sectors())?;
     let tail_end = h.alternate_lba.checked_add(1)?.checked_mul(SECTOR)?;
     let possible = h.entries_lba >= 2
@@ -370,13 +347,7 @@ fn has_protective_mbr(mbr: &[u8]) -> bool {
 }
 
 /// The backup header must sit on the disk's last LBA, right after its copy of the entries.
-fn check_backup(
-    primary: &Header,
-    entries: &[u8],
-    tail: &[u8],
-    tail_end: u64,
-    disk_bytes: u64,
-) -> Vec<String> {
+fn check_backup(primary: &Header, entries: &[u8], tail: &[u8], tail_end: u64, disk_bytes: u64) -> Vec<String> {
     let alt = primary.alternate_lba;
     let sectors = disk_bytes / SECTOR;
     if tail_end > disk_bytes || (tail.len() as u64) < (primary.entry_sectors() + 1) * SECTOR {
@@ -436,10 +407,7 @@ fn check_backup(
 #[cfg(test)]
 pub fn sgdisk_disk(dir: &std::path::Path) -> Option<std::path::PathBuf> {
     let path = dir.join("sgdisk.img");
-    std::fs::File::create(&path)
-        .unwrap()
-        .set_len(64 << 20)
-        .unwrap();
+    std::fs::File::create(&path).unwrap().set_len(64 << 20).unwrap();
     let run = std::process::Command::new("sgdisk")
         .args(["-n", "1:2048:+1M", "-c", "1:BOTTLEROCKET-EFI-A"])
         .args(["-n", "2:4096:+1M", "-c", "2:BOTTLEROCKET-BOOT-A"])
@@ -620,10 +588,7 @@ mod tests {
         raw[512 + 72..512 + 80].copy_from_slice(&u64::MAX.to_le_bytes()); // entries LBA
         reseal(&mut raw, 512);
         let found = problems(&raw);
-        assert!(
-            found.contains("primary GPT header has an impossible layout"),
-            "{found}"
-        );
+        assert!(found.contains("primary GPT header has an impossible layout"), "{found}");
     }
 
     #[test]
@@ -631,10 +596,7 @@ mod tests {
         let raw = vec![0u8; 1 << 20];
         let found = problems(&raw);
         assert!(found.contains("protective MBR missing"), "{found}");
-        assert!(
-            found.contains("primary GPT header missing at LBA 1"),
-            "{found}"
-        );
+        assert!(found.contains("primary GPT header missing at LBA 1"), "{found}");
         assert!(problems(&[0u8; 100]).contains("too small to hold a GPT"));
     }
 

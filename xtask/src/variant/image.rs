@@ -84,8 +84,7 @@ const MAX_DECODERS: usize = 3;
 const READ_BUFFER: usize = 1 << 20;
 const IMAGE_SUFFIXES: [&str; 5] = [".img.lz4", ".img", ".qcow2", ".vmdk", ".ova"];
 const INVENTORY: &str = "application-inventory.json";
-const REMEDY: &str =
-    "rebuild the variant (`cargo xtask variant`, or `cargo xtask phase build <workspace>`)";
+const REMEDY: &str = "rebuild the variant (`cargo xtask variant`, or `cargo xtask phase build <workspace>`)";
 
 /// Checks the images and fails with every problem listed; the report when all is well.
 pub fn validate(images_root: &Path, expect: &Expect) -> Result<ImageReport> {
@@ -146,11 +145,7 @@ pub fn inspect(images_root: &Path, expect: &Expect) -> ImageReport {
         } else {
             FileKind::Other
         };
-        let file_name = path
-            .file_name()
-            .unwrap_or_default()
-            .to_string_lossy()
-            .to_string();
+        let file_name = path.file_name().unwrap_or_default().to_string_lossy().to_string();
         let is_image = kind != FileKind::Other
             || file_name.ends_with(".lz4")
             || IMAGE_SUFFIXES.iter().any(|s| file_name.ends_with(s));
@@ -180,9 +175,7 @@ pub fn inspect(images_root: &Path, expect: &Expect) -> ImageReport {
             decoded_bytes: None,
         });
     }
-    report
-        .files
-        .sort_by(|a, b| (a.kind, &a.path).cmp(&(b.kind, &b.path)));
+    report.files.sort_by(|a, b| (a.kind, &a.path).cmp(&(b.kind, &b.path)));
     for (job, outcome) in jobs.iter().zip(decode_all(&jobs)) {
         let entry = report
             .files
@@ -196,25 +189,20 @@ pub fn inspect(images_root: &Path, expect: &Expect) -> ImageReport {
                     report.partitions = decoded.partitions;
                 }
             }
-            Err(faults) => report.problems.extend(
-                faults
-                    .into_iter()
-                    .map(|f| format!("{}: {f}", job.path.display())),
-            ),
+            Err(faults) => report
+                .problems
+                .extend(faults.into_iter().map(|f| format!("{}: {f}", job.path.display()))),
         }
     }
     let inventory = dir.join(INVENTORY);
     match std::fs::read_to_string(&inventory) {
         Ok(text) => match count_inventory(&text) {
             Ok(n) => report.inventory_packages = n,
-            Err(fault) => report
-                .problems
-                .push(format!("{}: {fault}", inventory.display())),
+            Err(fault) => report.problems.push(format!("{}: {fault}", inventory.display())),
         },
-        Err(err) => report.problems.push(format!(
-            "{}: cannot read the inventory ({err})",
-            inventory.display()
-        )),
+        Err(err) => report
+            .problems
+            .push(format!("{}: cannot read the inventory ({err})", inventory.display())),
     }
     report
 }
@@ -276,10 +264,7 @@ fn list_files(dir: &Path, problems: &mut Vec<String>) -> Vec<(PathBuf, u64, Syst
     let entries = match std::fs::read_dir(dir) {
         Ok(entries) => entries,
         Err(err) => {
-            problems.push(format!(
-                "{}: cannot list the build directory ({err})",
-                dir.display()
-            ));
+            problems.push(format!("{}: cannot list the build directory ({err})", dir.display()));
             return Vec::new();
         }
     };
@@ -352,8 +337,7 @@ pub fn stale(modified: SystemTime, built_after: SystemTime) -> Option<String> {
 
 /// The number of packages in `application-inventory.json`, checking each has a name and version.
 pub fn count_inventory(text: &str) -> Result<usize, String> {
-    let value: serde_json::Value =
-        serde_json::from_str(text).map_err(|err| format!("not valid JSON ({err})"))?;
+    let value: serde_json::Value = serde_json::from_str(text).map_err(|err| format!("not valid JSON ({err})"))?;
     let Some(content) = value.get("Content").and_then(|c| c.as_array()) else {
         return Err("has no \"Content\" array of packages".to_string());
     };
@@ -417,8 +401,7 @@ fn decode_all(jobs: &[Job]) -> Vec<Result<Decoded, Vec<String>>> {
 
 /// Streams one file through the frame check and, for the OS disk, the GPT check.
 fn decode(job: &Job) -> Result<Decoded, Vec<String>> {
-    let file =
-        std::fs::File::open(&job.path).map_err(|err| vec![format!("cannot open ({err})")])?;
+    let file = std::fs::File::open(&job.path).map_err(|err| vec![format!("cannot open ({err})")])?;
     let mut input = BufReader::with_capacity(READ_BUFFER, file);
     let mut gpt = (job.kind == FileKind::Os).then(GptScanner::new);
     let mut bytes = 0u64;
@@ -434,21 +417,13 @@ fn decode(job: &Job) -> Result<Decoded, Vec<String>> {
         copy_to_sink(&mut input, &mut sink).map_err(|err| vec![format!("cannot read ({err})")])?;
     }
     let partitions = match gpt {
-        Some(gpt) => gpt
-            .finish()?
-            .partitions
-            .into_iter()
-            .map(|p| p.name)
-            .collect(),
+        Some(gpt) => gpt.finish()?.partitions.into_iter().map(|p| p.name).collect(),
         None => Vec::new(),
     };
     Ok(Decoded { bytes, partitions })
 }
 
-fn copy_to_sink(
-    input: &mut impl std::io::BufRead,
-    sink: &mut dyn FnMut(&[u8]),
-) -> std::io::Result<()> {
+fn copy_to_sink(input: &mut impl std::io::BufRead, sink: &mut dyn FnMut(&[u8])) -> std::io::Result<()> {
     loop {
         let chunk = input.fill_buf()?;
         if chunk.is_empty() {
@@ -462,9 +437,7 @@ fn copy_to_sink(
 
 /// A time as `2026-11-22 03:08:10 UTC`.
 fn utc(time: SystemTime) -> String {
-    let secs = time
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs());
+    let secs = time.duration_since(SystemTime::UNIX_EPOCH).map_or(0, |d| d.as_secs());
     let (days, rest) = (secs / 86_400, secs % 86_400);
     // Howard Hinnant's civil_from_days.
     let z = days as i64 + 719_468;

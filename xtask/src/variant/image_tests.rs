@@ -20,16 +20,7 @@ impl Fixture {
         let tmp = tempfile::tempdir().unwrap();
         let root = tmp.path().join("build/images");
         let built_after = SystemTime::now() - Duration::from_secs(5);
-        let dir = write_sample_build(
-            &root,
-            "aws-dev",
-            Arch::X86_64,
-            VERSION,
-            BUILD_ID,
-            OS_SIZE,
-            with_data,
-        )
-        .unwrap();
+        let dir = write_sample_build(&root, "aws-dev", Arch::X86_64, VERSION, BUILD_ID, OS_SIZE, with_data).unwrap();
         let expect = Expect {
             variant: "aws-dev".to_string(),
             arch: Arch::X86_64,
@@ -45,9 +36,8 @@ impl Fixture {
     }
 
     fn os(&self) -> PathBuf {
-        self.dir.join(format!(
-            "bottlerocket-aws-dev-x86_64-{VERSION}-{BUILD_ID}.img.lz4"
-        ))
+        self.dir
+            .join(format!("bottlerocket-aws-dev-x86_64-{VERSION}-{BUILD_ID}.img.lz4"))
     }
 
     fn problems(&self) -> String {
@@ -61,9 +51,7 @@ impl Fixture {
     fn edit_os_disk(&self, edit: impl FnOnce(&mut Vec<u8>)) {
         let mut raw = Vec::new();
         let file = std::fs::File::open(self.os()).unwrap();
-        lz4_flex::frame::FrameDecoder::new(file)
-            .read_to_end(&mut raw)
-            .unwrap();
+        lz4_flex::frame::FrameDecoder::new(file).read_to_end(&mut raw).unwrap();
         edit(&mut raw);
         let mut enc = lz4_flex::frame::FrameEncoder::new(std::fs::File::create(self.os()).unwrap());
         enc.write_all(&raw).unwrap();
@@ -88,19 +76,12 @@ fn a_good_build_validates() {
     let kinds: Vec<FileKind> = report.files.iter().map(|f| f.kind).collect();
     assert_eq!(kinds.len(), 3, "{:?}", report.files);
     assert!(kinds.contains(&FileKind::Os) && kinds.contains(&FileKind::Data));
-    let os = report
-        .files
-        .iter()
-        .find(|f| f.kind == FileKind::Os)
-        .unwrap();
+    let os = report.files.iter().find(|f| f.kind == FileKind::Os).unwrap();
     assert_eq!(os.decoded_bytes, Some(OS_SIZE));
     assert_eq!(os.path, fx.os());
     assert!(os.bytes < OS_SIZE / 2, "compressed");
     let json = serde_json::to_value(&report).unwrap();
-    assert_eq!(
-        json["files"][0]["kind"], "os",
-        "the OS disk comes first: {json}"
-    );
+    assert_eq!(json["files"][0]["kind"], "os", "the OS disk comes first: {json}");
     assert_eq!(json["files"][1]["kind"], "data", "{json}");
     assert_eq!(json["build_id"], BUILD_ID);
 }
@@ -114,10 +95,7 @@ fn flipped_byte_in_the_image() {
     std::fs::write(fx.os(), bytes).unwrap();
     let found = fx.problems();
     assert!(
-        found.contains(&format!(
-            "{}: LZ4 block checksum mismatch",
-            fx.os().display()
-        )),
+        found.contains(&format!("{}: LZ4 block checksum mismatch", fx.os().display())),
         "{found}"
     );
 }
@@ -125,9 +103,9 @@ fn flipped_byte_in_the_image() {
 #[test]
 fn truncated_image() {
     let fx = Fixture::new(true);
-    let data = fx.dir.join(format!(
-        "bottlerocket-aws-dev-x86_64-{VERSION}-{BUILD_ID}-data.img.lz4"
-    ));
+    let data = fx
+        .dir
+        .join(format!("bottlerocket-aws-dev-x86_64-{VERSION}-{BUILD_ID}-data.img.lz4"));
     let len = std::fs::metadata(&data).unwrap().len();
     std::fs::OpenOptions::new()
         .write(true)
@@ -136,14 +114,8 @@ fn truncated_image() {
         .set_len(len - 100)
         .unwrap();
     let found = fx.problems();
-    assert!(
-        found.contains(&format!("{}: truncated", data.display())),
-        "{found}"
-    );
-    assert!(
-        found.contains("(1 problem)"),
-        "only the data disk is wrong: {found}"
-    );
+    assert!(found.contains(&format!("{}: truncated", data.display())), "{found}");
+    assert!(found.contains("(1 problem)"), "only the data disk is wrong: {found}");
 }
 
 #[test]
@@ -158,10 +130,7 @@ fn image_older_than_the_build() {
         .unwrap();
     let found = fx.problems();
     assert!(
-        found.contains(&format!(
-            "{}: older than the build: modified",
-            fx.os().display()
-        )),
+        found.contains(&format!("{}: older than the build: modified", fx.os().display())),
         "{found}"
     );
     assert!(found.contains("left over from an earlier build"), "{found}");
@@ -233,8 +202,7 @@ fn gpt_faults_reach_the_report() {
         raw.truncate(raw.len() - 4096);
     });
     assert!(
-        fx.problems()
-            .contains("backup GPT header missing at LBA 8191"),
+        fx.problems().contains("backup GPT header missing at LBA 8191"),
         "{}",
         fx.problems()
     );
@@ -270,17 +238,16 @@ fn empty_inventory() {
         count_inventory(r#"{"Content":[{"Name":"a"}]}"#),
         Err("package 0 in \"Content\" has no \"Version\"".to_string())
     );
-    assert!(count_inventory("nope")
-        .unwrap_err()
-        .contains("not valid JSON"));
+    assert!(count_inventory("nope").unwrap_err().contains("not valid JSON"));
 }
 
 #[test]
 fn every_problem_is_reported_at_once() {
     let fx = Fixture::new(true);
-    std::fs::remove_file(fx.dir.join(format!(
-        "bottlerocket-aws-dev-x86_64-{VERSION}-{BUILD_ID}-data.img.lz4"
-    )))
+    std::fs::remove_file(
+        fx.dir
+            .join(format!("bottlerocket-aws-dev-x86_64-{VERSION}-{BUILD_ID}-data.img.lz4")),
+    )
     .unwrap();
     std::fs::remove_file(fx.dir.join(INVENTORY)).unwrap();
     let old = SystemTime::now() - Duration::from_secs(86_400);
@@ -305,10 +272,7 @@ fn every_problem_is_reported_at_once() {
         "{found}"
     );
     assert!(found.contains("older than the build"), "{found}");
-    assert!(
-        !found.contains("OS image"),
-        "the OS image is present: {found}"
-    );
+    assert!(!found.contains("OS image"), "the OS image is present: {found}");
 }
 
 /// Removes the `.img.lz4` images and the friendly symlinks to them.
@@ -324,9 +288,9 @@ fn remove_lz4_images(dir: &Path) {
 #[test]
 fn an_uncompressed_raw_os_image_is_checked_in_depth() {
     let fx = Fixture::new(false);
-    let raw_path = fx.dir.join(format!(
-        "bottlerocket-aws-dev-x86_64-{VERSION}-{BUILD_ID}.img"
-    ));
+    let raw_path = fx
+        .dir
+        .join(format!("bottlerocket-aws-dev-x86_64-{VERSION}-{BUILD_ID}.img"));
     let mut raw = Vec::new();
     SampleDisk::os(OS_SIZE, SampleOptions::default())
         .unwrap()
@@ -337,10 +301,7 @@ fn an_uncompressed_raw_os_image_is_checked_in_depth() {
     remove_lz4_images(&fx.dir);
     let found = fx.problems();
     assert!(
-        found.contains(&format!(
-            "{}: primary GPT header CRC mismatch",
-            raw_path.display()
-        )),
+        found.contains(&format!("{}: primary GPT header CRC mismatch", raw_path.display())),
         "{found}"
     );
     raw[512 + 40] ^= 1;
@@ -352,9 +313,9 @@ fn an_uncompressed_raw_os_image_is_checked_in_depth() {
 #[test]
 fn non_raw_images_are_checked_for_presence_only() {
     let fx = Fixture::new(false);
-    let qcow = fx.dir.join(format!(
-        "bottlerocket-aws-dev-x86_64-{VERSION}-{BUILD_ID}.qcow2"
-    ));
+    let qcow = fx
+        .dir
+        .join(format!("bottlerocket-aws-dev-x86_64-{VERSION}-{BUILD_ID}.qcow2"));
     std::fs::write(&qcow, b"QFI\xfb not really").unwrap();
     remove_lz4_images(&fx.dir);
     let report = validate(&fx.root, &fx.expect).unwrap();
@@ -363,21 +324,9 @@ fn non_raw_images_are_checked_for_presence_only() {
         "{:?}",
         report.notes
     );
-    assert_eq!(
-        report
-            .files
-            .iter()
-            .find(|f| f.kind == FileKind::Os)
-            .unwrap()
-            .path,
-        qcow
-    );
+    assert_eq!(report.files.iter().find(|f| f.kind == FileKind::Os).unwrap().path, qcow);
     std::fs::remove_file(&qcow).unwrap();
-    assert!(
-        fx.problems().contains("OS image missing"),
-        "{}",
-        fx.problems()
-    );
+    assert!(fx.problems().contains("OS image missing"), "{}", fx.problems());
 }
 
 /// A disk partitioned by sgdisk and compressed by the lz4 tool: two independent writers.
@@ -396,11 +345,7 @@ fn sgdisk_disk_compressed_by_lz4_validates() {
     match status {
         Ok(status) => assert!(status.success()),
         Err(err) => {
-            assert_ne!(
-                std::env::var("CI").as_deref(),
-                Ok("true"),
-                "lz4 is needed in CI: {err}"
-            );
+            assert_ne!(std::env::var("CI").as_deref(), Ok("true"), "lz4 is needed in CI: {err}");
             eprintln!("skipped: the lz4 tool is not installed ({err})");
             return;
         }
@@ -415,11 +360,7 @@ fn sgdisk_disk_compressed_by_lz4_validates() {
             "BOTTLEROCKET-DATA"
         ]
     );
-    let os = report
-        .files
-        .iter()
-        .find(|f| f.kind == FileKind::Os)
-        .unwrap();
+    let os = report.files.iter().find(|f| f.kind == FileKind::Os).unwrap();
     assert_eq!(os.decoded_bytes, Some(64 << 20));
 }
 

@@ -61,19 +61,13 @@ impl Drop for ContentHash {
 
 /// Decodes one LZ4 block into `dst`, with `dict` as the preceding output for linked blocks.
 pub fn decode_block(src: &[u8], dst: &mut [u8], dict: &[u8]) -> Result<usize, ()> {
-    let (src_len, dst_len, dict_len) =
-        (as_int(src.len())?, as_int(dst.len())?, as_int(dict.len())?);
+    let (src_len, dst_len, dict_len) = (as_int(src.len())?, as_int(dst.len())?, as_int(dict.len())?);
     // SAFETY: liblz4's `_safe` decoders read at most `src_size` bytes from `src` and write at
     // most `dst_capacity` bytes to `dst` whatever the input, and return a negative number for
     // malformed input. The three slices are distinct buffers with the lengths passed.
     let n = unsafe {
         if dict.is_empty() {
-            lz4_sys::LZ4_decompress_safe(
-                src.as_ptr().cast(),
-                dst.as_mut_ptr().cast(),
-                src_len,
-                dst_len,
-            )
+            lz4_sys::LZ4_decompress_safe(src.as_ptr().cast(), dst.as_mut_ptr().cast(), src_len, dst_len)
         } else {
             LZ4_decompress_safe_usingDict(
                 src.as_ptr().cast(),
@@ -97,14 +91,7 @@ pub fn compress_block(src: &[u8], dst: &mut [u8]) -> Option<usize> {
     let (src_len, dst_len) = (as_int(src.len()).ok()?, as_int(dst.len()).ok()?);
     // SAFETY: LZ4_compress_default reads `sourceSize` bytes and writes at most `maxDestSize`,
     // returning 0 when the output does not fit.
-    let n = unsafe {
-        lz4_sys::LZ4_compress_default(
-            src.as_ptr().cast(),
-            dst.as_mut_ptr().cast(),
-            src_len,
-            dst_len,
-        )
-    };
+    let n = unsafe { lz4_sys::LZ4_compress_default(src.as_ptr().cast(), dst.as_mut_ptr().cast(), src_len, dst_len) };
     usize::try_from(n).ok().filter(|&n| n > 0)
 }
 
@@ -191,12 +178,9 @@ mod tests {
     #[test]
     fn frames_written_here_are_read_by_lz4_flex() {
         use std::io::Read;
-        let data: Vec<u8> = (0..9_000_000u32)
-            .map(|i| (i / 3 % 7) as u8 ^ (i >> 20) as u8)
-            .collect();
+        let data: Vec<u8> = (0..9_000_000u32).map(|i| (i / 3 % 7) as u8 ^ (i >> 20) as u8).collect();
         let mut writer = FrameWriter::new(Vec::new()).unwrap();
-        data.chunks(1_000_003)
-            .for_each(|c| writer.write_all(c).unwrap());
+        data.chunks(1_000_003).for_each(|c| writer.write_all(c).unwrap());
         let frame = writer.finish().unwrap();
         assert!(frame.len() < data.len() / 4, "compressed: {}", frame.len());
         let mut back = Vec::new();

@@ -50,12 +50,9 @@ pub fn parse_lock(text: &str) -> Result<Lock> {
     let sdk = match root.get("sdk") {
         None => None,
         Some(item) => {
-            let table = item.as_table_like().ok_or_else(|| {
-                anyhow!(
-                    "{FILE}: `sdk` is a {} but must be a table",
-                    item.type_name()
-                )
-            })?;
+            let table = item
+                .as_table_like()
+                .ok_or_else(|| anyhow!("{FILE}: `sdk` is a {} but must be a table", item.type_name()))?;
             Some(entry(table, "[sdk]")?)
         }
     };
@@ -111,19 +108,13 @@ impl fmt::Display for LockMismatch {
             found,
         } = self;
         match field.as_str() {
-            "entry" => write!(
-                f,
-                "{FILE} has {found} for {kit} (expected {expected}): {REMEDY}"
-            ),
+            "entry" => write!(f, "{FILE} has {found} for {kit} (expected {expected}): {REMEDY}"),
             "digest" => write!(
                 f,
                 "{FILE} has {kit} digest {found} (the upstream one?) but the local registry serves \
                  {expected}: {REMEDY}"
             ),
-            _ => write!(
-                f,
-                "{FILE} has {kit} {field} {found}, expected {expected}: {REMEDY}"
-            ),
+            _ => write!(f, "{FILE} has {kit} {field} {found}, expected {expected}: {REMEDY}"),
         }
     }
 }
@@ -212,10 +203,7 @@ digest = "nW6Rc6ZYbC1DJhRoYOdeVMBq3fcjXZq1jZPR3BIE5P8="
         assert_eq!(lock.project_vendor, None);
         assert_eq!(lock.sdk.as_ref().unwrap().name, "bottlerocket-sdk");
         assert_eq!(lock.kits.len(), 2);
-        assert_eq!(
-            lock.kits[1].digest,
-            "nW6Rc6ZYbC1DJhRoYOdeVMBq3fcjXZq1jZPR3BIE5P8="
-        );
+        assert_eq!(lock.kits[1].digest, "nW6Rc6ZYbC1DJhRoYOdeVMBq3fcjXZq1jZPR3BIE5P8=");
         assert_eq!(
             lock.kits[0].source,
             "public.ecr.aws/bottlerocket/bottlerocket-core-kit:v3.1.1"
@@ -244,14 +232,8 @@ digest = "nW6Rc6ZYbC1DJhRoYOdeVMBq3fcjXZq1jZPR3BIE5P8="
             "{err}"
         );
         let err = parse_lock("[sdk]\n").unwrap_err().to_string();
-        assert!(
-            err.starts_with("Twoliter.lock has no `schema-version`"),
-            "{err}"
-        );
-        let err = parse_lock(&LOCK.replace(
-            "digest = \"nW6Rc6ZYbC1DJhRoYOdeVMBq3fcjXZq1jZPR3BIE5P8=\"\n",
-            "",
-        ));
+        assert!(err.starts_with("Twoliter.lock has no `schema-version`"), "{err}");
+        let err = parse_lock(&LOCK.replace("digest = \"nW6Rc6ZYbC1DJhRoYOdeVMBq3fcjXZq1jZPR3BIE5P8=\"\n", ""));
         assert_eq!(
             err.unwrap_err().to_string(),
             "Twoliter.lock: [[kit]] entry 2 has no `digest`: add `digest = \"…\"`"
@@ -286,14 +268,7 @@ digest = "nW6Rc6ZYbC1DJhRoYOdeVMBq3fcjXZq1jZPR3BIE5P8="
         let found = lock_mismatches(&lock, &want);
         let fields: Vec<(&str, &str, &str, &str)> = found
             .iter()
-            .map(|m| {
-                (
-                    m.kit.as_str(),
-                    m.field.as_str(),
-                    m.expected.as_str(),
-                    m.found.as_str(),
-                )
-            })
+            .map(|m| (m.kit.as_str(), m.field.as_str(), m.expected.as_str(), m.found.as_str()))
             .collect();
         assert_eq!(
             fields,
@@ -334,8 +309,8 @@ digest = "nW6Rc6ZYbC1DJhRoYOdeVMBq3fcjXZq1jZPR3BIE5P8="
         let found = lock_mismatches(&lock, &[expected("bottlerocket-core-kit", "3.1.1", "L=")]);
         assert_eq!(found.len(), 1);
         assert_eq!(found[0].found, "2 entries (vendors bottlerocket, local)");
-        assert!(found[0].to_string().starts_with(
-            "Twoliter.lock has 2 entries (vendors bottlerocket, local) for bottlerocket-core-kit"
-        ));
+        assert!(found[0]
+            .to_string()
+            .starts_with("Twoliter.lock has 2 entries (vendors bottlerocket, local) for bottlerocket-core-kit"));
     }
 }

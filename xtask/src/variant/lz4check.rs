@@ -72,10 +72,7 @@ enum Event {
     /// content checksum to compute.
     Block(Vec<u8>, usize, bool),
     /// The end of a frame, with its stored content checksum if it has one.
-    FrameEnd {
-        checksum: Option<u32>,
-        header_at: u64,
-    },
+    FrameEnd { checksum: Option<u32>, header_at: u64 },
 }
 
 /// Hashes and sinks decoded blocks until the decoder stops; the content checksum fault if any.
@@ -94,10 +91,7 @@ fn check_content(
                 sink(&buf[..len]);
                 let _ = spare.send(buf);
             }
-            Event::FrameEnd {
-                checksum,
-                header_at,
-            } => {
+            Event::FrameEnd { checksum, header_at } => {
                 if checksum.is_some_and(|stored| stored != hash.digest()) {
                     // Dropping `events` and `spare` here stops the decoder.
                     return Some(anyhow!(
@@ -134,15 +128,11 @@ impl Checker for Piped {
             self.made += 1;
             return Ok(Vec::new());
         }
-        self.spare
-            .recv()
-            .map_err(|_| anyhow!("the content check stopped"))
+        self.spare.recv().map_err(|_| anyhow!("the content check stopped"))
     }
 
     fn send(&mut self, event: Event) -> Result<()> {
-        self.out
-            .send(event)
-            .map_err(|_| anyhow!("the content check stopped"))
+        self.out.send(event).map_err(|_| anyhow!("the content check stopped"))
     }
 }
 
@@ -212,10 +202,7 @@ fn frame<R: Read>(
     input.exact(&mut desc[..2], "frame header")?;
     let (flg, bd) = (desc[0], desc[1]);
     if flg >> 6 != 1 {
-        bail!(
-            "LZ4 frame at byte {header_at} has unsupported version {}",
-            flg >> 6
-        );
+        bail!("LZ4 frame at byte {header_at} has unsupported version {}", flg >> 6);
     }
     if flg & 0b10 != 0 || bd & 0b1000_1111 != 0 {
         bail!("LZ4 frame header at byte {header_at} has reserved bits set (corrupt header)");
@@ -244,8 +231,7 @@ fn frame<R: Read>(
     if (xxh32(&desc[..desc_len]) >> 8) as u8 != hc[0] {
         bail!("LZ4 frame header checksum mismatch at byte {header_at} (corrupt header)");
     }
-    let content_size =
-        content_size_present.then(|| u64::from_le_bytes(desc[2..10].try_into().unwrap()));
+    let content_size = content_size_present.then(|| u64::from_le_bytes(desc[2..10].try_into().unwrap()));
 
     if buf.src.len() != max_block {
         buf.src = vec![0; max_block];
@@ -280,11 +266,7 @@ fn frame<R: Read>(
             out = vec![0; max_block];
         }
         let stored = word & 0x8000_0000 != 0;
-        let data = if stored {
-            &mut out[..len]
-        } else {
-            &mut buf.src[..len]
-        };
+        let data = if stored { &mut out[..len] } else { &mut buf.src[..len] };
         input.exact(data, "LZ4 block")?;
         if block_checksums {
             let mut sum = [0u8; 4];
@@ -296,9 +278,8 @@ fn frame<R: Read>(
         let n = if stored {
             len
         } else {
-            decode_block(&buf.src[..len], &mut out, &buf.dict).map_err(|()| {
-                anyhow!("LZ4 block {block} at byte {block_at} does not decode (corrupt data)")
-            })?
+            decode_block(&buf.src[..len], &mut out, &buf.dict)
+                .map_err(|()| anyhow!("LZ4 block {block} at byte {block_at} does not decode (corrupt data)"))?
         };
         if linked {
             keep_window(&mut buf.dict, &out[..n]);
@@ -320,10 +301,7 @@ fn frame<R: Read>(
             );
         }
     }
-    checker.send(Event::FrameEnd {
-        checksum,
-        header_at,
-    })?;
+    checker.send(Event::FrameEnd { checksum, header_at })?;
     stats.decoded_bytes += decoded;
     Ok(content_checksum)
 }
@@ -376,10 +354,7 @@ impl<R: Read> Input<R> {
         let skipped = io::copy(&mut (&mut self.r).take(n), &mut io::sink())?;
         self.pos += skipped;
         if skipped < n {
-            bail!(
-                "truncated: the file ends at byte {} inside a skippable frame",
-                self.pos
-            );
+            bail!("truncated: the file ends at byte {} inside a skippable frame", self.pos);
         }
         Ok(())
     }
@@ -425,10 +400,7 @@ mod tests {
     fn decodes_independent_and_linked_frames() {
         let content = data(300_000);
         for mode in [BlockMode::Independent, BlockMode::Linked] {
-            let frame = encode(
-                &content,
-                checked_info().block_mode(mode).content_size(Some(300_000)),
-            );
+            let frame = encode(&content, checked_info().block_mode(mode).content_size(Some(300_000)));
             let (stats, out) = check(&frame).unwrap();
             assert_eq!(out, content, "{mode:?}");
             assert_eq!(stats.decoded_bytes, 300_000);
@@ -440,15 +412,8 @@ mod tests {
 
     #[test]
     fn reads_what_the_lz4_tool_writes() {
-        let Ok(out) = std::process::Command::new("lz4")
-            .args(["--version"])
-            .output()
-        else {
-            assert_ne!(
-                std::env::var("CI").as_deref(),
-                Ok("true"),
-                "lz4 is needed in CI"
-            );
+        let Ok(out) = std::process::Command::new("lz4").args(["--version"]).output() else {
+            assert_ne!(std::env::var("CI").as_deref(), Ok("true"), "lz4 is needed in CI");
             eprintln!("skipped: the lz4 tool is not installed");
             return;
         };
@@ -458,10 +423,7 @@ mod tests {
         let plain = dir.path().join("d");
         std::fs::write(&plain, &content).unwrap();
         // -BD: linked blocks, --content-size, -BX: block checksums.
-        for flags in [
-            &["-z"][..],
-            &["-z", "-BD", "-BX", "--content-size", "-B4"][..],
-        ] {
+        for flags in [&["-z"][..], &["-z", "-BD", "-BX", "--content-size", "-B4"][..]] {
             let packed = dir.path().join("d.lz4");
             let status = std::process::Command::new("lz4")
                 .args(flags)
@@ -497,10 +459,7 @@ mod tests {
         bytes.extend(encode(&a, checked_info().block_size(BlockSize::Max256KB)));
         let (stats, out) = check(&bytes).unwrap();
         assert_eq!(stats.frames, 3);
-        assert!(
-            !stats.content_checksummed,
-            "the first frame has no content checksum"
-        );
+        assert!(!stats.content_checksummed, "the first frame has no content checksum");
         assert_eq!(out.len(), 200_000 + 5_000_000);
         assert!(out[100_000..5_100_000] == b[..] && out[5_100_000..] == a[..]);
     }
@@ -510,20 +469,14 @@ mod tests {
         let content = data(200_000);
         for info in [
             checked_info(),
-            FrameInfo::new()
-                .block_size(BlockSize::Max64KB)
-                .content_checksum(true),
+            FrameInfo::new().block_size(BlockSize::Max64KB).content_checksum(true),
         ] {
             let frame = encode(&content, info);
             for at in (0..frame.len()).step_by(997).chain([frame.len() - 1]) {
                 let mut bad = frame.clone();
                 bad[at] ^= 0x10;
                 let result = check(&bad);
-                assert!(
-                    result.is_err(),
-                    "flip at {at} of {} was not caught",
-                    frame.len()
-                );
+                assert!(result.is_err(), "flip at {at} of {} was not caught", frame.len());
             }
         }
     }
@@ -542,11 +495,7 @@ mod tests {
         let mut bad = frame.clone();
         let last = bad.len() - 1;
         bad[last] ^= 1;
-        assert!(
-            err(&bad).contains("content checksum mismatch"),
-            "{}",
-            err(&bad)
-        );
+        assert!(err(&bad).contains("content checksum mismatch"), "{}", err(&bad));
         let mut bad = frame.clone();
         bad[5] ^= 0x40; // BD byte: the block size code becomes invalid
         assert!(err(&bad).contains("header"), "{}", err(&bad));
@@ -558,10 +507,7 @@ mod tests {
         let (stats, _) = check(&frame).unwrap();
         assert!(stats.decoded_bytes > 0);
         // Every cut, including at block boundaries and just before the end mark.
-        for cut in (1..frame.len())
-            .step_by(401)
-            .chain(frame.len() - 8..frame.len())
-        {
+        for cut in (1..frame.len()).step_by(401).chain(frame.len() - 8..frame.len()) {
             let message = err(&frame[..cut]);
             assert!(
                 message.contains("truncated") || message.contains("not an LZ4"),

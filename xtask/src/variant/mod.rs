@@ -8,8 +8,8 @@ pub mod compat;
 pub mod gpt;
 pub mod image;
 pub mod liblz4;
-pub mod lz4check;
 pub mod lock;
+pub mod lz4check;
 pub mod override_file;
 pub mod sample_disk;
 pub mod toml_doc;
@@ -69,7 +69,14 @@ impl Variant {
             Some("vendor") => Strategy::Vendor,
             _ => Strategy::Override,
         };
-        Ok(Variant { ws: ws.clone(), input: input.clone(), repo, variant, arch, strategy })
+        Ok(Variant {
+            ws: ws.clone(),
+            input: input.clone(),
+            repo,
+            variant,
+            arch,
+            strategy,
+        })
     }
 
     /// The registry the kits come from: `input.json`'s, else this checkout's (started if it
@@ -102,7 +109,10 @@ impl Variant {
             .filter(|r| r.ok)
             .and_then(|r| r.data)
             .with_context(|| {
-                format!("UPDATE_CONFIG has not succeeded: run `cargo xtask phase update-config {}` first", self.ws.dir.display())
+                format!(
+                    "UPDATE_CONFIG has not succeeded: run `cargo xtask phase update-config {}` first",
+                    self.ws.dir.display()
+                )
             })
     }
 
@@ -138,7 +148,10 @@ pub fn default_repo() -> Result<PathBuf> {
 /// The repo exists and has a `Twoliter.toml`.
 pub fn check_repo(repo: &Path) -> Result<()> {
     if !repo.is_dir() {
-        bail!("variant repo {} does not exist: pass --variant-dir, or set variant_dir in input.json", repo.display());
+        bail!(
+            "variant repo {} does not exist: pass --variant-dir, or set variant_dir in input.json",
+            repo.display()
+        );
     }
     if !repo.join("Twoliter.toml").is_file() {
         bail!(
@@ -177,14 +190,23 @@ pub fn default_variant(repo: &Path) -> Result<String> {
     match variants_in(repo).as_slice() {
         [only] => Ok(only.clone()),
         [] => bail!("{} has no variants under variants/: pass --variant", repo.display()),
-        many => bail!("{} has several variants ({}): pass --variant", repo.display(), many.join(", ")),
+        many => bail!(
+            "{} has several variants ({}): pass --variant",
+            repo.display(),
+            many.join(", ")
+        ),
     }
 }
 
 pub fn run_phase(sh: &Shell, v: &Variant, phase: &PhaseDef) -> Result<()> {
     let ws = &v.ws;
     match phase.id {
-        "update-config" => execute(ws, phase, || update_config::run(sh, v), |d| update_config::gate(sh, v, d)),
+        "update-config" => execute(
+            ws,
+            phase,
+            || update_config::run(sh, v),
+            |d| update_config::gate(sh, v, d),
+        ),
         "update-lock" => execute(ws, phase, || update_lock::run(sh, v), |d| update_lock::gate(sh, v, d)),
         "build" => execute(ws, phase, || build::run(sh, v), |d| build::gate(sh, v, d)),
         "validate" => execute(ws, phase, || validate::run(sh, v), |d| validate::gate(sh, v, d)),

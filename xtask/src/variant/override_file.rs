@@ -15,16 +15,12 @@ use serde::{Deserialize, Serialize};
 use toml_edit::{Item, Table};
 
 use crate::project::check_identifier;
-use crate::variant::toml_doc::{
-    check_registry, implicit_table, insert_child_table, set_str_key, table_with, Doc,
-};
+use crate::variant::toml_doc::{check_registry, implicit_table, insert_child_table, set_str_key, table_with, Doc};
 
 const FILE: &str = "Twoliter.override";
 const TWOLITER_SAYS: &str = "twoliter would fail with \"failed to deserialize overrides file\"";
-const EXAMPLE: &str =
-    "`[bottlerocket.bottlerocket-core-kit]` with `registry = \"localhost:5000\"` under it";
-const NEW_FILE_HEADER: &str =
-    "# Fetch these kits from a local registry (written by `cargo xtask variant`).\n";
+const EXAMPLE: &str = "`[bottlerocket.bottlerocket-core-kit]` with `registry = \"localhost:5000\"` under it";
+const NEW_FILE_HEADER: &str = "# Fetch these kits from a local registry (written by `cargo xtask variant`).\n";
 
 /// One override: where to fetch an artifact from, and under which repository name.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -59,10 +55,7 @@ pub fn parse_overrides(text: &str) -> Result<BTreeMap<(String, String), Override
 /// other entries and comments. An entry's `name` is dropped when it differs from the kit's, as
 /// the local registry serves the kit under its own name. `None` (no file yet) starts a new file.
 /// Running it twice gives the same text as once.
-pub fn set_overrides(
-    existing: Option<&str>,
-    entries: &[(String, String, String)],
-) -> Result<String> {
+pub fn set_overrides(existing: Option<&str>, entries: &[(String, String, String)]) -> Result<String> {
     for (vendor, kit, registry) in entries {
         check_identifier("vendor", vendor)?;
         check_identifier("kit", kit)?;
@@ -87,10 +80,7 @@ fn set_entry(root: &mut Table, vendor: &str, kit: &str, registry: &str) -> Resul
         );
         return Ok(true);
     };
-    if !artifacts
-        .as_table_like()
-        .is_some_and(|t| t.contains_key(kit))
-    {
+    if !artifacts.as_table_like().is_some_and(|t| t.contains_key(kit)) {
         insert_child_table(artifacts, kit, table_with("registry", registry));
         return Ok(true);
     }
@@ -99,17 +89,8 @@ fn set_entry(root: &mut Table, vendor: &str, kit: &str, registry: &str) -> Resul
         .get_mut(kit)
         .and_then(Item::as_table_like_mut)
         .expect("checked by parse_doc");
-    let mut changed = set_str_key(
-        entry,
-        "registry",
-        registry,
-        &format!("{FILE}: {vendor}.{kit}"),
-    )?;
-    if entry
-        .get("name")
-        .and_then(Item::as_str)
-        .is_some_and(|name| name != kit)
-    {
+    let mut changed = set_str_key(entry, "registry", registry, &format!("{FILE}: {vendor}.{kit}"))?;
+    if entry.get("name").and_then(Item::as_str).is_some_and(|name| name != kit) {
         entry.remove("name");
         changed = true;
     }
@@ -178,11 +159,7 @@ registry = "public.ecr.aws/bottlerocket" # upstream
     fn absent_file_gets_a_new_one() {
         let text = set_overrides(
             None,
-            &[entry(
-                "bottlerocket",
-                "bottlerocket-core-kit",
-                "localhost:5000",
-            )],
+            &[entry("bottlerocket", "bottlerocket-core-kit", "localhost:5000")],
         )
         .unwrap();
         expect![[r#"
@@ -193,10 +170,7 @@ registry = "public.ecr.aws/bottlerocket" # upstream
         .assert_eq(&text);
         let parsed = parse_overrides(&text).unwrap();
         assert_eq!(
-            parsed[&(
-                "bottlerocket".to_owned(),
-                "bottlerocket-core-kit".to_owned()
-            )],
+            parsed[&("bottlerocket".to_owned(), "bottlerocket-core-kit".to_owned())],
             Override {
                 registry: Some("localhost:5000".into()),
                 name: None
@@ -204,11 +178,7 @@ registry = "public.ecr.aws/bottlerocket" # upstream
         );
         let again = set_overrides(
             Some(&text),
-            &[entry(
-                "bottlerocket",
-                "bottlerocket-core-kit",
-                "localhost:5000",
-            )],
+            &[entry("bottlerocket", "bottlerocket-core-kit", "localhost:5000")],
         );
         assert_eq!(again.unwrap(), text);
     }
@@ -243,22 +213,14 @@ registry = "public.ecr.aws/bottlerocket" # upstream
 
     #[test]
     fn a_different_name_is_dropped_and_other_keys_kept() {
-        let text =
-            "[bottlerocket.bottlerocket-core-kit]\nname = \"core\"\nregistry = \"a\"\ntag = 1\n";
-        let out = set_overrides(
-            Some(text),
-            &[entry("bottlerocket", "bottlerocket-core-kit", "l:1")],
-        )
-        .unwrap();
+        let text = "[bottlerocket.bottlerocket-core-kit]\nname = \"core\"\nregistry = \"a\"\ntag = 1\n";
+        let out = set_overrides(Some(text), &[entry("bottlerocket", "bottlerocket-core-kit", "l:1")]).unwrap();
         assert_eq!(
             out,
             "[bottlerocket.bottlerocket-core-kit]\nregistry = \"l:1\"\ntag = 1\n"
         );
         let same = "[v.k]\nname = \"k\"\nregistry = \"l:1\"\n";
-        assert_eq!(
-            set_overrides(Some(same), &[entry("v", "k", "l:1")]).unwrap(),
-            same
-        );
+        assert_eq!(set_overrides(Some(same), &[entry("v", "k", "l:1")]).unwrap(), same);
     }
 
     #[test]
@@ -267,35 +229,20 @@ registry = "public.ecr.aws/bottlerocket" # upstream
         expect![[r#"
             bottlerocket = { bottlerocket-core-kit = { registry = "l:1" } } # note
         "#]]
-        .assert_eq(
-            &set_overrides(
-                Some(inline),
-                &[entry("bottlerocket", "bottlerocket-core-kit", "l:1")],
-            )
-            .unwrap(),
-        );
+        .assert_eq(&set_overrides(Some(inline), &[entry("bottlerocket", "bottlerocket-core-kit", "l:1")]).unwrap());
         let dotted = "[bottlerocket]\nbottlerocket-sdk.registry = \"m\"\n";
         expect![[r#"
             [bottlerocket]
             bottlerocket-sdk.registry = "m"
             bottlerocket-core-kit.registry = "l:1"
         "#]]
-        .assert_eq(
-            &set_overrides(
-                Some(dotted),
-                &[entry("bottlerocket", "bottlerocket-core-kit", "l:1")],
-            )
-            .unwrap(),
-        );
+        .assert_eq(&set_overrides(Some(dotted), &[entry("bottlerocket", "bottlerocket-core-kit", "l:1")]).unwrap());
     }
 
     #[test]
     fn root_dotted_entries_are_edited_in_place() {
         let text = "# mine\nbottlerocket.bottlerocket-core-kit.registry = \"a\" # was\n";
-        let out = set_overrides(
-            Some(text),
-            &[entry("bottlerocket", "bottlerocket-core-kit", "l:1")],
-        );
+        let out = set_overrides(Some(text), &[entry("bottlerocket", "bottlerocket-core-kit", "l:1")]);
         assert_eq!(
             out.unwrap(),
             "# mine\nbottlerocket.bottlerocket-core-kit.registry = \"l:1\" # was\n"
@@ -305,25 +252,30 @@ registry = "public.ecr.aws/bottlerocket" # upstream
     #[test]
     fn crlf_is_kept() {
         let text = EXISTING.replace('\n', "\r\n");
-        let out = set_overrides(
-            Some(&text),
-            &[entry("bottlerocket", "bottlerocket-core-kit", "l:1")],
-        )
-        .unwrap();
-        assert_eq!(
-            out,
-            text.replace("\"public.ecr.aws/bottlerocket\"", "\"l:1\"")
-        );
+        let out = set_overrides(Some(&text), &[entry("bottlerocket", "bottlerocket-core-kit", "l:1")]).unwrap();
+        assert_eq!(out, text.replace("\"public.ecr.aws/bottlerocket\"", "\"l:1\""));
     }
 
     #[test]
     fn malformed_files_are_rejected_with_the_fix() {
         let says = "twoliter would fail with \"failed to deserialize overrides file\"";
         let cases = [
-            ("[local]\nregistry = \"localhost:5000\"\n", "`[local]` holds `registry` as a string, but an override is a `[<vendor>.<kit>]` table"),
-            ("registry = \"localhost:5000\"\n", "`registry` is a string at the top level"),
-            ("[v.k]\nregistry = 5000\n", "`registry` of `[v.k]` is a integer but must be a string"),
-            ("[v.k]\nname = [\"x\"]\n", "`name` of `[v.k]` is a array but must be a string"),
+            (
+                "[local]\nregistry = \"localhost:5000\"\n",
+                "`[local]` holds `registry` as a string, but an override is a `[<vendor>.<kit>]` table",
+            ),
+            (
+                "registry = \"localhost:5000\"\n",
+                "`registry` is a string at the top level",
+            ),
+            (
+                "[v.k]\nregistry = 5000\n",
+                "`registry` of `[v.k]` is a integer but must be a string",
+            ),
+            (
+                "[v.k]\nname = [\"x\"]\n",
+                "`name` of `[v.k]` is a array but must be a string",
+            ),
             ("[v.k\n", "Twoliter.override is not valid TOML"),
         ];
         for (text, message) in cases {
@@ -341,10 +293,7 @@ registry = "public.ecr.aws/bottlerocket" # upstream
     #[test]
     fn bad_arguments_are_rejected() {
         let err = set_overrides(None, &[entry("bottle rocket", "k", "l:1")]).unwrap_err();
-        assert!(
-            err.to_string().starts_with("vendor `bottle rocket`"),
-            "{err}"
-        );
+        assert!(err.to_string().starts_with("vendor `bottle rocket`"), "{err}");
         let err = set_overrides(None, &[entry("v", "k/x", "l:1")]).unwrap_err();
         assert!(err.to_string().starts_with("kit `k/x`"), "{err}");
         let err = set_overrides(None, &[entry("v", "k", "")]).unwrap_err();

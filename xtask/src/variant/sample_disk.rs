@@ -44,10 +44,7 @@ pub struct SampleOptions {
 
 impl Default for SampleOptions {
     fn default() -> SampleOptions {
-        SampleOptions {
-            fill: 0.25,
-            seed: 1,
-        }
+        SampleOptions { fill: 0.25, seed: 1 }
     }
 }
 
@@ -87,10 +84,7 @@ impl SampleDisk {
             );
         }
         if !(0.0..=1.0).contains(&options.fill) {
-            bail!(
-                "the fill fraction must be between 0 and 1, not {}",
-                options.fill
-            );
+            bail!("the fill fraction must be between 0 and 1, not {}", options.fill);
         }
         let sectors = size / SECTOR;
         let first_usable = 2 + ENTRY_SECTORS;
@@ -118,15 +112,8 @@ impl SampleDisk {
         let mut rng = XorShift::new(options.seed ^ 0x5eed);
         let disk_guid = random_guid(&mut rng);
         let mut entries = vec![0u8; (ENTRIES * ENTRY_SIZE) as usize];
-        for ((name, first, last), entry) in partitions
-            .iter()
-            .zip(entries.chunks_exact_mut(ENTRY_SIZE as usize))
-        {
-            let kind = if name.contains("-EFI-") {
-                EFI_SYSTEM
-            } else {
-                LINUX_DATA
-            };
+        for ((name, first, last), entry) in partitions.iter().zip(entries.chunks_exact_mut(ENTRY_SIZE as usize)) {
+            let kind = if name.contains("-EFI-") { EFI_SYSTEM } else { LINUX_DATA };
             entry[..16].copy_from_slice(&kind);
             entry[16..32].copy_from_slice(&random_guid(&mut rng));
             entry[32..40].copy_from_slice(&first.to_le_bytes());
@@ -252,10 +239,7 @@ pub fn write_sample_build(
     }
     for suffix in suffixes {
         for name in &friendly {
-            symlink_fresh(
-                &format!("{base}{suffix}"),
-                &dir.join(format!("{name}{suffix}")),
-            )?;
+            symlink_fresh(&format!("{base}{suffix}"), &dir.join(format!("{name}{suffix}")))?;
         }
     }
     let inventory = serde_json::json!({ "Content": [
@@ -295,8 +279,7 @@ const LINUX_DATA: [u8; 16] = guid(
 const fn guid(a: u32, b: u16, c: u16, d: [u8; 8]) -> [u8; 16] {
     let (a, b, c) = (a.to_le_bytes(), b.to_le_bytes(), c.to_le_bytes());
     [
-        a[0], a[1], a[2], a[3], b[0], b[1], c[0], c[1], d[0], d[1], d[2], d[3], d[4], d[5], d[6],
-        d[7],
+        a[0], a[1], a[2], a[3], b[0], b[1], c[0], c[1], d[0], d[1], d[2], d[3], d[4], d[5], d[6], d[7],
     ]
 }
 
@@ -390,10 +373,7 @@ mod tests {
     fn layout_follows_the_plan_and_fill_is_compressible() {
         let disk = SampleDisk::os(64 << 20, SampleOptions { fill: 0.5, seed: 7 }).unwrap();
         assert_eq!(disk.partitions.len(), 12);
-        assert_eq!(
-            disk.partitions[0].1, 2048,
-            "1 MiB aligned on disks of 64 MiB and more"
-        );
+        assert_eq!(disk.partitions[0].1, 2048, "1 MiB aligned on disks of 64 MiB and more");
         let root = &disk.partitions[2];
         assert_eq!(root.0, "BOTTLEROCKET-ROOT-A");
         assert!(
@@ -433,11 +413,7 @@ mod tests {
             .write_raw(&mut file)
             .unwrap();
         drop(file);
-        let out = match std::process::Command::new("sgdisk")
-            .arg("-v")
-            .arg(&path)
-            .output()
-        {
+        let out = match std::process::Command::new("sgdisk").arg("-v").arg(&path).output() {
             Ok(out) => out,
             Err(err) => {
                 assert_ne!(

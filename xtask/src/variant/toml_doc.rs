@@ -82,12 +82,7 @@ pub(crate) fn set_str(item: &mut Item, value: &str) -> bool {
 
 /// Sets `key = "value"` in a table or inline table, inserting it at the end when missing.
 /// Errors when the key holds a table (that is a shape we will not guess a fix for).
-pub(crate) fn set_str_key(
-    table: &mut dyn TableLike,
-    key: &str,
-    value: &str,
-    what: &str,
-) -> Result<bool> {
+pub(crate) fn set_str_key(table: &mut dyn TableLike, key: &str, value: &str, what: &str) -> Result<bool> {
     match table.get_mut(key) {
         Some(item) if item.is_table() || item.is_array_of_tables() => {
             bail!("{what}.{key} is a table but must be a string: write `{key} = \"{value}\"`")
@@ -102,16 +97,10 @@ pub(crate) fn set_str_key(
 
 /// The entries of an array of tables such as `[[kit]]`, also accepting the equivalent inline
 /// array `kit = [{ … }, …]`. A `[kit.<name>]` table is rejected with how to rewrite it.
-pub(crate) fn table_array<'a>(
-    root: &'a Table,
-    key: &str,
-    file: &str,
-) -> Result<Vec<&'a dyn TableLike>> {
+pub(crate) fn table_array<'a>(root: &'a Table, key: &str, file: &str) -> Result<Vec<&'a dyn TableLike>> {
     match root.get(key) {
         None => Ok(Vec::new()),
-        Some(Item::ArrayOfTables(tables)) => {
-            Ok(tables.iter().map(|t| t as &dyn TableLike).collect())
-        }
+        Some(Item::ArrayOfTables(tables)) => Ok(tables.iter().map(|t| t as &dyn TableLike).collect()),
         Some(Item::Value(Value::Array(values))) => values
             .iter()
             .enumerate()
@@ -125,16 +114,10 @@ pub(crate) fn table_array<'a>(
 }
 
 /// [`table_array`] for editing.
-pub(crate) fn table_array_mut<'a>(
-    root: &'a mut Table,
-    key: &str,
-    file: &str,
-) -> Result<Vec<&'a mut dyn TableLike>> {
+pub(crate) fn table_array_mut<'a>(root: &'a mut Table, key: &str, file: &str) -> Result<Vec<&'a mut dyn TableLike>> {
     match root.get_mut(key) {
         None => Ok(Vec::new()),
-        Some(Item::ArrayOfTables(tables)) => {
-            Ok(tables.iter_mut().map(|t| t as &mut dyn TableLike).collect())
-        }
+        Some(Item::ArrayOfTables(tables)) => Ok(tables.iter_mut().map(|t| t as &mut dyn TableLike).collect()),
         Some(Item::Value(Value::Array(values))) => values
             .iter_mut()
             .enumerate()
@@ -183,12 +166,10 @@ fn not_an_array(file: &str, key: &str, item: &Item) -> anyhow::Error {
 pub(crate) fn required_str(table: &dyn TableLike, key: &str, what: &str) -> Result<String> {
     match table.get(key) {
         None => bail!("{what} has no `{key}`: add `{key} = \"…\"`"),
-        Some(item) => item.as_str().map(str::to_owned).ok_or_else(|| {
-            anyhow!(
-                "{what}: `{key}` is a {} but must be a string",
-                item.type_name()
-            )
-        }),
+        Some(item) => item
+            .as_str()
+            .map(str::to_owned)
+            .ok_or_else(|| anyhow!("{what}: `{key}` is a {} but must be a string", item.type_name())),
     }
 }
 
@@ -196,12 +177,10 @@ pub(crate) fn required_str(table: &dyn TableLike, key: &str, what: &str) -> Resu
 pub(crate) fn optional_str(table: &dyn TableLike, key: &str, what: &str) -> Result<Option<String>> {
     match table.get(key) {
         None => Ok(None),
-        Some(item) => item.as_str().map(|s| Some(s.to_owned())).ok_or_else(|| {
-            anyhow!(
-                "{what}: `{key}` is a {} but must be a string",
-                item.type_name()
-            )
-        }),
+        Some(item) => item
+            .as_str()
+            .map(|s| Some(s.to_owned()))
+            .ok_or_else(|| anyhow!("{what}: `{key}` is a {} but must be a string", item.type_name())),
     }
 }
 
@@ -278,18 +257,10 @@ mod tests {
     fn crlf_files_keep_crlf() {
         let text = "# c\r\n[a]\r\nk = \"x\" # keep\r\n\r\n[b]\r\nj = 1\r\n";
         let mut doc = Doc::parse("F", text).unwrap();
-        let a = doc
-            .root()
-            .get_mut("a")
-            .unwrap()
-            .as_table_like_mut()
-            .unwrap();
+        let a = doc.root().get_mut("a").unwrap().as_table_like_mut().unwrap();
         let changed = set_str_key(a, "k", "y", "a").unwrap();
         doc.mark_changed(changed);
-        assert_eq!(
-            doc.render(),
-            "# c\r\n[a]\r\nk = \"y\" # keep\r\n\r\n[b]\r\nj = 1\r\n"
-        );
+        assert_eq!(doc.render(), "# c\r\n[a]\r\nk = \"y\" # keep\r\n\r\n[b]\r\nj = 1\r\n");
     }
 
     #[test]
@@ -300,14 +271,8 @@ mod tests {
             doc.mark_changed(changed);
             doc.render()
         };
-        assert_eq!(
-            edit("a = 1\r\nb = \"y\"\nc = 2\r\n"),
-            "a = 1\r\nb = \"z\"\r\nc = 2\r\n"
-        );
-        assert_eq!(
-            edit("a = 1\r\nb = \"y\"\nc = 2\n"),
-            "a = 1\nb = \"z\"\nc = 2\n"
-        );
+        assert_eq!(edit("a = 1\r\nb = \"y\"\nc = 2\r\n"), "a = 1\r\nb = \"z\"\r\nc = 2\r\n");
+        assert_eq!(edit("a = 1\r\nb = \"y\"\nc = 2\n"), "a = 1\nb = \"z\"\nc = 2\n");
     }
 
     #[test]
@@ -321,20 +286,11 @@ mod tests {
     #[test]
     fn kit_tables_that_are_not_arrays() {
         let mut doc = Doc::parse("F", "[kit]\n").unwrap();
-        let err = table_array(doc.root(), "kit", "F")
-            .err()
-            .unwrap()
-            .to_string();
+        let err = table_array(doc.root(), "kit", "F").err().unwrap().to_string();
         assert!(err.starts_with("F has a `[kit]` table, but `kit` must be an array of tables"));
         let mut doc = Doc::parse("F", "kit = 1\n").unwrap();
-        let err = table_array_mut(doc.root(), "kit", "F")
-            .err()
-            .unwrap()
-            .to_string();
-        assert_eq!(
-            err,
-            "F: `kit` is a integer, but must be an array of `[[kit]]` tables"
-        );
+        let err = table_array_mut(doc.root(), "kit", "F").err().unwrap().to_string();
+        assert_eq!(err, "F: `kit` is a integer, but must be an array of `[[kit]]` tables");
     }
 
     #[test]
@@ -357,11 +313,7 @@ mod tests {
     fn registries() {
         check_registry("localhost:5000").unwrap();
         check_registry("public.ecr.aws/bottlerocket").unwrap();
-        for (bad, says) in [
-            ("", "empty"),
-            ("http://localhost:5000", "scheme"),
-            ("a b", "contains"),
-        ] {
+        for (bad, says) in [("", "empty"), ("http://localhost:5000", "scheme"), ("a b", "contains")] {
             let err = check_registry(bad).unwrap_err().to_string();
             assert!(err.contains(says), "{err}");
         }

@@ -72,9 +72,8 @@ pub fn parse(twoliter_toml: &str) -> Result<ProjectInfo> {
         })?;
         for (name, _) in table.iter() {
             check_identifier(&format!("{FILE}: vendor"), name)?;
-            let registry = vendor_registry_in(root, FILE, name)?.ok_or_else(|| {
-                anyhow!("{FILE}: `[vendor.{name}]` has no `registry`: add `registry = \"…\"`")
-            })?;
+            let registry = vendor_registry_in(root, FILE, name)?
+                .ok_or_else(|| anyhow!("{FILE}: `[vendor.{name}]` has no `registry`: add `registry = \"…\"`"))?;
             vendors.insert(name.to_owned(), registry);
         }
     }
@@ -82,12 +81,9 @@ pub fn parse(twoliter_toml: &str) -> Result<ProjectInfo> {
     let sdk = match root.get("sdk") {
         None => None,
         Some(item) => {
-            let table = item.as_table_like().ok_or_else(|| {
-                anyhow!(
-                    "{FILE}: `sdk` is a {} but must be an `[sdk]` table",
-                    item.type_name()
-                )
-            })?;
+            let table = item
+                .as_table_like()
+                .ok_or_else(|| anyhow!("{FILE}: `sdk` is a {} but must be an `[sdk]` table", item.type_name()))?;
             Some(dependency(table, "[sdk]")?)
         }
     };
@@ -108,10 +104,7 @@ pub fn parse(twoliter_toml: &str) -> Result<ProjectInfo> {
             let declared = if vendors.is_empty() {
                 "none are declared".to_owned()
             } else {
-                format!(
-                    "declared: {}",
-                    vendors.keys().cloned().collect::<Vec<_>>().join(", ")
-                )
+                format!("declared: {}", vendors.keys().cloned().collect::<Vec<_>>().join(", "))
             };
             bail!(
                 "{FILE}: `{}` names vendor `{}`, which has no `[vendor.{}]` table ({declared}); \
@@ -144,11 +137,7 @@ fn dependency(table: &dyn TableLike, what: &str) -> Result<KitRef> {
     let vendor = required_str(table, "vendor", &what)?;
     check_identifier(&format!("{what} vendor"), &vendor)?;
     check_kit_version(&name, &version).map_err(|err| anyhow!("{FILE}: {err}"))?;
-    Ok(KitRef {
-        name,
-        version,
-        vendor,
-    })
+    Ok(KitRef { name, version, vendor })
 }
 
 /// Sets the `version` of each named kit, keeping layout and inline comments. A kit missing from
@@ -182,12 +171,7 @@ pub fn set_kit_versions(twoliter_toml: &str, versions: &[(String, String)]) -> R
 /// that another kit also depends on gets locked twice, under two vendors: once from the local
 /// registry and once upstream through the other kit's metadata, and both copies are fetched into
 /// the build. This strategy also edits a tracked file, where the override file is gitignored.
-pub fn switch_kits_to_vendor(
-    twoliter_toml: &str,
-    vendor: &str,
-    registry: &str,
-    kits: &[String],
-) -> Result<String> {
+pub fn switch_kits_to_vendor(twoliter_toml: &str, vendor: &str, registry: &str, kits: &[String]) -> Result<String> {
     check_identifier("vendor", vendor)?;
     check_registry(registry)?;
     let info = parse(twoliter_toml)?;
@@ -223,10 +207,7 @@ pub fn switch_kits_to_vendor(
 }
 
 /// The `[[kit]]` entries named `kit`, or an error listing the kits the file has.
-fn entries_named<'e, 'a>(
-    entries: &'e mut [&'a mut dyn TableLike],
-    kit: &str,
-) -> Result<Vec<&'e mut dyn TableLike>>
+fn entries_named<'e, 'a>(entries: &'e mut [&'a mut dyn TableLike], kit: &str) -> Result<Vec<&'e mut dyn TableLike>>
 where
     'a: 'e,
 {
@@ -284,20 +265,13 @@ vendor = "bottlerocket"
 "#;
 
     fn kits(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
-        pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect()
+        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
     }
 
     /// The lines that differ between two texts with the same number of lines.
     fn changed_lines<'a>(before: &'a str, after: &'a str) -> Vec<(&'a str, &'a str)> {
         assert_eq!(before.lines().count(), after.lines().count(), "{after}");
-        before
-            .lines()
-            .zip(after.lines())
-            .filter(|(a, b)| a != b)
-            .collect()
+        before.lines().zip(after.lines()).filter(|(a, b)| a != b).collect()
     }
 
     #[test]
@@ -334,8 +308,7 @@ vendor = "bottlerocket"
         assert_eq!(info.schema_version, 2);
         assert_eq!(info.project_vendor.as_deref(), Some("Bottlerocket"));
         assert_eq!(info.kits.len(), 2);
-        let edited =
-            set_kit_versions(&text, &kits(&[("bottlerocket-kernel-kit", "1.1.0")])).unwrap();
+        let edited = set_kit_versions(&text, &kits(&[("bottlerocket-kernel-kit", "1.1.0")])).unwrap();
         assert_eq!(
             changed_lines(&text, &edited),
             [("version = \"1.0.2\"", "version = \"1.1.0\"")]
@@ -348,21 +321,34 @@ vendor = "bottlerocket"
                     vendor = { bottlerocket = { registry = \"r\" } }\n\
                     kit = [\n  { name = \"a\", version = \"1.0.0\", vendor = \"bottlerocket\" }, # first\n]\n";
         let err = parse(text).unwrap_err().to_string();
-        assert!(err.contains("inline array `kit = [...]`") && err.contains("`[[kit]]` table"), "{err}");
+        assert!(
+            err.contains("inline array `kit = [...]`") && err.contains("`[[kit]]` table"),
+            "{err}"
+        );
     }
 
     #[test]
     fn parse_errors() {
         let cases = [
-            (VARIANT.replace("schema-version = 1\n", ""), "Twoliter.toml has no `schema-version`"),
-            (VARIANT.replace("release-version = \"1.26.1\"\n", ""), "Twoliter.toml has no `release-version`"),
+            (
+                VARIANT.replace("schema-version = 1\n", ""),
+                "Twoliter.toml has no `schema-version`",
+            ),
+            (
+                VARIANT.replace("release-version = \"1.26.1\"\n", ""),
+                "Twoliter.toml has no `release-version`",
+            ),
             (
                 // `[kit.x]` beside `[[kit]]` tables is not even valid TOML.
-                VARIANT.replace("[[kit]]\nname = \"bottlerocket-core-kit\"", "[kit.bottlerocket-core-kit]\nname = \"x\""),
+                VARIANT.replace(
+                    "[[kit]]\nname = \"bottlerocket-core-kit\"",
+                    "[kit.bottlerocket-core-kit]\nname = \"x\"",
+                ),
                 "Twoliter.toml is not valid TOML",
             ),
             (
-                "schema-version = 1\nrelease-version = \"1\"\n[kit.bottlerocket-core-kit]\nversion = \"1.0.0\"\n".into(),
+                "schema-version = 1\nrelease-version = \"1\"\n[kit.bottlerocket-core-kit]\nversion = \"1.0.0\"\n"
+                    .into(),
                 "Twoliter.toml declares `[kit.bottlerocket-core-kit]`, but `kit` must be an array of tables: \
                  write each entry as its own `[[kit]]` table with `name = \"bottlerocket-core-kit\"`",
             ),
@@ -392,7 +378,10 @@ vendor = "bottlerocket"
                  \"cannot define a dependency on a vendor that is not specified in Twoliter.toml\"",
             ),
             (
-                VARIANT.replace("[vendor.bottlerocket]\nregistry = \"public.ecr.aws/bottlerocket\"\n", ""),
+                VARIANT.replace(
+                    "[vendor.bottlerocket]\nregistry = \"public.ecr.aws/bottlerocket\"\n",
+                    "",
+                ),
                 "Twoliter.toml: `bottlerocket-sdk` names vendor `bottlerocket`, which has no \
                  `[vendor.bottlerocket]` table (none are declared)",
             ),
@@ -404,10 +393,7 @@ vendor = "bottlerocket"
         ];
         for (text, message) in cases {
             match parse(&text) {
-                Err(err) => assert!(
-                    err.to_string().starts_with(message),
-                    "{err}\n---\n{message}"
-                ),
+                Err(err) => assert!(err.to_string().starts_with(message), "{err}\n---\n{message}"),
                 Ok(_) => panic!("parsed:\n{text}"),
             }
         }
@@ -417,10 +403,7 @@ vendor = "bottlerocket"
     fn set_versions_changes_only_the_version_lines() {
         let edited = set_kit_versions(
             VARIANT,
-            &kits(&[
-                ("bottlerocket-core-kit", "3.2.0"),
-                ("bottlerocket-kernel-kit", "1.0.3"),
-            ]),
+            &kits(&[("bottlerocket-core-kit", "3.2.0"), ("bottlerocket-kernel-kit", "1.0.3")]),
         )
         .unwrap();
         assert_eq!(
@@ -435,10 +418,7 @@ vendor = "bottlerocket"
         );
         let again = set_kit_versions(
             &edited,
-            &kits(&[
-                ("bottlerocket-core-kit", "3.2.0"),
-                ("bottlerocket-kernel-kit", "1.0.3"),
-            ]),
+            &kits(&[("bottlerocket-core-kit", "3.2.0"), ("bottlerocket-kernel-kit", "1.0.3")]),
         )
         .unwrap();
         assert_eq!(again, edited);
@@ -451,37 +431,31 @@ vendor = "bottlerocket"
     #[test]
     fn set_versions_keeps_crlf() {
         let text = VARIANT.replace('\n', "\r\n");
-        let edited =
-            set_kit_versions(&text, &kits(&[("bottlerocket-kernel-kit", "1.0.3")])).unwrap();
-        assert_eq!(
-            edited,
-            text.replace("version = \"1.0.2\"", "version = \"1.0.3\"")
-        );
+        let edited = set_kit_versions(&text, &kits(&[("bottlerocket-kernel-kit", "1.0.3")])).unwrap();
+        assert_eq!(edited, text.replace("version = \"1.0.2\"", "version = \"1.0.3\""));
     }
 
     #[test]
     fn set_versions_errors() {
-        let err =
-            set_kit_versions(VARIANT, &kits(&[("bottlerocket-aws-kit", "1.0.0")])).unwrap_err();
+        let err = set_kit_versions(VARIANT, &kits(&[("bottlerocket-aws-kit", "1.0.0")])).unwrap_err();
         assert_eq!(
             err.to_string(),
             "Twoliter.toml has no `[[kit]]` named `bottlerocket-aws-kit` (kits present: \
              bottlerocket-core-kit, bottlerocket-kernel-kit): add a `[[kit]]` entry for it or pick \
              one of those"
         );
-        let err =
-            set_kit_versions(VARIANT, &kits(&[("bottlerocket-core-kit", "latest")])).unwrap_err();
+        let err = set_kit_versions(VARIANT, &kits(&[("bottlerocket-core-kit", "latest")])).unwrap_err();
         assert!(err
             .to_string()
             .starts_with("kit `bottlerocket-core-kit` version `latest` is not semver"));
-        let err =
-            set_kit_versions(VARIANT, &kits(&[("bottlerocket-core-kit", "v3.2.0")])).unwrap_err();
+        let err = set_kit_versions(VARIANT, &kits(&[("bottlerocket-core-kit", "v3.2.0")])).unwrap_err();
         assert!(err.to_string().contains("drop the leading `v`"));
         let table_style = "[kit.bottlerocket-core-kit]\nversion = \"1.0.0\"\n";
         let err = set_kit_versions(table_style, &kits(&[("bottlerocket-core-kit", "1.0.1")]));
-        assert!(err.unwrap_err().to_string().starts_with(
-            "Twoliter.toml declares `[kit.bottlerocket-core-kit]`, but `kit` must be an array"
-        ));
+        assert!(err
+            .unwrap_err()
+            .to_string()
+            .starts_with("Twoliter.toml declares `[kit.bottlerocket-core-kit]`, but `kit` must be an array"));
         let err = set_kit_versions("schema-version = 1\n", &kits(&[("k", "1.0.0")])).unwrap_err();
         assert!(err.to_string().contains("(kits present: none)"), "{err}");
     }
@@ -542,10 +516,7 @@ vendor = "bottlerocket"
         .unwrap();
         assert_eq!(
             changed_lines(&edited, &moved),
-            [(
-                "registry = \"localhost:5000\"",
-                "registry = \"localhost:5001\""
-            )]
+            [("registry = \"localhost:5000\"", "registry = \"localhost:5001\"")]
         );
     }
 
@@ -564,17 +535,13 @@ vendor = "bottlerocket"
              bottlerocket-sdk, bottlerocket-kernel-kit use it; pointing it at `localhost:5000` would \
              move them too: pick another vendor name, such as `local`"
         );
-        let err = switch_kits_to_vendor(VARIANT, "local", "localhost:5000", &["nope".into()])
-            .unwrap_err();
+        let err = switch_kits_to_vendor(VARIANT, "local", "localhost:5000", &["nope".into()]).unwrap_err();
         assert!(
             err.to_string()
                 .starts_with("Twoliter.toml has no `[[kit]]` named `nope`"),
             "{err}"
         );
         let err = switch_kits_to_vendor(VARIANT, "lo.cal", "localhost:5000", &[]).unwrap_err();
-        assert!(
-            err.to_string().starts_with("vendor `lo.cal` contains `.`"),
-            "{err}"
-        );
+        assert!(err.to_string().starts_with("vendor `lo.cal` contains `.`"), "{err}");
     }
 }

@@ -62,21 +62,34 @@ pub fn run(sh: &Shell, v: &Variant) -> Result<(ConfigData, String)> {
                 "kit `{}` is not a [[kit]] of {} (it has {}): add it there, or leave it out",
                 spec.name,
                 toml_path.display(),
-                if present.is_empty() { "none".to_string() } else { present.join(", ") }
+                if present.is_empty() {
+                    "none".to_string()
+                } else {
+                    present.join(", ")
+                }
             );
         };
         let (version, from, kit_dir) = resolve_version(&client, &url, &spec.name, spec.version.as_deref())?;
-        kits.push(ResolvedKit { name: spec.name.clone(), version, vendor: entry.vendor.clone(), version_from: from.into(), kit_dir });
+        kits.push(ResolvedKit {
+            name: spec.name.clone(),
+            version,
+            vendor: entry.vendor.clone(),
+            version_from: from.into(),
+            kit_dir,
+        });
     }
 
     // Work out every new file before writing any, so bad input leaves the repo as it was.
     let versions: Vec<(String, String)> = kits.iter().map(|k| (k.name.clone(), k.version.clone())).collect();
-    let mut new_toml = twoliter_toml::set_kit_versions(&toml_text, &versions).with_context(|| format!("in {}", toml_path.display()))?;
+    let mut new_toml = twoliter_toml::set_kit_versions(&toml_text, &versions)
+        .with_context(|| format!("in {}", toml_path.display()))?;
     let old_override = read_optional(&override_path)?;
     let new_override = match v.strategy {
         Strategy::Override => {
-            let entries: Vec<(String, String, String)> =
-                kits.iter().map(|k| (k.vendor.clone(), k.name.clone(), url.clone())).collect();
+            let entries: Vec<(String, String, String)> = kits
+                .iter()
+                .map(|k| (k.vendor.clone(), k.name.clone(), url.clone()))
+                .collect();
             Some(
                 override_file::set_overrides(old_override.as_deref(), &entries)
                     .with_context(|| format!("in {}", override_path.display()))?,
@@ -119,13 +132,23 @@ pub fn run(sh: &Shell, v: &Variant) -> Result<(ConfigData, String)> {
         kits,
         changed,
     };
-    let mut report = format!("# UPDATE_CONFIG\n\n- variant repo: `{}`\n- strategy: `{strategy}`, registry `{url}`\n", v.repo.display());
+    let mut report = format!(
+        "# UPDATE_CONFIG\n\n- variant repo: `{}`\n- strategy: `{strategy}`, registry `{url}`\n",
+        v.repo.display()
+    );
     for k in &data.kits {
-        report.push_str(&format!("- kit `{}` {} (vendor `{}`, version from {})\n", k.name, k.version, k.vendor, k.version_from));
+        report.push_str(&format!(
+            "- kit `{}` {} (vendor `{}`, version from {})\n",
+            k.name, k.version, k.vendor, k.version_from
+        ));
     }
     report.push_str(&format!(
         "- changed: {}\n- originals backed up in `{}`\n",
-        if data.changed.is_empty() { "nothing (already pointed at the local kits)".to_string() } else { data.changed.join(", ") },
+        if data.changed.is_empty() {
+            "nothing (already pointed at the local kits)".to_string()
+        } else {
+            data.changed.join(", ")
+        },
         backup.dir.display()
     ));
     Ok((data, report))
@@ -134,7 +157,9 @@ pub fn run(sh: &Shell, v: &Variant) -> Result<(ConfigData, String)> {
 /// The repo still says what this phase wrote.
 pub fn gate(_sh: &Shell, v: &Variant, data: &ConfigData) -> Result<()> {
     if Backup::new(&v.ws.dir).manifest()?.is_none() {
-        bail!("the variant repo's files are not backed up in this workspace (it was restored): run UPDATE_CONFIG again");
+        bail!(
+            "the variant repo's files are not backed up in this workspace (it was restored): run UPDATE_CONFIG again"
+        );
     }
     let toml_path = v.repo.join("Twoliter.toml");
     let info = twoliter_toml::parse(&fs_err::read_to_string(&toml_path)?)?;
@@ -142,22 +167,36 @@ pub fn gate(_sh: &Shell, v: &Variant, data: &ConfigData) -> Result<()> {
         let entry = info.kits.iter().find(|k| k.name == kit.name);
         match entry {
             Some(e) if e.version == kit.version => {}
-            Some(e) => bail!("{} has kit `{}` at version {}, not {}: run UPDATE_CONFIG again", toml_path.display(), kit.name, e.version, kit.version),
+            Some(e) => bail!(
+                "{} has kit `{}` at version {}, not {}: run UPDATE_CONFIG again",
+                toml_path.display(),
+                kit.name,
+                e.version,
+                kit.version
+            ),
             None => bail!("{} no longer lists kit `{}`", toml_path.display(), kit.name),
         }
         if data.strategy == "vendor" {
             let vendor = &entry.expect("checked").vendor;
             if vendor != LOCAL_VENDOR || info.vendors.get(LOCAL_VENDOR) != Some(&data.registry) {
-                bail!("{} does not take kit `{}` from vendor `{LOCAL_VENDOR}` at {}: run UPDATE_CONFIG again", toml_path.display(), kit.name, data.registry);
+                bail!(
+                    "{} does not take kit `{}` from vendor `{LOCAL_VENDOR}` at {}: run UPDATE_CONFIG again",
+                    toml_path.display(),
+                    kit.name,
+                    data.registry
+                );
             }
         }
     }
     if data.strategy == "override" {
         let path = v.repo.join("Twoliter.override");
-        let text = read_optional(&path)?.with_context(|| format!("{} is gone: run UPDATE_CONFIG again", path.display()))?;
+        let text =
+            read_optional(&path)?.with_context(|| format!("{} is gone: run UPDATE_CONFIG again", path.display()))?;
         let overrides = override_file::parse_overrides(&text)?;
         for kit in &data.kits {
-            let registry = overrides.get(&(kit.vendor.clone(), kit.name.clone())).and_then(|o| o.registry.clone());
+            let registry = overrides
+                .get(&(kit.vendor.clone(), kit.name.clone()))
+                .and_then(|o| o.registry.clone());
             if registry.as_deref() != Some(data.registry.as_str()) {
                 bail!(
                     "{} does not redirect [{}.{}] to {}: run UPDATE_CONFIG again",
@@ -175,16 +214,26 @@ pub fn gate(_sh: &Shell, v: &Variant, data: &ConfigData) -> Result<()> {
 /// The version of a kit to use: the one asked for (it must be in the registry), else the one
 /// the newest VERIFY of this checkout recorded for this registry, else the highest
 /// `v<semver>` tag the registry has.
-fn resolve_version(client: &Client, url: &str, kit: &str, asked: Option<&str>) -> Result<(String, &'static str, Option<PathBuf>)> {
+fn resolve_version(
+    client: &Client,
+    url: &str,
+    kit: &str,
+    asked: Option<&str>,
+) -> Result<(String, &'static str, Option<PathBuf>)> {
     let publish_hint = format!("publish it with `cargo xtask build-kit --kit {kit}`");
     if let Some(asked) = asked {
         let version = asked.trim_start_matches('v').to_string();
-        semver::Version::parse(&version).with_context(|| format!("kit {kit} version `{asked}` is not semver (e.g. 1.2.3)"))?;
+        semver::Version::parse(&version)
+            .with_context(|| format!("kit {kit} version `{asked}` is not semver (e.g. 1.2.3)"))?;
         if client.manifest(kit, &format!("v{version}"))?.is_none() {
             let tags = client.tags(kit)?;
             bail!(
                 "kit {kit} version {version} is not in the local registry at {url} ({}): {publish_hint}",
-                if tags.is_empty() { "it has no tags for that kit".to_string() } else { format!("it has {}", tags.join(", ")) }
+                if tags.is_empty() {
+                    "it has no tags for that kit".to_string()
+                } else {
+                    format!("it has {}", tags.join(", "))
+                }
             );
         }
         return Ok((version, "input", None));
@@ -217,8 +266,12 @@ fn last_verified(url: &str, kit: &str) -> Option<(String, Option<PathBuf>)> {
     for entry in entries.filter_map(|e| e.ok()) {
         let ws = entry.path();
         let result: Option<PhaseResult<VerifyData>> = fsx::read_json(&ws.join("results/verify.json")).ok().flatten();
-        let Some(result) = result.filter(|r| r.ok) else { continue };
-        let Some(data) = result.data.filter(|d| d.kit == kit && d.registry == url) else { continue };
+        let Some(result) = result.filter(|r| r.ok) else {
+            continue;
+        };
+        let Some(data) = result.data.filter(|d| d.kit == kit && d.registry == url) else {
+            continue;
+        };
         if best.as_ref().is_none_or(|(t, _, _)| result.finished_at > *t) {
             let setup: Option<serde_json::Value> = fsx::read_json(&ws.join("results/setup.json")).ok().flatten();
             let kit_dir = setup.and_then(|s| s["data"]["kit_dir"].as_str().map(PathBuf::from));
@@ -231,9 +284,13 @@ fn last_verified(url: &str, kit: &str) -> Option<(String, Option<PathBuf>)> {
 /// Kits published by one generation of twoliter cannot be consumed by another: warn when the
 /// kit repo's twoliter and the variant repo's would disagree.
 fn warn_on_metadata_mismatch(sh: &Shell, v: &Variant, kits: &[ResolvedKit]) {
-    let Some(variant_version) = twoliter_version(sh, &v.repo) else { return };
+    let Some(variant_version) = twoliter_version(sh, &v.repo) else {
+        return;
+    };
     for kit in kits {
-        let Some(kit_version) = kit.kit_dir.as_deref().and_then(|d| twoliter_version(sh, d)) else { continue };
+        let Some(kit_version) = kit.kit_dir.as_deref().and_then(|d| twoliter_version(sh, d)) else {
+            continue;
+        };
         if let Some(warning) = compat::metadata_mismatch(&kit_version, &variant_version) {
             ui::warn(format!("kit {}: {warning}", kit.name));
         }
@@ -242,7 +299,11 @@ fn warn_on_metadata_mismatch(sh: &Shell, v: &Variant, kits: &[ResolvedKit]) {
 
 fn twoliter_version(sh: &Shell, repo: &Path) -> Option<semver::Version> {
     let twoliter = repo.join("tools/twoliter/twoliter");
-    let out = xshell::cmd!(sh, "{twoliter} --version").quiet().ignore_stderr().read().ok()?;
+    let out = xshell::cmd!(sh, "{twoliter} --version")
+        .quiet()
+        .ignore_stderr()
+        .read()
+        .ok()?;
     compat::parse_twoliter_version(&out).ok()
 }
 
@@ -260,10 +321,17 @@ mod tests {
 
     #[test]
     fn highest_index_tag() {
-        let tags: Vec<String> = ["v1.2.0", "v1.10.0", "v1.10.0-1a2b3c4-x86_64", "latest", "v2.0.0-9f8e7d6-aarch64", "vx"]
-            .iter()
-            .map(|s| s.to_string())
-            .collect();
+        let tags: Vec<String> = [
+            "v1.2.0",
+            "v1.10.0",
+            "v1.10.0-1a2b3c4-x86_64",
+            "latest",
+            "v2.0.0-9f8e7d6-aarch64",
+            "vx",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
         assert_eq!(highest_version(&tags).unwrap().to_string(), "1.10.0");
         assert!(highest_version(&["latest".to_string()]).is_none());
     }

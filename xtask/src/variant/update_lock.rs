@@ -37,9 +37,17 @@ fn expected(v: &Variant) -> Result<Vec<LockedKit>> {
         .map(|kit| {
             let tag = format!("v{}", kit.version);
             let index = client.manifest(&kit.name, &tag)?.with_context(|| {
-                format!("{}/{}:{tag} is no longer in the registry: publish it again with `cargo xtask build-kit`", config.registry, kit.name)
+                format!(
+                    "{}/{}:{tag} is no longer in the registry: publish it again with `cargo xtask build-kit`",
+                    config.registry, kit.name
+                )
             })?;
-            Ok(LockedKit { name: kit.name.clone(), version: kit.version.clone(), lock_digest: index.lock_digest()?, index_digest: index.digest })
+            Ok(LockedKit {
+                name: kit.name.clone(),
+                version: kit.version.clone(),
+                lock_digest: index.lock_digest()?,
+                index_digest: index.digest,
+            })
         })
         .collect()
 }
@@ -47,13 +55,19 @@ fn expected(v: &Variant) -> Result<Vec<LockedKit>> {
 /// Compares `Twoliter.lock` with what the registry serves.
 fn check(v: &Variant, kits: &[LockedKit]) -> Result<()> {
     let path = v.repo.join("Twoliter.lock");
-    let text = fs_err::read_to_string(&path).with_context(|| "run `tools/twoliter/twoliter update` in the variant repo".to_string())?;
+    let text = fs_err::read_to_string(&path)
+        .with_context(|| "run `tools/twoliter/twoliter update` in the variant repo".to_string())?;
     let parsed = lock::parse_lock(&text).with_context(|| format!("in {}", path.display()))?;
     let wanted: Vec<lock::ExpectedKit> = kits
         .iter()
-        .map(|k| lock::ExpectedKit { name: k.name.clone(), version: k.version.clone(), digest: k.lock_digest.clone() })
+        .map(|k| lock::ExpectedKit {
+            name: k.name.clone(),
+            version: k.version.clone(),
+            digest: k.lock_digest.clone(),
+        })
         .collect();
-    lock::check_lock(&parsed, &wanted).with_context(|| format!("{} does not lock what the local registry serves", path.display()))
+    lock::check_lock(&parsed, &wanted)
+        .with_context(|| format!("{} does not lock what the local registry serves", path.display()))
 }
 
 pub fn run(sh: &Shell, v: &Variant) -> Result<(LockData, String)> {
@@ -75,9 +89,16 @@ pub fn run(sh: &Shell, v: &Variant) -> Result<(LockData, String)> {
     check(v, &kits)?;
     let _ = sh;
     let mut report = String::from("# UPDATE_LOCK\n\n");
-    report.push_str(if update_ran { "- ran `twoliter update`\n" } else { "- `twoliter update` skipped: the lock already matched\n" });
+    report.push_str(if update_ran {
+        "- ran `twoliter update`\n"
+    } else {
+        "- `twoliter update` skipped: the lock already matched\n"
+    });
     for k in &kits {
-        report.push_str(&format!("- `{}` {}: lock digest `{}` = registry index `{}`\n", k.name, k.version, k.lock_digest, k.index_digest));
+        report.push_str(&format!(
+            "- `{}` {}: lock digest `{}` = registry index `{}`\n",
+            k.name, k.version, k.lock_digest, k.index_digest
+        ));
     }
     Ok((LockData { kits, update_ran }, report))
 }

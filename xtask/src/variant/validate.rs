@@ -15,9 +15,9 @@ use super::Variant;
 use crate::flags::Strategy;
 use crate::oci::Manifest;
 use crate::registry::Client;
+use crate::ui;
 use crate::workflow::workspace::PhaseResult;
 use crate::workflow::Workflow;
-use crate::ui;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FetchedKit {
@@ -40,12 +40,16 @@ pub struct ValidateData {
 pub fn run(sh: &Shell, v: &Variant) -> Result<(ValidateData, String)> {
     let config = v.config()?;
     let build_phase = Workflow::Variant.phase("build").expect("variant phase");
-    let build: BuildData = v
-        .ws
-        .result::<BuildData>(build_phase)?
-        .filter(|r| r.ok)
-        .and_then(|r| r.data)
-        .with_context(|| format!("BUILD has not succeeded: run `cargo xtask phase build {}` first", v.ws.dir.display()))?;
+    let build: BuildData =
+        v.ws.result::<BuildData>(build_phase)?
+            .filter(|r| r.ok)
+            .and_then(|r| r.data)
+            .with_context(|| {
+                format!(
+                    "BUILD has not succeeded: run `cargo xtask phase build {}` first",
+                    v.ws.dir.display()
+                )
+            })?;
     let expect = Expect {
         variant: v.variant.clone(),
         arch: v.arch,
@@ -88,10 +92,25 @@ fn check_fetched_kits(v: &Variant) -> Result<Vec<FetchedKit>> {
     let client = Client::new(config.port);
     let mut kits = Vec::new();
     for kit in &config.kits {
-        let vendor = if v.strategy == Strategy::Vendor { LOCAL_VENDOR.to_string() } else { kit.vendor.clone() };
-        let digest_file = v.repo.join("build/external-kits").join(&vendor).join(&kit.name).join(v.arch.name()).join("digest");
-        let found = std::fs::read_to_string(&digest_file)
-            .with_context(|| format!("{} is missing: the build did not fetch kit {}", digest_file.display(), kit.name))?;
+        let vendor = if v.strategy == Strategy::Vendor {
+            LOCAL_VENDOR.to_string()
+        } else {
+            kit.vendor.clone()
+        };
+        let digest_file = v
+            .repo
+            .join("build/external-kits")
+            .join(&vendor)
+            .join(&kit.name)
+            .join(v.arch.name())
+            .join("digest");
+        let found = std::fs::read_to_string(&digest_file).with_context(|| {
+            format!(
+                "{} is missing: the build did not fetch kit {}",
+                digest_file.display(),
+                kit.name
+            )
+        })?;
         let tag = format!("v{}", kit.version);
         let index = client
             .manifest(&kit.name, &tag)?
@@ -102,9 +121,17 @@ fn check_fetched_kits(v: &Variant) -> Result<Vec<FetchedKit>> {
         let ours = manifests
             .iter()
             .find(|m| m.platform.as_ref().is_some_and(|p| p.architecture == v.arch.oci()))
-            .with_context(|| format!("{}/{}:{tag} has no linux/{} image", config.registry, kit.name, v.arch.oci()))?;
+            .with_context(|| {
+                format!(
+                    "{}/{}:{tag} has no linux/{} image",
+                    config.registry,
+                    kit.name,
+                    v.arch.oci()
+                )
+            })?;
         let found = found.trim();
-        if found.strip_prefix("sha256:").unwrap_or(found) != ours.digest.strip_prefix("sha256:").unwrap_or(&ours.digest) {
+        if found.strip_prefix("sha256:").unwrap_or(found) != ours.digest.strip_prefix("sha256:").unwrap_or(&ours.digest)
+        {
             bail!(
                 "{} says the build used kit image {found}, but the local registry serves {} for {}:{tag} ({}): the \
                  image was not built from the published kit; run UPDATE_LOCK and BUILD again",
@@ -114,7 +141,13 @@ fn check_fetched_kits(v: &Variant) -> Result<Vec<FetchedKit>> {
                 v.arch
             );
         }
-        kits.push(FetchedKit { name: kit.name.clone(), version: kit.version.clone(), vendor, digest_file, digest: ours.digest.clone() });
+        kits.push(FetchedKit {
+            name: kit.name.clone(),
+            version: kit.version.clone(),
+            vendor,
+            digest_file,
+            digest: ours.digest.clone(),
+        });
     }
     Ok(kits)
 }
@@ -126,14 +159,21 @@ fn final_report(v: &Variant, images: &ImageReport, kits: &[FetchedKit]) -> Strin
     }
     out.push_str("\n## Kits\n\n");
     for k in kits {
-        out.push_str(&format!("- `{}` {} (vendor `{}`): {} image `{}`\n", k.name, k.version, k.vendor, v.arch, k.digest));
+        out.push_str(&format!(
+            "- `{}` {} (vendor `{}`): {} image `{}`\n",
+            k.name, k.version, k.vendor, v.arch, k.digest
+        ));
     }
     out.push_str("\n## Time per phase\n\n");
     for phase in Workflow::Variant.phases() {
         if let Ok(Some(r)) = v.ws.result::<serde_json::Value>(phase) {
             let r: PhaseResult<serde_json::Value> = r;
             let secs = r.finished_at.saturating_sub(r.started_at);
-            out.push_str(&format!("- {}: {}\n", phase.title, ui::duration(Duration::from_secs(secs))));
+            out.push_str(&format!(
+                "- {}: {}\n",
+                phase.title,
+                ui::duration(Duration::from_secs(secs))
+            ));
         }
     }
     out.push_str(&format!(

@@ -29,8 +29,15 @@ pub struct Report {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Action {
-    Spawn { phase: &'static PhaseDef, attempt: u32, last_failure: Option<String> },
-    GateFailed { phase: &'static PhaseDef, failures: Vec<Failure> },
+    Spawn {
+        phase: &'static PhaseDef,
+        attempt: u32,
+        last_failure: Option<String>,
+    },
+    GateFailed {
+        phase: &'static PhaseDef,
+        failures: Vec<Failure>,
+    },
     Done,
 }
 
@@ -60,7 +67,13 @@ pub fn decide(
         match current.state {
             PhaseState::Passed => unreachable!("current() skips passed phases"),
             PhaseState::GaveUp => {
-                return (progress, Action::GateFailed { phase, failures: current.failures.clone() });
+                return (
+                    progress,
+                    Action::GateFailed {
+                        phase,
+                        failures: current.failures.clone(),
+                    },
+                );
             }
             PhaseState::Spawned => match observer.gate(phase) {
                 Gate::Passed => progress.pass(phase.id, None, now),
@@ -81,13 +94,23 @@ pub fn decide(
             },
             PhaseState::Pending => {
                 if observer.has_result(phase) && observer.gate(phase) == Gate::Passed {
-                    progress.pass(phase.id, Some("its result was already there and its gate passed".into()), now);
+                    progress.pass(
+                        phase.id,
+                        Some("its result was already there and its gate passed".into()),
+                        now,
+                    );
                     continue;
                 }
                 if current.attempts >= max_attempts {
                     // Attempts were used up outside the loop (direct runs).
                     progress.phase_mut(phase.id).state = PhaseState::GaveUp;
-                    return (progress, Action::GateFailed { phase, failures: current.failures.clone() });
+                    return (
+                        progress,
+                        Action::GateFailed {
+                            phase,
+                            failures: current.failures.clone(),
+                        },
+                    );
                 }
                 return spawn(progress, phase, now);
             }
@@ -100,7 +123,14 @@ pub fn decide(
 fn spawn(mut progress: Progress, phase: &'static PhaseDef, now: u64) -> (Progress, Action) {
     let attempt = progress.start(phase.id, true, now);
     let last_failure = progress.phase(phase.id).failures.last().map(|f| f.reason.clone());
-    (progress, Action::Spawn { phase, attempt, last_failure })
+    (
+        progress,
+        Action::Spawn {
+            phase,
+            attempt,
+            last_failure,
+        },
+    )
 }
 
 #[cfg(test)]
@@ -129,7 +159,11 @@ mod tests {
     }
 
     fn script(passing: &[&'static str]) -> Script {
-        Script { passing: passing.to_vec(), with_result: Vec::new(), gated: Vec::new() }
+        Script {
+            passing: passing.to_vec(),
+            with_result: Vec::new(),
+            gated: Vec::new(),
+        }
     }
 
     fn step(p: Progress, obs: &mut Script) -> (Progress, Action) {
@@ -146,7 +180,11 @@ mod tests {
             let (next, action) = step(progress, &mut obs);
             progress = next;
             match action {
-                Action::Spawn { phase, attempt, last_failure } => {
+                Action::Spawn {
+                    phase,
+                    attempt,
+                    last_failure,
+                } => {
                     assert_eq!((attempt, last_failure), (1, None));
                     spawned.push(phase.id);
                     passing.push(phase.id); // the sub-agent ran the phase command
@@ -156,7 +194,10 @@ mod tests {
             }
         }
         assert_eq!(spawned, ["setup", "build", "publish", "verify"]);
-        assert!(progress.phases.iter().all(|p| p.state == PhaseState::Passed && p.attempts == 1));
+        assert!(progress
+            .phases
+            .iter()
+            .all(|p| p.state == PhaseState::Passed && p.attempts == 1));
         // Done is stable.
         assert_eq!(step(progress, &mut script(&[])).1, Action::Done);
     }
@@ -173,7 +214,11 @@ mod tests {
         let spawns: Vec<_> = actions
             .iter()
             .filter_map(|a| match a {
-                Action::Spawn { phase, attempt, last_failure } => Some((phase.id, *attempt, last_failure.clone())),
+                Action::Spawn {
+                    phase,
+                    attempt,
+                    last_failure,
+                } => Some((phase.id, *attempt, last_failure.clone())),
                 _ => None,
             })
             .collect();
@@ -185,7 +230,9 @@ mod tests {
                 ("setup", 3, Some("setup not done".to_string()))
             ]
         );
-        let Action::GateFailed { phase, failures } = &actions[3] else { panic!("{:?}", actions[3]) };
+        let Action::GateFailed { phase, failures } = &actions[3] else {
+            panic!("{:?}", actions[3])
+        };
         assert_eq!(phase.id, "setup");
         assert_eq!(failures.iter().map(|f| f.attempt).collect::<Vec<_>>(), [1, 2, 3]);
         assert_eq!(actions[4], actions[3], "gate_failed is repeated, not reset");
@@ -195,13 +242,36 @@ mod tests {
     #[test]
     fn reported_failure_is_kept_with_the_gate_reason_and_success_is_not_trusted() {
         let (progress, _) = step(Progress::new(Workflow::Kit, 0), &mut script(&[]));
-        let report = Report { success: Some(false), reason: Some("docker is down".into()) };
+        let report = Report {
+            success: Some(false),
+            reason: Some("docker is down".into()),
+        };
         let (progress, action) = decide(Workflow::Kit, progress, &report, 3, 1, &mut script(&[]));
-        let Action::Spawn { last_failure: Some(reason), attempt: 2, .. } = action else { panic!("{action:?}") };
-        assert!(reason.contains("docker is down") && reason.contains("setup not done"), "{reason}");
-        let report = Report { success: Some(true), reason: None };
+        let Action::Spawn {
+            last_failure: Some(reason),
+            attempt: 2,
+            ..
+        } = action
+        else {
+            panic!("{action:?}")
+        };
+        assert!(
+            reason.contains("docker is down") && reason.contains("setup not done"),
+            "{reason}"
+        );
+        let report = Report {
+            success: Some(true),
+            reason: None,
+        };
         let (_, action) = decide(Workflow::Kit, progress, &report, 3, 2, &mut script(&[]));
-        let Action::Spawn { last_failure: Some(reason), attempt: 3, .. } = action else { panic!("{action:?}") };
+        let Action::Spawn {
+            last_failure: Some(reason),
+            attempt: 3,
+            ..
+        } = action
+        else {
+            panic!("{action:?}")
+        };
         assert!(reason.contains("reported success, but the gate failed"), "{reason}");
     }
 
@@ -210,7 +280,9 @@ mod tests {
         let mut obs = script(&["setup", "build"]);
         obs.with_result = vec!["setup", "build"];
         let (progress, action) = step(Progress::new(Workflow::Kit, 0), &mut obs);
-        let Action::Spawn { phase, attempt: 1, .. } = action else { panic!("{action:?}") };
+        let Action::Spawn { phase, attempt: 1, .. } = action else {
+            panic!("{action:?}")
+        };
         assert_eq!(phase.id, "publish");
         assert_eq!(progress.phase("setup").state, PhaseState::Passed);
         assert_eq!(progress.phase("build").attempts, 0);
@@ -225,12 +297,25 @@ mod tests {
     #[test]
     fn only_the_spawned_phase_is_gated() {
         let mut obs = script(&[]);
-        let (progress, _) = decide(Workflow::Variant, Progress::new(Workflow::Variant, 0), &Report::default(), 3, 0, &mut obs);
-        assert!(obs.gated.is_empty(), "a fresh phase is spawned without a gate: {:?}", obs.gated);
+        let (progress, _) = decide(
+            Workflow::Variant,
+            Progress::new(Workflow::Variant, 0),
+            &Report::default(),
+            3,
+            0,
+            &mut obs,
+        );
+        assert!(
+            obs.gated.is_empty(),
+            "a fresh phase is spawned without a gate: {:?}",
+            obs.gated
+        );
         let mut obs = script(&["update-config"]);
         let (_, action) = decide(Workflow::Variant, progress, &Report::default(), 3, 1, &mut obs);
         assert_eq!(obs.gated, ["update-config"]);
-        let Action::Spawn { phase, .. } = action else { panic!("{action:?}") };
+        let Action::Spawn { phase, .. } = action else {
+            panic!("{action:?}")
+        };
         assert_eq!(phase.output_file, "02-lock-updated.md");
     }
 }

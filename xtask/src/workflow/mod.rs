@@ -31,17 +31,49 @@ pub struct PhaseDef {
 }
 
 const KIT_PHASES: [PhaseDef; 4] = [
-    PhaseDef { id: "setup", title: "SETUP", output_file: "01-setup.md" },
-    PhaseDef { id: "build", title: "BUILD", output_file: "02-build.md" },
-    PhaseDef { id: "publish", title: "PUBLISH", output_file: "03-publish.md" },
-    PhaseDef { id: "verify", title: "VERIFY", output_file: "04-verify.md" },
+    PhaseDef {
+        id: "setup",
+        title: "SETUP",
+        output_file: "01-setup.md",
+    },
+    PhaseDef {
+        id: "build",
+        title: "BUILD",
+        output_file: "02-build.md",
+    },
+    PhaseDef {
+        id: "publish",
+        title: "PUBLISH",
+        output_file: "03-publish.md",
+    },
+    PhaseDef {
+        id: "verify",
+        title: "VERIFY",
+        output_file: "04-verify.md",
+    },
 ];
 
 const VARIANT_PHASES: [PhaseDef; 4] = [
-    PhaseDef { id: "update-config", title: "UPDATE_CONFIG", output_file: "01-config-updated.md" },
-    PhaseDef { id: "update-lock", title: "UPDATE_LOCK", output_file: "02-lock-updated.md" },
-    PhaseDef { id: "build", title: "BUILD", output_file: "03-build-complete.md" },
-    PhaseDef { id: "validate", title: "VALIDATE", output_file: "FINAL.md" },
+    PhaseDef {
+        id: "update-config",
+        title: "UPDATE_CONFIG",
+        output_file: "01-config-updated.md",
+    },
+    PhaseDef {
+        id: "update-lock",
+        title: "UPDATE_LOCK",
+        output_file: "02-lock-updated.md",
+    },
+    PhaseDef {
+        id: "build",
+        title: "BUILD",
+        output_file: "03-build-complete.md",
+    },
+    PhaseDef {
+        id: "validate",
+        title: "VALIDATE",
+        output_file: "FINAL.md",
+    },
 ];
 
 impl Workflow {
@@ -64,8 +96,6 @@ impl Workflow {
         let wanted = name.to_ascii_lowercase().replace('_', "-");
         self.phases().iter().find(|p| p.id == wanted)
     }
-
-
 }
 
 #[cfg(test)]

@@ -69,7 +69,13 @@ impl Progress {
                 note: None,
             })
             .collect();
-        Progress { schema_version: SCHEMA_VERSION, workflow, phases, created_at: now, updated_at: now }
+        Progress {
+            schema_version: SCHEMA_VERSION,
+            workflow,
+            phases,
+            created_at: now,
+            updated_at: now,
+        }
     }
 
     /// Checks a loaded progress belongs to this xtask and workflow.
@@ -102,7 +108,10 @@ impl Progress {
     }
 
     pub fn phase_mut(&mut self, id: &str) -> &mut PhaseProgress {
-        self.phases.iter_mut().find(|p| p.id == id).expect("phase of this workflow")
+        self.phases
+            .iter_mut()
+            .find(|p| p.id == id)
+            .expect("phase of this workflow")
     }
 
     /// The first phase that has not passed.
@@ -114,7 +123,11 @@ impl Progress {
     pub fn start(&mut self, id: &str, spawned: bool, now: u64) -> u32 {
         let phase = self.phase_mut(id);
         phase.attempts += 1;
-        phase.state = if spawned { PhaseState::Spawned } else { PhaseState::Pending };
+        phase.state = if spawned {
+            PhaseState::Spawned
+        } else {
+            PhaseState::Pending
+        };
         phase.started_at = Some(now);
         self.updated_at = now;
         self.phase(id).attempts
@@ -132,9 +145,17 @@ impl Progress {
     pub fn fail(&mut self, id: &str, reason: String, max_attempts: u32, now: u64) -> bool {
         let phase = self.phase_mut(id);
         let attempt = phase.attempts.max(1);
-        phase.failures.push(Failure { attempt, reason, at: now });
+        phase.failures.push(Failure {
+            attempt,
+            reason,
+            at: now,
+        });
         let gave_up = phase.attempts >= max_attempts;
-        phase.state = if gave_up { PhaseState::GaveUp } else { PhaseState::Pending };
+        phase.state = if gave_up {
+            PhaseState::GaveUp
+        } else {
+            PhaseState::Pending
+        };
         self.updated_at = now;
         gave_up
     }

@@ -115,7 +115,10 @@ impl Input {
                     check_identifier("kit name in input.json", &kit.name)?;
                     if let Some(version) = &kit.version {
                         semver::Version::parse(version.trim_start_matches('v')).map_err(|e| {
-                            anyhow::anyhow!("kit {} has version `{version}`, which is not semver ({e}): use e.g. 1.2.3", kit.name)
+                            anyhow::anyhow!(
+                                "kit {} has version `{version}`, which is not semver ({e}): use e.g. 1.2.3",
+                                kit.name
+                            )
                         })?;
                     }
                 }
@@ -170,7 +173,9 @@ fn none<T>() -> Option<T> {
 
 impl Workspace {
     pub fn new(dir: &Path) -> Workspace {
-        Workspace { dir: crate::project::absolute(dir) }
+        Workspace {
+            dir: crate::project::absolute(dir),
+        }
     }
 
     pub fn input_path(&self) -> PathBuf {
@@ -226,16 +231,17 @@ impl Workspace {
 
     /// Held while a phase command runs, so two runs of a phase never overlap.
     pub fn phase_lock(&self, phase: &PhaseDef) -> Result<fsx::Lock> {
-        fsx::Lock::acquire(&self.dir.join(format!(".{}.lock", phase.id)), Duration::from_secs(2)).with_context(|| {
-            format!("phase {} is already running in this workspace", phase.title)
-        })
+        fsx::Lock::acquire(&self.dir.join(format!(".{}.lock", phase.id)), Duration::from_secs(2))
+            .with_context(|| format!("phase {} is already running in this workspace", phase.title))
     }
 
     /// The saved progress, or a fresh one. Call with the lock held.
     pub fn progress(&self, workflow: Workflow) -> Result<Progress> {
         match fsx::read_json::<Progress>(&self.progress_path())? {
             Some(progress) => {
-                progress.check(workflow).with_context(|| format!("in {}", self.progress_path().display()))?;
+                progress
+                    .check(workflow)
+                    .with_context(|| format!("in {}", self.progress_path().display()))?;
                 Ok(progress)
             }
             None => Ok(Progress::new(workflow, fsx::now_unix())),
@@ -273,7 +279,10 @@ mod tests {
 
     #[test]
     fn variant_input() {
-        let input = Input::parse(r#"{"kits": [{"name": "core-kit", "version": "1.2.3"}, {"name": "k2"}], "variant": "aws-dev"}"#).unwrap();
+        let input = Input::parse(
+            r#"{"kits": [{"name": "core-kit", "version": "1.2.3"}, {"name": "k2"}], "variant": "aws-dev"}"#,
+        )
+        .unwrap();
         assert_eq!(input.workflow(), Workflow::Variant);
     }
 
@@ -288,7 +297,10 @@ mod tests {
             (r#"{"kit_name": "../x", "arch": "x86_64"}"#, "contains `.`"),
             (r#"{"kit_name": "a/b", "arch": "x86_64"}"#, "contains `/`"),
             (r#"{"kit_name": "k", "arch": "mips"}"#, "unknown variant `mips`"),
-            (r#"{"kit_name": "k", "arch": "x86_64", "registry": "example.com:5000"}"#, "not a local registry"),
+            (
+                r#"{"kit_name": "k", "arch": "x86_64", "registry": "example.com:5000"}"#,
+                "not a local registry",
+            ),
             (r#"{"kits": []}"#, "lists no kits"),
             (r#"{"kits": [{"name": "k", "version": "latest"}]}"#, "not semver"),
             (r#"{"kits": [{"name": "k"}], "strategy": "magic"}"#, "strategy `magic`"),

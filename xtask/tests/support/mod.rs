@@ -61,12 +61,21 @@ pub fn stderr(output: &Output) -> String {
 
 /// A TCP port on 127.0.0.1 that was free a moment ago.
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 /// `git` in `dir`, which must succeed; returns stdout.
 pub fn git(dir: &Path, args: &[&str]) -> String {
-    run_ok(Command::new("git").args(["-c", "user.name=t", "-c", "user.email=t@example.com"]).args(args).current_dir(dir))
+    run_ok(
+        Command::new("git")
+            .args(["-c", "user.name=t", "-c", "user.email=t@example.com"])
+            .args(args)
+            .current_dir(dir),
+    )
 }
 
 /// Every file under `dir` (relative path → bytes), skipping `.git`, for byte-identity checks.
@@ -82,7 +91,10 @@ pub fn snapshot(dir: &Path) -> std::collections::BTreeMap<PathBuf, Vec<u8>> {
             if kind.is_dir() {
                 walk(base, &path, out);
             } else if kind.is_file() {
-                out.insert(path.strip_prefix(base).unwrap().to_path_buf(), std::fs::read(&path).unwrap());
+                out.insert(
+                    path.strip_prefix(base).unwrap().to_path_buf(),
+                    std::fs::read(&path).unwrap(),
+                );
             }
         }
     }
@@ -94,7 +106,10 @@ pub fn snapshot(dir: &Path) -> std::collections::BTreeMap<PathBuf, Vec<u8>> {
 /// Whether tests that need Docker can run; in CI (`CI=true`) a missing daemon is a failure,
 /// elsewhere the test prints why it skips.
 pub fn docker_available(test: &str) -> bool {
-    let ok = Command::new("docker").args(["info", "--format", "{{.ServerVersion}}"]).output().is_ok_and(|o| o.status.success());
+    let ok = Command::new("docker")
+        .args(["info", "--format", "{{.ServerVersion}}"])
+        .output()
+        .is_ok_and(|o| o.status.success());
     if !ok {
         if std::env::var("CI").is_ok_and(|v| v == "true") {
             panic!("{test}: no Docker daemon answers, and CI=true requires one");

@@ -43,9 +43,7 @@ impl Cleanup {
 
 impl Drop for Cleanup {
     fn drop(&mut self) {
-        let output = super::xtask(&self.root, &[])
-            .args(["registry", "clean"])
-            .output();
+        let output = super::xtask(&self.root, &[]).args(["registry", "clean"]).output();
         match output {
             Ok(o) if o.status.success() => {}
             Ok(o) => eprintln!(
@@ -53,10 +51,7 @@ impl Drop for Cleanup {
                 self.root.display(),
                 super::stderr(&o)
             ),
-            Err(err) => eprintln!(
-                "cannot run registry clean for {}: {err}",
-                self.root.display()
-            ),
+            Err(err) => eprintln!("cannot run registry clean for {}: {err}", self.root.display()),
         }
     }
 }
@@ -123,10 +118,7 @@ impl TestRegistry {
 
 /// `sha256:<hex>` of some bytes.
 pub fn digest(bytes: &[u8]) -> String {
-    let hex: String = Sha256::digest(bytes)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
+    let hex: String = Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect();
     format!("sha256:{hex}")
 }
 
@@ -147,11 +139,7 @@ pub fn push_blob(port: u16, repo: &str, bytes: &[u8]) -> String {
         "POST upload: {}",
         started.as_str().unwrap_or("")
     );
-    let location = started
-        .headers
-        .get("location")
-        .expect("upload Location header")
-        .clone();
+    let location = started.headers.get("location").expect("upload Location header").clone();
     let location = if location.starts_with("http") {
         location
     } else {
@@ -164,23 +152,12 @@ pub fn push_blob(port: u16, repo: &str, bytes: &[u8]) -> String {
         .with_timeout(10)
         .send()
         .unwrap();
-    assert_eq!(
-        done.status_code,
-        201,
-        "PUT upload: {}",
-        done.as_str().unwrap_or("")
-    );
+    assert_eq!(done.status_code, 201, "PUT upload: {}", done.as_str().unwrap_or(""));
     digest
 }
 
 /// Puts a manifest under `reference` (a tag or digest); returns the registry's digest.
-pub fn push_manifest(
-    port: u16,
-    repo: &str,
-    reference: &str,
-    media_type: &str,
-    bytes: &[u8],
-) -> String {
+pub fn push_manifest(port: u16, repo: &str, reference: &str, media_type: &str, bytes: &[u8]) -> String {
     let response = minreq::put(format!("{}/v2/{repo}/manifests/{reference}", base(port)))
         .with_header("Content-Type", media_type)
         .with_body(bytes.to_vec())
@@ -205,16 +182,8 @@ pub const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
 
 /// An image of one config blob and the given layers, tagged `tag`; returns (manifest bytes,
 /// digest). Its size as `registry list` counts it is config + layers.
-pub fn push_image(
-    port: u16,
-    repo: &str,
-    tag: &str,
-    arch: &str,
-    layers: &[&[u8]],
-) -> (Vec<u8>, String) {
-    let config = format!(
-        r#"{{"architecture":"{arch}","os":"linux","rootfs":{{"type":"layers","diff_ids":[]}}}}"#
-    );
+pub fn push_image(port: u16, repo: &str, tag: &str, arch: &str, layers: &[&[u8]]) -> (Vec<u8>, String) {
+    let config = format!(r#"{{"architecture":"{arch}","os":"linux","rootfs":{{"type":"layers","diff_ids":[]}}}}"#);
     let config_digest = push_blob(port, repo, config.as_bytes());
     let layers: Vec<serde_json::Value> = layers
         .iter()
@@ -271,16 +240,9 @@ pub fn processes_mentioning(needle: &str) -> Vec<u32> {
         };
         let zombie = std::fs::read_to_string(entry.path().join("stat"))
             .ok()
-            .and_then(|s| {
-                s.rsplit_once(')')
-                    .map(|(_, rest)| rest.trim_start().starts_with('Z'))
-            })
+            .and_then(|s| s.rsplit_once(')').map(|(_, rest)| rest.trim_start().starts_with('Z')))
             .unwrap_or(true);
-        if !zombie
-            && String::from_utf8_lossy(&cmdline)
-                .replace('\0', " ")
-                .contains(needle)
-        {
+        if !zombie && String::from_utf8_lossy(&cmdline).replace('\0', " ").contains(needle) {
             pids.push(pid);
         }
     }

@@ -18,8 +18,7 @@ pub const DEFAULT_VARIANT: &str = "aws-dev";
 
 /// The lock digest the fixture's upstream lock records for a kit (no registry serves it).
 pub fn upstream_digest(name: &str, version: &str) -> String {
-    base64::engine::general_purpose::STANDARD
-        .encode(Sha256::digest(format!("upstream {name} {version}")))
+    base64::engine::general_purpose::STANDARD.encode(Sha256::digest(format!("upstream {name} {version}")))
 }
 
 pub struct VariantRepo {
@@ -35,10 +34,7 @@ impl VariantRepo {
     /// A fresh variant repo in a temporary directory, committed and clean; `kits` are
     /// (name, version) pairs, all of vendor `bottlerocket`.
     pub fn create(variant: &str, kits: &[(&str, &str)], release_version: &str) -> VariantRepo {
-        let tmp = tempfile::Builder::new()
-            .prefix("variant-repo-")
-            .tempdir()
-            .unwrap();
+        let tmp = tempfile::Builder::new().prefix("variant-repo-").tempdir().unwrap();
         let root = tmp.path().join("bottlerocket");
         let mut repo = VariantRepo::create_at(&root, variant, kits, release_version);
         repo._tmp = Some(tmp);
@@ -46,12 +42,7 @@ impl VariantRepo {
     }
 
     /// The same at a given path (e.g. `$FOREST_ROOT/bottlerocket`), which must not exist yet.
-    pub fn create_at(
-        root: &Path,
-        variant: &str,
-        kits: &[(&str, &str)],
-        release_version: &str,
-    ) -> VariantRepo {
+    pub fn create_at(root: &Path, variant: &str, kits: &[(&str, &str)], release_version: &str) -> VariantRepo {
         assert!(!root.exists(), "{} already exists", root.display());
         let write = |rel: &str, text: &str| {
             let path = root.join(rel);
@@ -91,18 +82,12 @@ impl VariantRepo {
         if variant != DEFAULT_VARIANT {
             variants.push(DEFAULT_VARIANT.to_string());
         }
-        let members: String = variants
-            .iter()
-            .map(|v| format!("    \"variants/{v}\",\n"))
-            .collect();
+        let members: String = variants.iter().map(|v| format!("    \"variants/{v}\",\n")).collect();
         write(
             "Cargo.toml",
             &format!("[workspace]\nresolver = \"1\"\nmembers = [\n{members}]\n"),
         );
-        write(
-            "variants/variants.rs",
-            "// This file is intentionally empty.\n",
-        );
+        write("variants/variants.rs", "// This file is intentionally empty.\n");
         for v in &variants {
             write(
                 &format!("variants/{v}/Cargo.toml"),
@@ -137,24 +122,14 @@ impl VariantRepo {
         std::fs::create_dir_all(twoliter.parent().unwrap()).unwrap();
         std::fs::copy(standins_dir().join("twoliter"), &twoliter).unwrap();
         // Only cargo-make goes on PATH: twoliter must be found at tools/twoliter/twoliter.
-        let bin = tempfile::Builder::new()
-            .prefix("variant-bin-")
-            .tempdir()
-            .unwrap();
-        std::os::unix::fs::symlink(
-            standins_dir().join("cargo-make"),
-            bin.path().join("cargo-make"),
-        )
-        .unwrap();
+        let bin = tempfile::Builder::new().prefix("variant-bin-").tempdir().unwrap();
+        std::os::unix::fs::symlink(standins_dir().join("cargo-make"), bin.path().join("cargo-make")).unwrap();
         VariantRepo {
             _tmp: None,
             bin,
             root: root.to_path_buf(),
             variant: variant.to_string(),
-            kits: kits
-                .iter()
-                .map(|(n, v)| (n.to_string(), v.to_string()))
-                .collect(),
+            kits: kits.iter().map(|(n, v)| (n.to_string(), v.to_string())).collect(),
             release_version: release_version.to_string(),
         }
     }
@@ -218,24 +193,16 @@ impl VariantRepo {
 
     /// Switches the variant to the split partition plan (OS disk plus a separate data disk).
     pub fn use_split_partition_plan(&self) {
-        let path = self
-            .root
-            .join(format!("variants/{}/Cargo.toml", self.variant));
+        let path = self.root.join(format!("variants/{}/Cargo.toml", self.variant));
         let mut text = std::fs::read_to_string(&path).unwrap();
-        text.push_str(
-            "\n[package.metadata.build-variant.image-layout]\npartition-plan = \"split\"\n",
-        );
+        text.push_str("\n[package.metadata.build-variant.image-layout]\npartition-plan = \"split\"\n");
         std::fs::write(&path, text).unwrap();
-        git(
-            &self.root,
-            &["commit", "-q", "-am", "Use the split partition plan"],
-        );
+        git(&self.root, &["commit", "-q", "-am", "Use the split partition plan"]);
     }
 
     /// `build/images/<arch>-<variant>/`; its `latest` is the last good build.
     pub fn images_dir(&self, arch: &str) -> PathBuf {
-        self.root
-            .join(format!("build/images/{arch}-{}", self.variant))
+        self.root.join(format!("build/images/{arch}-{}", self.variant))
     }
 
     /// The text of `Twoliter.lock`.
@@ -245,11 +212,8 @@ impl VariantRepo {
 
     /// The build id of the variant build now: `git describe --always --dirty --exclude '*'`.
     pub fn build_id(&self) -> String {
-        git(
-            &self.root,
-            &["describe", "--always", "--dirty", "--exclude", "*"],
-        )
-        .trim()
-        .to_string()
+        git(&self.root, &["describe", "--always", "--dirty", "--exclude", "*"])
+            .trim()
+            .to_string()
     }
 }
