@@ -196,7 +196,7 @@ pub fn run_all(sh: &Shell, ctx: &Ctx, force: bool, outcomes: &mut Vec<Outcome>) 
         let start = std::time::Instant::now();
         if !rerun {
             if let Gate::Passed = gate(sh, ctx, phase) {
-                let reason = "its gate already passes".to_string();
+                let reason = skip_reason(ctx.workflow(), phase).to_string();
                 crate::ui::step(format!("{}: skipped, {reason}", phase.title));
                 update_progress(ws, workflow, |p, now| {
                     if p.phase(phase.id).state != crate::workflow::progress::PhaseState::Passed {
@@ -249,6 +249,21 @@ pub fn run_all(sh: &Shell, ctx: &Ctx, force: bool, outcomes: &mut Vec<Outcome>) 
         }
     }
     Ok(())
+}
+
+/// Why a phase whose gate passes need not run again, in one line.
+fn skip_reason(workflow: Workflow, phase: &PhaseDef) -> &'static str {
+    match (workflow, phase.id) {
+        (Workflow::Kit, "setup") => "the registry answers and Infra.toml points at it",
+        (Workflow::Kit, "build") => "nothing it depends on changed since the last build (same fingerprint: tree, uncommitted edits, untracked files, arch, twoliter) and its archive is there",
+        (Workflow::Kit, "publish") => "the registry still serves this build's image under the index tag",
+        (Workflow::Kit, "verify") => "the registry still serves the verified index",
+        (Workflow::Variant, "update-config") => "the repo still points at the local kits",
+        (Workflow::Variant, "update-lock") => "Twoliter.lock already holds the digests the registry serves",
+        (Workflow::Variant, "build") => "the images are there and the repo has not changed since the build",
+        (Workflow::Variant, "validate") => "the validated images and fetched kits are unchanged",
+        _ => "its gate already passes",
+    }
 }
 
 /// Reads, changes and saves `progress.json` under the workspace lock.

@@ -439,3 +439,75 @@ fn registry_port_taken_by_another_program_is_a_clear_error() {
     assert_eq!(result["ok"], false);
     drop(listener);
 }
+
+/// What each phase of a `build-kit --json` run did.
+fn did(summary: &Value) -> Vec<String> {
+    outcomes(summary).into_iter().map(|(_, o)| o).collect()
+}
+
+#[test]
+fn work_is_redone_exactly_when_its_inputs_change() {
+    let (repo, registry) = setup();
+    let first = build_kit_json(&repo, &[]);
+    assert_eq!(did(&first), ["ran", "ran", "ran", "ran"]);
+    // Unchanged: everything skipped, each with its reason.
+    let same = build_kit_json(&repo, &[]);
+    assert_eq!(did(&same), ["skipped", "skipped", "skipped", "skipped"]);
+    let reason = same["phases"][1]["reason"].as_str().unwrap();
+    assert!(reason.contains("nothing it depends on changed"), "{reason}");
+
+    // An uncommitted package edit (the build id stays `<commit>-dirty`-free only if committed,
+    // so the fingerprint has to notice).
+    repo.touch_package("hello-config");
+    assert_eq!(did(&build_kit_json(&repo, &[])), ["skipped", "ran", "ran", "ran"]);
+    assert_eq!(
+        did(&build_kit_json(&repo, &[])),
+        ["skipped", "skipped", "skipped", "skipped"]
+    );
+    support::git(repo.path(), &["commit", "-q", "-am", "hello-config: edit"]);
+    assert_eq!(did(&build_kit_json(&repo, &[])), ["skipped", "ran", "ran", "ran"]);
+
+    // The lock changed.
+    let lock = repo.path().join("Twoliter.lock");
+    let mut text = std::fs::read_to_string(&lock).unwrap();
+    text.push_str("# relocked\n");
+    std::fs::write(&lock, text).unwrap();
+    assert_eq!(did(&build_kit_json(&repo, &[])), ["skipped", "ran", "ran", "ran"]);
+    support::git(repo.path(), &["checkout", "--", "Twoliter.lock"]);
+
+    // Back to a state that was built before: its archive is rebuilt for this state (the build
+    // recorded is the last one), then everything is skipped again.
+    assert_eq!(did(&build_kit_json(&repo, &[])), ["skipped", "ran", "ran", "ran"]);
+    assert_eq!(
+        did(&build_kit_json(&repo, &[])),
+        ["skipped", "skipped", "skipped", "skipped"]
+    );
+
+    // Another arch is its own build.
+    let other = support::run_ok(xtask(&repo).args(["build-kit", "--arch", "aarch64", "--json"]));
+    let other: Value = serde_json::from_str(&other).unwrap();
+    assert_eq!(did(&other), ["ran", "ran", "ran", "ran"], "{other}");
+    // Publish pushes every arch built at this build id, so the index now has both.
+    assert_eq!(
+        other["verified"]["platforms"],
+        serde_json::json!(["linux/amd64", "linux/arm64"])
+    );
+
+    // The registry lost the image: it is published again from the unchanged build's archive,
+    // and verified; the kit is not recompiled, since nothing it depends on changed.
+    let port = registry.port.to_string();
+    support::run_ok(xtask(&repo).args(["registry", "clean"]));
+    support::run_ok(xtask(&repo).args(["registry", "start", "--backend", "native", "--port", &port]));
+    assert_eq!(
+        get(registry.port, &format!("/v2/{KIT}/manifests/v{VERSION}")).status_code,
+        404
+    );
+    assert_eq!(did(&build_kit_json(&repo, &[])), ["skipped", "skipped", "ran", "ran"]);
+    assert_eq!(
+        get(registry.port, &format!("/v2/{KIT}/manifests/v{VERSION}")).status_code,
+        200
+    );
+    // And if the archive is gone too, the kit is rebuilt.
+    std::fs::remove_dir_all(repo.path().join("build/kits")).unwrap();
+    assert_eq!(did(&build_kit_json(&repo, &[])), ["skipped", "ran", "ran", "ran"]);
+}

@@ -422,3 +422,62 @@ fn a_failure_midway_still_restores() {
     assert!(err.contains("variant repo files restored"), "{err}");
     assert_eq!(forest.files(), before);
 }
+
+#[test]
+fn a_rerun_with_nothing_changed_redoes_nothing_and_skips_twoliter_update() {
+    let forest = Forest::published();
+    let ws = kept(&forest);
+    let (ok, again) = forest.variant_json(&["--kit", &format!("{KIT}@{KIT_VERSION}"), "--keep-config"]);
+    assert!(ok, "{again}");
+    let phases: Vec<&str> = again["phases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["outcome"].as_str().unwrap())
+        .collect();
+    assert_eq!(phases, ["skipped", "skipped", "skipped", "skipped"]);
+    assert!(
+        again["phases"][1]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("already holds the digests"),
+        "{again}"
+    );
+    // Run on its own, UPDATE_LOCK sees the lock already matches and does not run twoliter.
+    let lock_before = std::fs::read(forest.repo().join("Twoliter.lock")).unwrap();
+    let output = support::run(
+        forest
+            .xtask()
+            .args(["phase", "update-lock"])
+            .arg(&ws)
+            .env("TWOLITER_STANDIN_FAIL", "update"),
+    );
+    assert!(
+        output.status.success(),
+        "twoliter update was run although the lock matched"
+    );
+    let result: Value =
+        serde_json::from_str(&std::fs::read_to_string(ws.join("results/update-lock.json")).unwrap()).unwrap();
+    assert_eq!(result["data"]["update_ran"], false);
+    assert_eq!(std::fs::read(forest.repo().join("Twoliter.lock")).unwrap(), lock_before);
+    // The kit is re-published (a new build): the lock no longer matches, update runs, and
+    // the variant is rebuilt from the new kit.
+    forest.kit.edit_package("hello-agent");
+    let out = support::run_ok(
+        forest
+            .xtask()
+            .args(["build-kit", "--kit", KIT, "--arch", "x86_64", "--json"]),
+    );
+    assert_eq!(serde_json::from_str::<Value>(&out).unwrap()["ok"], true);
+    let (ok, rebuilt) = forest.variant_json(&["--kit", &format!("{KIT}@{KIT_VERSION}"), "--keep-config"]);
+    assert!(ok, "{rebuilt}");
+    let phases: Vec<&str> = rebuilt["phases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["outcome"].as_str().unwrap())
+        .collect();
+    assert_eq!(phases, ["skipped", "ran", "ran", "ran"]);
+    assert_eq!(rebuilt["kits"][0]["digest"], forest.arch_digest());
+    support::run_ok(forest.xtask().args(["restore"]).arg(&ws));
+}
