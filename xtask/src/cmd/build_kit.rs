@@ -68,12 +68,7 @@ impl flags::BuildKit {
         ));
         let mut outcomes = Vec::new();
         let result = phases::run_all(sh, &ctx, self.force, &mut outcomes);
-        let verified = ws
-            .result::<VerifyData>(Workflow::Kit.phase("verify").expect("kit phase"))
-            .ok()
-            .flatten()
-            .filter(|r| r.ok)
-            .and_then(|r| r.data);
+        let verified = ws.succeeded::<VerifyData>(Workflow::Kit, "verify").ok();
         print_summary(
             &ws.dir,
             &outcomes,

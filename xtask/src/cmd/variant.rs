@@ -73,12 +73,7 @@ impl flags::Variant {
         let mut outcomes = Vec::new();
         let result = phases::run_all(sh, &ctx, false, &mut outcomes);
         let restored = if self.keep_config { None } else { Some(restore(&ws)) };
-        let validated = ws
-            .result::<ValidateData>(Workflow::Variant.phase("validate").expect("variant phase"))
-            .ok()
-            .flatten()
-            .filter(|r| r.ok)
-            .and_then(|r| r.data);
+        let validated = ws.succeeded::<ValidateData>(Workflow::Variant, "validate").ok();
         eprintln!();
         for o in &outcomes {
             eprintln!(

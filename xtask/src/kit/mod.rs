@@ -71,16 +71,10 @@ impl Kit {
 
     /// The registry SETUP recorded; later phases use the same one.
     pub fn registry_port(&self) -> Result<u16> {
-        let setup = crate::workflow::Workflow::Kit.phase("setup").expect("kit phase");
-        let result = self.ws.result::<setup::SetupData>(setup)?;
-        match result.and_then(|r| r.data) {
-            Some(data) => Ok(data.port),
-            None => bail!(
-                "SETUP has not run in {}: run `cargo xtask phase setup {}` first",
-                self.ws.dir.display(),
-                self.ws.dir.display()
-            ),
-        }
+        Ok(self
+            .ws
+            .succeeded::<setup::SetupData>(crate::workflow::Workflow::Kit, "setup")?
+            .port)
     }
 }
 

@@ -1,7 +1,7 @@
 //! PUBLISH: the repo's publish entry point pushes the kit to the local vendor
 //! (`make publish VENDOR=local KIT=…`, else `twoliter publish kit <kit> local`).
 
-use anyhow::{bail, Context, Result};
+use anyhow::{bail, Result};
 use serde::{Deserialize, Serialize};
 use xshell::Shell;
 
@@ -20,18 +20,8 @@ pub struct PublishData {
 
 pub fn run(sh: &Shell, kit: &Kit) -> Result<(PublishData, String)> {
     let phase = Workflow::Kit.phase("publish").expect("kit phase");
-    let build = Workflow::Kit.phase("build").expect("kit phase");
     let port = kit.registry_port()?;
-    let built: BuildData = kit
-        .ws
-        .result::<BuildData>(build)?
-        .and_then(|r| r.data)
-        .with_context(|| {
-            format!(
-                "BUILD has not run: run `cargo xtask phase build {}` first",
-                kit.ws.dir.display()
-            )
-        })?;
+    let built: BuildData = kit.ws.succeeded(Workflow::Kit, "build")?;
     // Publishing an archive of another build id fails inside twoliter with a less clear message.
     super::build::gate(sh, kit, &built)?;
     super::run_in_repo(

@@ -30,7 +30,7 @@ pub fn run(sh: &Shell, kit: &Kit) -> Result<(SetupData, String)> {
     check_no_infra_lock(&kit.repo)?;
     let release_version = kit.release_version()?;
     // Work out the new Infra.toml before starting anything, so bad input changes nothing.
-    let existing = read_optional(&infra_path)?;
+    let existing = fsx::read_optional(&infra_path)?;
     infra::set_vendor_registry(existing.as_deref(), LOCAL_VENDOR, "localhost:5000")
         .with_context(|| format!("cannot update {}", infra_path.display()))?;
     let endpoint = registry::ensure_running(
@@ -85,7 +85,7 @@ pub fn gate(_sh: &Shell, kit: &Kit, data: &SetupData) -> Result<()> {
             data.registry
         )
     })?;
-    let text = read_optional(&data.infra_toml)?
+    let text = fsx::read_optional(&data.infra_toml)?
         .with_context(|| format!("{} is gone: run SETUP again", data.infra_toml.display()))?;
     infra::check_vendor_registry(&text, LOCAL_VENDOR, &data.registry)
 }
@@ -103,14 +103,6 @@ fn check_no_infra_lock(repo: &Path) -> Result<()> {
         );
     }
     Ok(())
-}
-
-fn read_optional(path: &Path) -> Result<Option<String>> {
-    match std::fs::read_to_string(path) {
-        Ok(text) => Ok(Some(text)),
-        Err(err) if err.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(err) => Err(err).with_context(|| format!("cannot read {}", path.display())),
-    }
 }
 
 /// Nothing the xtask writes may make the kit repo's `git status` dirty (a dirty tree changes

@@ -32,17 +32,7 @@ pub struct VerifyData {
 }
 
 pub fn run(sh: &Shell, kit: &Kit) -> Result<(VerifyData, String)> {
-    let publish = Workflow::Kit.phase("publish").expect("kit phase");
-    let published: PublishData = kit
-        .ws
-        .result::<PublishData>(publish)?
-        .and_then(|r| r.data)
-        .with_context(|| {
-            format!(
-                "PUBLISH has not run: run `cargo xtask phase publish {}` first",
-                kit.ws.dir.display()
-            )
-        })?;
+    let published: PublishData = kit.ws.succeeded(Workflow::Kit, "publish")?;
     let version = kit.release_version()?;
     let data = check(kit, &published.registry, &version)?;
     let _ = sh;

@@ -20,7 +20,7 @@ pub mod validate;
 
 use std::path::{Path, PathBuf};
 
-use anyhow::{bail, Context, Result};
+use anyhow::{bail, Result};
 use xshell::Shell;
 
 use crate::arch::Arch;
@@ -103,17 +103,7 @@ impl Variant {
 
     /// What UPDATE_CONFIG resolved (kit versions, registry): later phases build on it.
     pub fn config(&self) -> Result<update_config::ConfigData> {
-        let phase = Workflow::Variant.phase("update-config").expect("variant phase");
-        self.ws
-            .result::<update_config::ConfigData>(phase)?
-            .filter(|r| r.ok)
-            .and_then(|r| r.data)
-            .with_context(|| {
-                format!(
-                    "UPDATE_CONFIG has not succeeded: run `cargo xtask phase update-config {}` first",
-                    self.ws.dir.display()
-                )
-            })
+        self.ws.succeeded(Workflow::Variant, "update-config")
     }
 
     pub fn images_root(&self) -> PathBuf {

@@ -83,7 +83,7 @@ pub fn run(sh: &Shell, v: &Variant) -> Result<(ConfigData, String)> {
     let versions: Vec<(String, String)> = kits.iter().map(|k| (k.name.clone(), k.version.clone())).collect();
     let mut new_toml = twoliter_toml::set_kit_versions(&toml_text, &versions)
         .with_context(|| format!("in {}", toml_path.display()))?;
-    let old_override = read_optional(&override_path)?;
+    let old_override = fsx::read_optional(&override_path)?;
     let new_override = match v.strategy {
         Strategy::Override => {
             let entries: Vec<(String, String, String)> = kits
@@ -190,8 +190,8 @@ pub fn gate(_sh: &Shell, v: &Variant, data: &ConfigData) -> Result<()> {
     }
     if data.strategy == "override" {
         let path = v.repo.join("Twoliter.override");
-        let text =
-            read_optional(&path)?.with_context(|| format!("{} is gone: run UPDATE_CONFIG again", path.display()))?;
+        let text = fsx::read_optional(&path)?
+            .with_context(|| format!("{} is gone: run UPDATE_CONFIG again", path.display()))?;
         let overrides = override_file::parse_overrides(&text)?;
         for kit in &data.kits {
             let registry = overrides
@@ -305,14 +305,6 @@ fn twoliter_version(sh: &Shell, repo: &Path) -> Option<semver::Version> {
         .read()
         .ok()?;
     compat::parse_twoliter_version(&out).ok()
-}
-
-fn read_optional(path: &Path) -> Result<Option<String>> {
-    match std::fs::read_to_string(path) {
-        Ok(text) => Ok(Some(text)),
-        Err(err) if err.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(err) => Err(err).with_context(|| format!("cannot read {}", path.display())),
-    }
 }
 
 #[cfg(test)]

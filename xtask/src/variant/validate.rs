@@ -39,17 +39,7 @@ pub struct ValidateData {
 
 pub fn run(sh: &Shell, v: &Variant) -> Result<(ValidateData, String)> {
     let config = v.config()?;
-    let build_phase = Workflow::Variant.phase("build").expect("variant phase");
-    let build: BuildData =
-        v.ws.result::<BuildData>(build_phase)?
-            .filter(|r| r.ok)
-            .and_then(|r| r.data)
-            .with_context(|| {
-                format!(
-                    "BUILD has not succeeded: run `cargo xtask phase build {}` first",
-                    v.ws.dir.display()
-                )
-            })?;
+    let build: BuildData = v.ws.succeeded(Workflow::Variant, "build")?;
     let expect = Expect {
         variant: v.variant.clone(),
         arch: v.arch,

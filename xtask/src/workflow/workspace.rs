@@ -256,6 +256,23 @@ impl Workspace {
         fsx::read_json(&self.result_path(phase))
     }
 
+    /// What a phase recorded when it succeeded, or an error naming the command to run first.
+    pub fn succeeded<T: DeserializeOwned>(&self, workflow: Workflow, id: &str) -> Result<T> {
+        let phase = workflow.phase(id).expect("a phase of this workflow");
+        self.result::<T>(phase)?
+            .filter(|r| r.ok)
+            .and_then(|r| r.data)
+            .with_context(|| {
+                format!(
+                    "{} has not succeeded in {}: run `cargo xtask phase {} {}` first",
+                    phase.title,
+                    self.dir.display(),
+                    phase.id,
+                    self.dir.display()
+                )
+            })
+    }
+
     pub fn save_result<T: Serialize>(&self, phase: &PhaseDef, result: &PhaseResult<T>) -> Result<()> {
         fsx::write_json_atomic(&self.result_path(phase), result)
     }
