@@ -260,9 +260,6 @@ pub enum SandboxCmd {
     Status(SandboxStatus),
     /// Stop and delete the machine
     Down(SandboxName),
-    /// Re-run `cargo xtask ARGS…` in this checkout's build machine, as `--in-vm` does
-    #[command(hide = true)]
-    InVm(SandboxInVm),
 }
 
 pub const DEFAULT_SANDBOX: &str = "xtask-agent";
@@ -312,13 +309,6 @@ pub struct SandboxExec {
     #[arg(long, short = 'w')]
     pub workdir: Option<String>,
     /// The command to run in the guest
-    #[arg(last = true, required = true)]
-    pub argv: Vec<String>,
-}
-
-#[derive(Debug, Args)]
-pub struct SandboxInVm {
-    /// The xtask command line to run in the machine
     #[arg(last = true, required = true)]
     pub argv: Vec<String>,
 }

@@ -500,7 +500,7 @@ fn no_kvm_device_stops_before_smolvm_runs() {
 #[test]
 fn host_paths_with_colon_are_rejected() {
     let f = fixture_at("a:b");
-    let err = failing(&support::run(&mut f.xtask(&["sandbox", "in-vm", "--", "build-kit"])));
+    let err = failing(&support::run(&mut f.xtask(&["build-kit", "--in-vm"])));
     assert!(err.contains("contains `:`") && err.contains("a:b"), "{err}");
     assert!(f.log().is_empty(), "{:?}", f.log());
 
@@ -518,7 +518,7 @@ fn host_paths_with_colon_are_rejected() {
 fn in_vm_runs_the_xtask_in_the_build_machine() {
     let f = fixture();
     let output = support::run(
-        f.xtask(&["sandbox", "in-vm", "--", "build-kit", "--kit", "k", "--json"])
+        f.xtask(&["build-kit", "--kit", "k", "--in-vm", "--json"])
             .env("SMOLVM_STANDIN_CARGO_EXIT", "3"),
     );
     assert_eq!(output.status.code(), Some(3), "the build's exit code is passed through");
@@ -551,7 +551,7 @@ fn in_vm_runs_the_xtask_in_the_build_machine() {
     );
 
     // The machine persists: a second run reuses it and its running Docker.
-    support::run_ok(&mut f.xtask(&["sandbox", "in-vm", "--", "variant"]));
+    support::run_ok(&mut f.xtask(&["variant", "--in-vm"]));
     let log = f.log();
     assert_eq!(count(&log, &["machine", "create"]), 1);
     assert_eq!(count(&log, &["sh", "-c", dockerd]), 1);
@@ -563,7 +563,7 @@ fn in_vm_mounts_the_forest_too() {
     let forest = f.root.parent().unwrap().join("forest");
     std::fs::create_dir_all(forest.join("kits")).unwrap();
     let out = support::run_ok(
-        f.xtask(&["sandbox", "in-vm", "--", "variant"])
+        f.xtask(&["variant", "--in-vm"])
             .env("FOREST_ROOT", &forest),
     );
     let ran: serde_json::Value = serde_json::from_str(&out).unwrap();

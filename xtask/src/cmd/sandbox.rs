@@ -16,7 +16,6 @@ impl flags::Sandbox {
             flags::SandboxCmd::Exec(cmd) => cmd.run(sh),
             flags::SandboxCmd::Status(cmd) => cmd.run(sh),
             flags::SandboxCmd::Down(cmd) => cmd.down(sh),
-            flags::SandboxCmd::InVm(cmd) => smolvm::run_in_vm(sh, &cmd.argv),
         }
     }
 }
