@@ -562,10 +562,7 @@ fn in_vm_mounts_the_forest_too() {
     let f = fixture();
     let forest = f.root.parent().unwrap().join("forest");
     std::fs::create_dir_all(forest.join("kits")).unwrap();
-    let out = support::run_ok(
-        f.xtask(&["variant", "--in-vm"])
-            .env("FOREST_ROOT", &forest),
-    );
+    let out = support::run_ok(f.xtask(&["variant", "--in-vm"]).env("FOREST_ROOT", &forest));
     let ran: serde_json::Value = serde_json::from_str(&out).unwrap();
     assert_eq!(
         ran["env"],

@@ -481,3 +481,59 @@ fn a_rerun_with_nothing_changed_redoes_nothing_and_skips_twoliter_update() {
     assert_eq!(rebuilt["kits"][0]["digest"], forest.arch_digest());
     support::run_ok(forest.xtask().args(["restore"]).arg(&ws));
 }
+
+#[test]
+fn restore_refuses_to_overwrite_someone_elses_edit_unless_forced() {
+    let forest = Forest::published();
+    let original_toml = std::fs::read(forest.repo().join("Twoliter.toml")).unwrap();
+    let original_lock = std::fs::read(forest.repo().join("Twoliter.lock")).unwrap();
+    let ws = kept(&forest);
+    assert!(forest.repo().join("Twoliter.override").is_file());
+    // Someone edits Twoliter.toml after the workflow did.
+    let toml = forest.repo().join("Twoliter.toml");
+    let mut edited = std::fs::read_to_string(&toml).unwrap();
+    edited.push_str("# my own note\n");
+    std::fs::write(&toml, &edited).unwrap();
+    let output = support::run(forest.xtask().arg("restore").arg(&ws));
+    assert!(!output.status.success());
+    let err = support::stderr(&output);
+    assert!(err.contains("Twoliter.toml") && err.contains("--force"), "{err}");
+    assert_eq!(
+        std::fs::read_to_string(&toml).unwrap(),
+        edited,
+        "a refused restore changes nothing"
+    );
+    // Forced: every file back byte for byte, the override (absent before) removed.
+    let out = support::run_ok(forest.xtask().args(["restore", "--force"]).arg(&ws));
+    assert!(out.contains("Twoliter.override: removed"), "{out}");
+    assert_eq!(std::fs::read(&toml).unwrap(), original_toml);
+    assert_eq!(
+        std::fs::read(forest.repo().join("Twoliter.lock")).unwrap(),
+        original_lock
+    );
+    assert!(!forest.repo().join("Twoliter.override").exists());
+}
+
+#[test]
+fn kit_and_variant_twoliter_generations_that_disagree_are_warned_about() {
+    let forest = Forest::published();
+    // The kit repo's twoliter now reports a generation-2 version (≤ 0.7.2).
+    let twoliter = forest.kit.path().join("tools/twoliter/twoliter");
+    let real = forest.kit.path().join("tools/twoliter/twoliter.real");
+    std::fs::rename(&twoliter, &real).unwrap();
+    std::fs::write(
+        &twoliter,
+        format!(
+            "#!/bin/sh\nTWOLITER_STANDIN_VERSION=0.7.0 exec {} \"$@\"\n",
+            real.display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&twoliter, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let output = support::run(forest.xtask().args(["variant", "--arch", "x86_64", "--kit", KIT]));
+    let err = support::stderr(&output);
+    assert!(
+        err.contains("warning:") && err.contains("0.7.0") && err.contains("0.12.0"),
+        "{err}"
+    );
+}
