@@ -65,6 +65,9 @@ pub struct BuildKit {
     /// Kit repo (default: this checkout if it is a kit repo, else $FOREST_ROOT/kits/<kit>)
     #[arg(long)]
     pub kit_dir: Option<PathBuf>,
+    /// Publish to the registry at localhost:<port> (default: this checkout's registry)
+    #[arg(long, value_name = "localhost:PORT")]
+    pub registry: Option<String>,
     /// Rebuild and republish even when nothing changed since the last verified publish
     #[arg(long)]
     pub force: bool,
@@ -108,6 +111,10 @@ pub struct Variant {
     /// Variant repo (default: this checkout if it is a variant repo, else $FOREST_ROOT/bottlerocket)
     #[arg(long)]
     pub variant_dir: Option<PathBuf>,
+    /// Take the kits from the registry at localhost:<port> (default: this checkout's registry;
+    /// `cargo xtask registry url` in the checkout that published them prints theirs)
+    #[arg(long, value_name = "localhost:PORT")]
+    pub registry: Option<String>,
     /// Print one JSON summary object on stdout
     #[arg(long)]
     pub json: bool,

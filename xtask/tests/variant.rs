@@ -537,3 +537,31 @@ fn kit_and_variant_twoliter_generations_that_disagree_are_warned_about() {
         "{err}"
     );
 }
+
+#[test]
+fn kits_published_from_another_checkout_are_found_with_registry() {
+    let forest = Forest::published();
+    // The variant is built from another checkout of the xtask, which has no registry of its own.
+    let other = forest._tmp.path().join("other-checkout");
+    std::fs::create_dir_all(&other).unwrap();
+    let mut cmd = support::xtask(&other, &[forest.variant.bin_dir()]);
+    cmd.env("FOREST_ROOT", &forest.forest).envs(forest.kit.env());
+    let out = support::run_ok(
+        cmd.args([
+            "variant",
+            "--arch",
+            "x86_64",
+            "--kit",
+            &format!("{KIT}@{KIT_VERSION}"),
+            "--json",
+        ])
+        .args(["--registry", &forest.registry.url()]),
+    );
+    let summary: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(summary["ok"], true, "{summary}");
+    assert_eq!(summary["kits"][0]["digest"], forest.arch_digest());
+    assert!(
+        !other.join("planning/.registry").exists(),
+        "no second registry was started"
+    );
+}

@@ -54,7 +54,7 @@ impl flags::BuildKit {
         let input = KitInput {
             kit_name: kit_name.clone(),
             arch,
-            registry: None,
+            registry: self.registry.clone(),
             kit_dir: (explicit_repo || repo != project::root()).then(|| repo.clone()),
         };
         // Check the inputs and tools fully before writing anything.

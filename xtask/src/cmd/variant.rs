@@ -51,7 +51,7 @@ impl flags::Variant {
             kits,
             variant: Some(variant_name.clone()),
             arch: Some(arch),
-            registry: None,
+            registry: self.registry.clone(),
             variant_dir: (repo != project::root()).then(|| repo.clone()),
             strategy: Some(match self.strategy {
                 Strategy::Override => "override".into(),

@@ -220,7 +220,10 @@ fn resolve_version(
     kit: &str,
     asked: Option<&str>,
 ) -> Result<(String, &'static str, Option<PathBuf>)> {
-    let publish_hint = format!("publish it with `cargo xtask build-kit --kit {kit}`");
+    let publish_hint = format!(
+        "publish it with `cargo xtask build-kit --kit {kit}`, or, if another checkout published it, pass \
+         `--registry` with the address `cargo xtask registry url` prints there"
+    );
     if let Some(asked) = asked {
         let version = asked.trim_start_matches('v').to_string();
         semver::Version::parse(&version)
