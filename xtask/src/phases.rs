@@ -213,7 +213,7 @@ pub fn run_all(sh: &Shell, ctx: &Ctx, force: bool, outcomes: &mut Vec<Outcome>) 
             }
         }
         rerun = true;
-        crate::ui::step(format!("{}", phase.title));
+        crate::ui::step(phase.title);
         update_progress(ws, workflow, |p, now| {
             p.reopen_from(phase.id, now);
             p.start(phase.id, false, now);
