@@ -28,7 +28,13 @@ pub enum Cmd {
     Variant(Variant),
     /// Run one phase of a workflow in a workspace, deterministically
     Phase(Phase),
-    /// Answer the next action for an agent orchestrator, as one JSON object on stdout
+    /// Answer the next action for an agent orchestrator, as one JSON object on stdout.
+    ///
+    /// Actions: `spawn` (run a sub-agent with `prompt`, `context_files` and `context_data`, and
+    /// write its answer to `<workspace>/<output_file>`), `gate_failed` (the phase failed its gate
+    /// on every attempt; `reason` has each attempt's), `done` (read `summary_file`). Gates check
+    /// the phase command's own result and reality, never the sub-agent's prose. Exit status 0
+    /// for these; an unusable call (no workspace, bad input.json) answers `error` and exits 2.
     NextStep(NextStep),
     /// Show workspaces under planning/: workflow, inputs, phase states, attempts, last error
     Status(Status),
@@ -225,12 +231,14 @@ pub struct RegistryStart {
 
 #[derive(Debug, Args)]
 pub struct RegistryStatus {
+    /// Print the status as one JSON object
     #[arg(long)]
     pub json: bool,
 }
 
 #[derive(Debug, Args)]
 pub struct RegistryList {
+    /// Print the rows as JSON
     #[arg(long)]
     pub json: bool,
 }
