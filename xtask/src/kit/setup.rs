@@ -79,6 +79,14 @@ pub fn run(sh: &Shell, kit: &Kit) -> Result<(SetupData, String)> {
 /// Re-checks SETUP against reality: the registry answers and `Infra.toml` still points at it.
 pub fn gate(_sh: &Shell, kit: &Kit, data: &SetupData) -> Result<()> {
     check_no_infra_lock(&kit.repo)?;
+    if let Some(wanted) = kit.wanted_port()? {
+        if wanted != data.port {
+            bail!(
+                "input.json asks for the registry localhost:{wanted}, but SETUP set up {}: run SETUP again",
+                data.registry
+            );
+        }
+    }
     registry::Client::new(data.port).ping().with_context(|| {
         format!(
             "the registry at {} does not answer: run `cargo xtask registry start`",

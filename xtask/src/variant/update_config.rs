@@ -156,6 +156,25 @@ pub fn run(sh: &Shell, v: &Variant) -> Result<(ConfigData, String)> {
 
 /// The repo still says what this phase wrote.
 pub fn gate(_sh: &Shell, v: &Variant, data: &ConfigData) -> Result<()> {
+    if let Some(wanted) = &v.input.registry {
+        if wanted != &data.registry {
+            bail!(
+                "input.json asks for the registry {wanted}, but UPDATE_CONFIG used {}: run UPDATE_CONFIG again",
+                data.registry
+            );
+        }
+    }
+    let same_kits = v.input.kits.len() == data.kits.len()
+        && v.input.kits.iter().zip(&data.kits).all(|(want, got)| {
+            want.name == got.name
+                && want
+                    .version
+                    .as_deref()
+                    .is_none_or(|ver| ver.trim_start_matches('v') == got.version)
+        });
+    if !same_kits {
+        bail!("input.json asks for other kits or versions than UPDATE_CONFIG set up: run UPDATE_CONFIG again");
+    }
     if Backup::new(&v.ws.dir).manifest()?.is_none() {
         bail!(
             "the variant repo's files are not backed up in this workspace (it was restored): run UPDATE_CONFIG again"
