@@ -199,6 +199,8 @@ fn prepare(args: &Args) -> Result<Env> {
         .and_then(Path::parent)
         .context("the xtask executable is not in <target>/debug/")?
         .to_path_buf();
+    // A fresh log of what the fixtures ran (see `common::Quiet`).
+    let _ = std::fs::remove_file(target_dir.join("bench/fixtures.log"));
     Ok(Env {
         xtask,
         xtask_release: support::xtask_bin(),

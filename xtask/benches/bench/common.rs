@@ -200,3 +200,44 @@ pub fn load_average() -> String {
         .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
         .unwrap_or_default()
 }
+
+/// While held, this process's stderr goes to `target/bench/fixtures.log`: the test fixtures
+/// narrate every command they run, which would bury the table. Restored when dropped; a panic
+/// meanwhile says where its message went.
+pub struct Quiet {
+    saved: libc::c_int,
+    log: PathBuf,
+}
+
+impl Quiet {
+    pub fn new(env: &Env) -> Result<Quiet> {
+        use std::os::fd::IntoRawFd;
+        let log = env.target_dir.join("bench/fixtures.log");
+        std::fs::create_dir_all(log.parent().expect("in target/bench"))?;
+        let file = std::fs::OpenOptions::new().create(true).append(true).open(&log)?;
+        // SAFETY: plain descriptor juggling on fds this process owns; stderr is restored on drop.
+        let saved = unsafe { libc::dup(2) };
+        if saved < 0 {
+            bail!("dup(2): {}", std::io::Error::last_os_error());
+        }
+        let fd = file.into_raw_fd();
+        unsafe {
+            libc::dup2(fd, 2);
+            libc::close(fd);
+        }
+        Ok(Quiet { saved, log })
+    }
+}
+
+impl Drop for Quiet {
+    fn drop(&mut self) {
+        // SAFETY: `saved` is the original stderr duplicated in `new`.
+        unsafe {
+            libc::dup2(self.saved, 2);
+            libc::close(self.saved);
+        }
+        if std::thread::panicking() {
+            eprintln!("a fixture failed while being set up: see {}", self.log.display());
+        }
+    }
+}

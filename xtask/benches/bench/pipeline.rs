@@ -32,19 +32,20 @@ pub struct KitFixture {
 }
 
 impl KitFixture {
-    pub fn new() -> KitFixture {
+    pub fn new(env: &Env) -> Result<KitFixture> {
+        let _quiet = common::Quiet::new(env)?;
         let repo = KitRepo::create(KIT, KIT_VERSION);
         repo.prep();
         let registry = TestRegistry::start_native(repo.path());
-        KitFixture {
+        Ok(KitFixture {
             _registry: registry,
             repo,
-        }
+        })
     }
 
     /// A fixture after one successful `build-kit`.
     pub fn published(env: &Env) -> Result<KitFixture> {
-        let fixture = KitFixture::new();
+        let fixture = KitFixture::new(env)?;
         fixture.build_kit(env, &[])?;
         Ok(fixture)
     }
@@ -127,7 +128,7 @@ fn overhead_row(what: &str, totals: &[f64], standins: &[f64], extra: Value) -> R
 /// `build-kit --force` runs every phase; each run is followed by `make build` + `make publish`
 /// in the same repo, the commands its BUILD and PUBLISH phases run.
 fn kit(env: &Env) -> Result<(Vec<Row>, KitFixture)> {
-    let fixture = KitFixture::new();
+    let fixture = KitFixture::new(env)?;
     let (first, phases) = fixture.build_kit(env, &[])?;
     if phases != ["ran"; 4] {
         bail!("the first build-kit did not run every phase: {phases:?}");
@@ -167,6 +168,7 @@ fn kit(env: &Env) -> Result<(Vec<Row>, KitFixture)> {
 /// $FOREST_ROOT/bottlerocket. Each `variant` run uses a fresh workspace so that every phase runs;
 /// it is followed by `twoliter update` + `cargo make` run directly on the same configuration.
 fn variant(env: &Env) -> Result<Row> {
+    let quiet = common::Quiet::new(env)?;
     let tmp = tempfile::tempdir()?;
     let root = tmp.path().join("xtask-checkout");
     let forest = tmp.path().join("forest");
@@ -180,6 +182,7 @@ fn variant(env: &Env) -> Result<Row> {
         "1.26.1",
     );
     let registry = TestRegistry::start_native(&root);
+    drop(quiet);
     let xtask = || {
         let mut cmd = common::xtask(env, &root, &[repo.bin_dir()]);
         cmd.env("FOREST_ROOT", &forest)
@@ -202,7 +205,9 @@ fn variant(env: &Env) -> Result<Row> {
             bail!("variant did not run every phase: {summary}");
         }
         totals.push(run.seconds);
+        let quiet = common::Quiet::new(env)?;
         standins.push(variant_standins(&repo, &registry, &kit)?);
+        drop(quiet);
         eprintln!(
             "    variant {} (stand-ins {})",
             secs(run.seconds),
