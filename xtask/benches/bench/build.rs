@@ -34,6 +34,13 @@ pub fn measure(env: &Env) -> Result<Vec<Row>> {
                 .join("\n")
         );
     }
+    // Keep the report: the build's target directory is removed with the temp dir.
+    let kept = env.target_dir.join("bench/cold-build-timing.html");
+    if let Err(err) = std::fs::copy(target.path().join("cargo-timings/cargo-timing.html"), &kept) {
+        eprintln!("    cannot keep the --timings report: {err}");
+    } else {
+        eprintln!("    --timings report: {}", kept.display());
+    }
     let slowest = slowest_units(target.path()).unwrap_or_else(|err| {
         eprintln!("    cannot read the --timings report: {err:#}");
         Vec::new()

@@ -23,7 +23,6 @@ pub fn measure(env: &Env) -> Result<Vec<Row>> {
     let fixture = KitFixture::published(env)?;
     let ws = fixture.workspace();
     let progress = bench_progress(&ws)?;
-    std::fs::remove_file(ws.join("results/verify.json")).context("results/verify.json")?;
     let python = python_interpreter()?;
     let script = env.root.join("xtask/benches/reference/next_step.py");
 
@@ -55,6 +54,8 @@ pub fn measure(env: &Env) -> Result<Vec<Row>> {
         ("cargo xtask", &through_cargo),
         ("python", &reference),
     ];
+    agree_on_finished_work(&ws, &variants)?;
+    std::fs::remove_file(ws.join("results/verify.json")).context("results/verify.json")?;
     // Short calls: more of them, interleaved so that load from elsewhere hits all three alike.
     let calls = env.runs * 4;
     let mut times: [Vec<f64>; 3] = Default::default();
@@ -101,6 +102,22 @@ pub fn measure(env: &Env) -> Result<Vec<Row>> {
         row("debug binary", binary, 0.05),
         row("through cargo xtask", cargo, 0.70),
     ])
+}
+
+/// With every phase's result present and no progress.json, each implementation must gate all
+/// four phases against reality (the BUILD fingerprint included) and answer `done`: a check that
+/// the reference's gates are the same as ours, not only on the benchmark state.
+fn agree_on_finished_work(ws: &Path, variants: &[(&str, &dyn Fn() -> Command)]) -> Result<()> {
+    for (name, make) in variants {
+        std::fs::remove_file(ws.join("progress.json")).context("progress.json")?;
+        let action = common::run(&mut make())?
+            .check(&format!("next-step ({name})"))?
+            .json()?;
+        if action["action"] != "done" {
+            bail!("next-step ({name}) on finished work answered {action}, expected done");
+        }
+    }
+    Ok(())
 }
 
 /// progress.json of the benchmark state, from the finished workflow's own.
