@@ -31,6 +31,18 @@ pub fn measure(env: &Env) -> Result<Vec<Row>> {
         cmd.arg("next-step").arg(&ws);
         cmd
     };
+    let release = || {
+        let mut cmd = fixture.xtask(env);
+        cmd.arg("next-step").arg(&ws);
+        let mut release = Command::new(&env.xtask_release);
+        release.args(cmd.get_args()).current_dir(fixture.repo.path());
+        for (key, value) in cmd.get_envs() {
+            if let Some(value) = value {
+                release.env(key, value);
+            }
+        }
+        release
+    };
     let through_cargo = || {
         let mut cmd = Command::new(&env.cargo);
         cmd.args(["xtask", "next-step"])
@@ -49,16 +61,17 @@ pub fn measure(env: &Env) -> Result<Vec<Row>> {
             .envs(fixture.repo.env());
         cmd
     };
-    let variants: [(&str, &dyn Fn() -> Command); 3] = [
+    let variants: [(&str, &dyn Fn() -> Command); 4] = [
         ("binary", &binary),
         ("cargo xtask", &through_cargo),
         ("python", &reference),
+        ("release binary", &release),
     ];
     agree_on_finished_work(&ws, &variants)?;
     std::fs::remove_file(ws.join("results/verify.json")).context("results/verify.json")?;
     // Short calls: more of them, interleaved so that load from elsewhere hits all three alike.
     let calls = env.runs * 4;
-    let mut times: [Vec<f64>; 3] = Default::default();
+    let mut times: [Vec<f64>; 4] = Default::default();
     for round in 0..=calls {
         for (i, (name, make)) in variants.iter().enumerate() {
             std::fs::write(ws.join("progress.json"), &progress)?;
@@ -79,12 +92,13 @@ pub fn measure(env: &Env) -> Result<Vec<Row>> {
         }
     }
     let interpreter = python_path_str(&python);
-    let [binary, cargo, python] = times.map(|t| median(&t));
+    let [binary, cargo, python, release] = times.map(|t| median(&t));
     eprintln!(
-        "    medians of {calls} calls: binary {}, cargo xtask {}, python {}",
+        "    medians of {calls} calls: binary {}, cargo xtask {}, python {}, release binary {}",
         ms(binary),
         ms(cargo),
-        ms(python)
+        ms(python),
+        ms(release)
     );
     let state = "PUBLISH spawned (gate re-checked on the registry) -> spawn VERIFY";
     let row = |what: &str, ours: f64, limit: f64| Row {
@@ -98,9 +112,17 @@ pub fn measure(env: &Env) -> Result<Vec<Row>> {
         data: json!({ "seconds": ours, "python_seconds": python, "ratio": ours / python, "limit": limit,
                       "calls": calls, "state": state, "python": interpreter }),
     };
+    let mut info = Row::info(
+        "next-step",
+        "next-step, release binary",
+        format!("{} ({:.1}% of python)", ms(release), release / python * 100.0),
+        json!({ "seconds": release, "python_seconds": python, "ratio": release / python, "calls": calls }),
+    );
+    info.reference = format!("{} (python)", ms(python));
     Ok(vec![
         row("debug binary", binary, 0.05),
         row("through cargo xtask", cargo, 0.70),
+        info,
     ])
 }
 
