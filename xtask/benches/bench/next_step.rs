@@ -91,7 +91,7 @@ pub fn measure(env: &Env) -> Result<Vec<Row>> {
             }
         }
     }
-    let interpreter = python_path_str(&python);
+    let interpreter = python.display().to_string();
     let [binary, cargo, python, release] = times.map(|t| median(&t));
     eprintln!(
         "    medians of {calls} calls: binary {}, cargo xtask {}, python {}, release binary {}",
@@ -179,8 +179,4 @@ fn python_interpreter() -> Result<PathBuf> {
         bail!("cannot find the python3 interpreter");
     }
     Ok(path)
-}
-
-fn python_path_str(path: &Path) -> String {
-    path.display().to_string()
 }

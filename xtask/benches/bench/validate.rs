@@ -41,12 +41,12 @@ pub fn measure(env: &Env) -> Result<Vec<Row>> {
     let (root, os_image) = sample(env, &tmp.path().join("small"), small)?;
     let lz4_bytes = std::fs::metadata(&os_image)?.len();
     // Warm the page cache for both (and check both accept the file).
-    check(env, &env.xtask, &root)?;
+    check(&env.xtask, &root)?;
     lz4_test(&os_image)?;
     let (mut ours, mut theirs, mut rss) = (Vec::new(), Vec::new(), Vec::new());
     let mut lz4_rss = Vec::new();
     for _ in 0..env.runs {
-        let run = check(env, &env.xtask, &root)?;
+        let run = check(&env.xtask, &root)?;
         ours.push(run.seconds);
         rss.push(run.peak_rss_kib);
         let run = lz4_test(&os_image)?;
@@ -58,7 +58,7 @@ pub fn measure(env: &Env) -> Result<Vec<Row>> {
             secs(run.seconds)
         );
     }
-    let release = check(env, &env.xtask_release, &root)?.seconds;
+    let release = check(&env.xtask_release, &root)?.seconds;
     let (ours_m, theirs_m) = (median(&ours), median(&theirs));
     let speed = theirs_m / ours_m;
     let mib_per_s = (small as f64) / ours_m;
@@ -67,8 +67,8 @@ pub fn measure(env: &Env) -> Result<Vec<Row>> {
 
     let large = small * 2;
     let (root, _) = sample(env, &tmp.path().join("large"), large)?;
-    check(env, &env.xtask, &root)?;
-    let large_run = check(env, &env.xtask, &root)?;
+    check(&env.xtask, &root)?;
+    let large_run = check(&env.xtask, &root)?;
     let large_rss = mib(large_run.peak_rss_kib);
     std::fs::remove_dir_all(tmp.path().join("large"))?;
 
@@ -125,17 +125,19 @@ fn sample(env: &Env, root: &Path, mib: u64) -> Result<(PathBuf, PathBuf)> {
     )?
     .check("images sample")?;
     let dir = PathBuf::from(run.stdout().trim());
-    let os = std::fs::read_dir(&dir)?
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .find(|p| {
-            let name = p.file_name().unwrap_or_default().to_string_lossy();
-            name.ends_with(".img.lz4") && !name.ends_with("-data.img.lz4") && !p.is_symlink() && name.contains("-1.")
-        })
-        .with_context(|| format!("no OS image in {}", dir.display()))?;
+    // `<version>-<build id>/bottlerocket-<variant>-<arch>-<version>-<build id>.img.lz4`
+    let version_dir = dir.file_name().context("images sample printed no directory")?;
+    let os = dir.join(format!(
+        "bottlerocket-{VARIANT}-x86_64-{}.img.lz4",
+        version_dir.to_string_lossy()
+    ));
+    if !os.is_file() {
+        bail!("images sample wrote no {}", os.display());
+    }
     Ok((root.to_path_buf(), os))
 }
 
-fn check(_env: &Env, xtask: &Path, root: &Path) -> Result<Run> {
+fn check(xtask: &Path, root: &Path) -> Result<Run> {
     let run = common::run(
         Command::new(xtask)
             .args(["images", "check", "--variant", VARIANT, "--arch", "x86_64", "--json"])
