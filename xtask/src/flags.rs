@@ -44,7 +44,9 @@ pub enum Cmd {
     Registry(Registry),
     /// Agent sandboxes in smolvm microVMs
     Sandbox(Sandbox),
-    /// Measure the tool's own overhead on this machine
+    /// Check a variant build's images as VALIDATE does: LZ4 frames, GPT, inventory
+    Images(Images),
+    /// Measure the tool's own overhead on this machine (`cargo bench` underneath)
     Bench(Bench),
 }
 
@@ -326,6 +328,70 @@ pub struct SandboxExec {
     /// The command to run in the guest
     #[arg(last = true, required = true)]
     pub argv: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct Images {
+    #[command(subcommand)]
+    pub cmd: ImagesCmd,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ImagesCmd {
+    /// Validate the images of a variant build, as the VALIDATE phase does.
+    ///
+    /// Follows `<arch>-<variant>/latest` to the build directory; every `.lz4` file must be
+    /// complete LZ4 frames whose checksums verify, the OS disk must have a valid GPT with
+    /// Bottlerocket's partitions, and `application-inventory.json` must list packages. Every
+    /// problem is listed with its file; the exit status is 1 when there is any. Images are only
+    /// checked for freshness when `--built-after` is given.
+    Check(ImagesCheck),
+    /// Write a sample variant build (GPT disks in LZ4 frames) for benchmarks and diagnosis
+    #[command(hide = true)]
+    Sample(ImagesSample),
+}
+
+#[derive(Debug, Args)]
+pub struct ImagesCheck {
+    /// A variant repo (its build/images/ is checked) or a directory holding <arch>-<variant>/
+    /// (default: this checkout if it is a variant repo, else $FOREST_ROOT/bottlerocket)
+    pub path: Option<PathBuf>,
+    /// Variant (default: the only one built for the arch)
+    #[arg(long)]
+    pub variant: Option<String>,
+    /// Architecture (default: the only one built for the variant)
+    #[arg(long)]
+    pub arch: Option<ArchFlag>,
+    /// Release version in the image names (default: the repo's Twoliter.toml, else the version
+    /// in the name of the directory `latest` points to)
+    #[arg(long)]
+    pub release_version: Option<String>,
+    /// Also fail on images modified before this time, in seconds since the Unix epoch
+    #[arg(long, value_name = "UNIX_SECONDS")]
+    pub built_after: Option<u64>,
+    /// Print the report as one JSON object on stdout
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ImagesSample {
+    /// Where to write `<arch>-<variant>/<release-version>-<build-id>/` and `latest`
+    pub images_root: PathBuf,
+    /// Size of the OS disk in MiB (its LZ4 file is much smaller)
+    #[arg(long, default_value_t = 64)]
+    pub size_mib: u64,
+    /// Also write a data disk (the split partition plan)
+    #[arg(long)]
+    pub data: bool,
+    #[arg(long, default_value = "aws-dev")]
+    pub variant: String,
+    #[arg(long, value_enum, default_value = "x86_64")]
+    pub arch: ArchFlag,
+    #[arg(long, default_value = "1.24.0")]
+    pub release_version: String,
+    #[arg(long, default_value = "a1b2c3d4")]
+    pub build_id: String,
 }
 
 #[derive(Debug, Args)]

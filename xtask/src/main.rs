@@ -39,6 +39,7 @@ fn main() -> ExitCode {
         flags::Cmd::Restore(cmd) => cmd.run(&sh),
         flags::Cmd::Registry(cmd) => cmd.run(&sh),
         flags::Cmd::Sandbox(cmd) => cmd.run(&sh),
+        flags::Cmd::Images(cmd) => cmd.run(&sh),
         flags::Cmd::Bench(cmd) => cmd.run(&sh),
     };
     match result {

@@ -17,13 +17,14 @@ const KIT_VERSION: &str = "2.3.4";
 const UPSTREAM_VERSION: &str = "2.0.0";
 const VARIANT: &str = "aws-dev";
 
+/// Fields drop in order: the registry is removed while its checkout still exists.
 struct Forest {
-    _tmp: tempfile::TempDir,
+    registry: TestRegistry,
     root: PathBuf,
     forest: PathBuf,
     kit: KitRepo,
     variant: VariantRepo,
-    registry: TestRegistry,
+    _tmp: tempfile::TempDir,
 }
 
 impl Forest {

@@ -2,6 +2,7 @@
 
 mod bench;
 mod build_kit;
+mod images;
 mod next_step;
 mod phase;
 mod registry;
