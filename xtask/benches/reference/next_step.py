@@ -15,10 +15,11 @@ small Python tool would write it (standard library only, no shortcuts). Like the
       SETUP    no Infra.lock; GET /v2/ on the registry; Infra.toml (tomllib) names it for vendor local
       BUILD    the archive exists; `git describe --always --dirty --exclude '*'` equals the build id;
                the fingerprint (tree, uncommitted diff, untracked files, arch, twoliter --version)
-      PUBLISH  the per-arch tag and the index tag are served; the index references the image
+      PUBLISH  the index tag is served and references the image PUBLISH recorded
       VERIFY   the index is an image index with linux/<arch>; every image's kit label names the kit
                and version; the index digest is the recorded one
-  - writes progress.json atomically (temp file, fsync, rename) and prints one JSON action.
+  - writes progress.json atomically (temp file, rename; no fsync, like the Rust command's workspace
+    state) and prints one JSON action.
 
 Usage: next_step.py <workspace> [--phase-result success|failure] [--reason TEXT] [--max-attempts N]
 """
@@ -140,8 +141,6 @@ def write_atomic(path, text):
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     with open(tmp, "w") as f:
         f.write(text)
-        f.flush()
-        os.fsync(f.fileno())
     os.replace(tmp, path)
 
 
@@ -230,14 +229,10 @@ def gate_build(kit, data):
 
 def gate_publish(kit, data):
     port = port_of(data["registry"])
-    arch_tag = f"{data['tag']}-{data['build_id']}-{kit['arch']}"
-    image = manifest(port, data["repository"], arch_tag)
-    if image is None:
-        raise GateFailed(f"{data['repository']}:{arch_tag} is not in the registry")
     index = manifest(port, data["repository"], data["tag"])
     if index is None:
         raise GateFailed(f"{data['repository']}:{data['tag']} is not in the registry")
-    if not any(m.get("digest") == image[1] for m in index[0].get("manifests", [])):
+    if not any(m.get("digest") == data["image_digest"] for m in index[0].get("manifests", [])):
         raise GateFailed(f"{data['repository']}:{data['tag']} does not reference this build's image")
 
 

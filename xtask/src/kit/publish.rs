@@ -16,6 +16,8 @@ pub struct PublishData {
     pub tag: String,
     pub vendor: String,
     pub build_id: String,
+    /// The registry digest of this build's image for the arch.
+    pub image_digest: String,
 }
 
 pub fn run(sh: &Shell, kit: &Kit) -> Result<(PublishData, String)> {
@@ -39,42 +41,44 @@ pub fn run(sh: &Shell, kit: &Kit) -> Result<(PublishData, String)> {
             LOCAL_VENDOR.into(),
         ]],
     )?;
+    let registry = format!("localhost:{port}");
+    let tag = format!("v{}", built.release_version);
+    // This build's image, under the per-arch tag publish pushed it as.
+    let arch_tag = format!("{tag}-{}-{}", built.build_id, kit.arch);
+    let Some(image) = Client::new(port).manifest(&kit.name, &arch_tag)? else {
+        bail!(
+            "{registry}/{}:{arch_tag} is not in the registry: publishing did not push this build (see {})",
+            kit.name,
+            kit.ws.log_path(phase).display()
+        );
+    };
     let data = PublishData {
-        registry: format!("localhost:{port}"),
+        registry,
         repository: kit.name.clone(),
-        tag: format!("v{}", built.release_version),
+        tag,
         vendor: LOCAL_VENDOR.to_string(),
         build_id: built.build_id,
+        image_digest: image.digest,
     };
-    gate(sh, kit, &data)?;
     let report = format!(
-        "# PUBLISH\n\n- pushed `{}/{}:{}` (vendor `{}`, build `{}`)\n- log: `{}`\n",
+        "# PUBLISH\n\n- pushed `{}/{}:{}` (vendor `{}`, build `{}`, {} image `{}`)\n- log: `{}`\n",
         data.registry,
         data.repository,
         data.tag,
         data.vendor,
         data.build_id,
+        kit.arch,
+        data.image_digest,
         kit.ws.log_path(phase).display()
     );
     Ok((data, report))
 }
 
-/// The registry serves this build's image under its per-arch tag, and the index tag
-/// references exactly that image (not one published from another build).
+/// The index tag references this build's image (not one published from another build).
 pub fn gate(_sh: &Shell, kit: &Kit, data: &PublishData) -> Result<()> {
     let port = crate::workflow::workspace::registry_port(&data.registry)?;
-    let client = Client::new(port);
     let log = kit.ws.log_path(Workflow::Kit.phase("publish").expect("kit phase"));
-    let arch_tag = format!("{}-{}-{}", data.tag, data.build_id, kit.arch);
-    let Some(image) = client.manifest(&data.repository, &arch_tag)? else {
-        bail!(
-            "{}/{}:{arch_tag} is not in the registry: publishing did not push this build (see {})",
-            data.registry,
-            data.repository,
-            log.display()
-        );
-    };
-    let Some(index) = client.manifest(&data.repository, &data.tag)? else {
+    let Some(index) = Client::new(port).manifest(&data.repository, &data.tag)? else {
         bail!(
             "{}/{}:{} is not in the registry (see {})",
             data.registry,
@@ -84,16 +88,16 @@ pub fn gate(_sh: &Shell, kit: &Kit, data: &PublishData) -> Result<()> {
         );
     };
     let referenced = match &index.manifest {
-        crate::oci::Manifest::Index { manifests, .. } => manifests.iter().any(|m| m.digest == image.digest),
+        crate::oci::Manifest::Index { manifests, .. } => manifests.iter().any(|m| m.digest == data.image_digest),
         crate::oci::Manifest::Image { .. } => false,
     };
     if !referenced {
         bail!(
-            "{}/{}:{} does not reference this build's image {} ({arch_tag}): it was published from another build",
+            "{}/{}:{} does not reference this build's image {}: it was published from another build, or lost",
             data.registry,
             data.repository,
             data.tag,
-            image.digest
+            data.image_digest
         );
     }
     Ok(())

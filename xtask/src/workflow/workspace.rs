@@ -249,7 +249,7 @@ impl Workspace {
     }
 
     pub fn save_progress(&self, progress: &Progress) -> Result<()> {
-        fsx::write_json_atomic(&self.progress_path(), progress)
+        fsx::write_json_state(&self.progress_path(), progress)
     }
 
     pub fn result<T: DeserializeOwned>(&self, phase: &PhaseDef) -> Result<Option<PhaseResult<T>>> {
@@ -274,7 +274,7 @@ impl Workspace {
     }
 
     pub fn save_result<T: Serialize>(&self, phase: &PhaseDef, result: &PhaseResult<T>) -> Result<()> {
-        fsx::write_json_atomic(&self.result_path(phase), result)
+        fsx::write_json_state(&self.result_path(phase), result)
     }
 
     pub fn save_report(&self, phase: &PhaseDef, text: &str) -> Result<()> {
