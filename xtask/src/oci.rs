@@ -5,8 +5,8 @@ use std::collections::BTreeMap;
 
 use anyhow::{bail, Context, Result};
 use base64::Engine;
+use hmac_sha256::Hash as Sha256;
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 
 pub const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
 pub const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
@@ -117,7 +117,7 @@ impl Descriptor {
 
 /// The registry's content digest of manifest or blob bytes: `sha256:<hex>`.
 pub fn content_digest(bytes: &[u8]) -> String {
-    format!("sha256:{}", crate::fsx::hex(&Sha256::digest(bytes)))
+    format!("sha256:{}", crate::fsx::hex(&Sha256::hash(bytes)))
 }
 
 /// The digest twoliter records in `Twoliter.lock`: base64 (standard, padded) of SHA-256 over
@@ -129,7 +129,7 @@ pub fn lock_digest(manifest: &[u8]) -> Result<String> {
     value
         .serialize(&mut ser)
         .context("manifest cannot be written as canonical JSON")?;
-    Ok(base64::engine::general_purpose::STANDARD.encode(Sha256::digest(&canonical)))
+    Ok(base64::engine::general_purpose::STANDARD.encode(Sha256::hash(&canonical)))
 }
 
 /// What a kit's config label says about it.
@@ -196,7 +196,7 @@ mod tests {
         assert_eq!(lock_digest(a).unwrap(), lock_digest(b).unwrap());
         // And it is base64 of sha256 over the sorted, compact form.
         let sorted = br#"{"manifests":[],"mediaType":"application/vnd.oci.image.index.v1+json","schemaVersion":2}"#;
-        let expected = base64::engine::general_purpose::STANDARD.encode(Sha256::digest(sorted));
+        let expected = base64::engine::general_purpose::STANDARD.encode(Sha256::hash(sorted));
         assert_eq!(lock_digest(b).unwrap(), expected);
         assert_ne!(lock_digest(a).unwrap(), content_digest(a));
     }

@@ -6,7 +6,7 @@
 use std::path::Path;
 
 use anyhow::{Context, Result};
-use sha2::{Digest, Sha256};
+use hmac_sha256::Hash as Sha256;
 use xshell::{cmd, Shell};
 
 use crate::arch::Arch;
@@ -34,7 +34,7 @@ pub fn compute(sh: &Shell, repo: &Path, arch: Arch) -> Result<String> {
         let path = String::from_utf8_lossy(path).into_owned();
         hasher.update(format!("untracked={path}\n"));
         if let Ok(bytes) = std::fs::read(repo.join(&path)) {
-            hasher.update(Sha256::digest(&bytes));
+            hasher.update(Sha256::hash(&bytes));
         }
     }
     let twoliter = repo.join("tools/twoliter/twoliter");

@@ -5,8 +5,8 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::Result;
+use hmac_sha256::Hash as Sha256;
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 
 use super::Backend;
 use crate::fsx;
@@ -39,7 +39,7 @@ pub struct Identity {
 impl Identity {
     /// Pure: the identity of the checkout at `checkout` (already canonical).
     pub fn of(checkout: &Path) -> Identity {
-        let digest = Sha256::digest(checkout.as_os_str().as_encoded_bytes());
+        let digest = Sha256::hash(checkout.as_os_str().as_encoded_bytes());
         let hash = fsx::hex(&digest[..4]);
         let n = u32::from_be_bytes([digest[0], digest[1], digest[2], digest[3]]);
         let default_port = PORT_BASE + (n % u32::from(PORT_SPAN)) as u16;

@@ -225,7 +225,7 @@ pub const DEFAULT_VM_IMAGE: &str = "docker.io/library/rust:1-bookworm";
 /// One build machine per checkout (and forest), since both are mounted when the machine is
 /// created.
 pub fn build_machine_name(root: &Path, forest: Option<&Path>) -> String {
-    use sha2::{Digest, Sha256};
+    use hmac_sha256::Hash as Sha256;
     let mut hasher = Sha256::new();
     hasher.update(root.as_os_str().as_encoded_bytes());
     if let Some(forest) = forest {

@@ -197,8 +197,8 @@ impl Backup {
 }
 
 fn sha256(bytes: &[u8]) -> String {
-    use sha2::{Digest, Sha256};
-    fsx::hex(&Sha256::digest(bytes))
+    use hmac_sha256::Hash as Sha256;
+    fsx::hex(&Sha256::hash(bytes))
 }
 
 fn current_hash(path: &Path) -> Result<Option<String>> {
