@@ -66,42 +66,25 @@ pub struct TestRegistry {
 impl TestRegistry {
     /// `cargo xtask registry start --backend native --port <free>` for `root`.
     pub fn start_native(root: &Path) -> TestRegistry {
-        let cleanup = Cleanup::new(root);
-        let port = super::free_port();
-        let port_text = port.to_string();
-        let out = super::run_ok(super::xtask(root, &[]).args([
-            "registry",
-            "start",
-            "--backend",
-            "native",
-            "--port",
-            &port_text,
-        ]));
-        assert_eq!(out, format!("localhost:{port}\n"));
-        TestRegistry {
-            port,
-            root: root.to_path_buf(),
-            _cleanup: cleanup,
-        }
+        TestRegistry::start(root, &["--backend", "native"])
     }
 
     /// `cargo xtask registry start --backend docker --image xtask-test-registry:local --port
     /// <free>` for `root`. Call only after `support::docker_available`.
     pub fn start_docker(root: &Path) -> TestRegistry {
         let image = ensure_test_image();
+        TestRegistry::start(root, &["--backend", "docker", "--image", &image])
+    }
+
+    fn start(root: &Path, backend: &[&str]) -> TestRegistry {
         let cleanup = Cleanup::new(root);
         let port = super::free_port();
-        let port_text = port.to_string();
-        let out = super::run_ok(super::xtask(root, &[]).args([
-            "registry",
-            "start",
-            "--backend",
-            "docker",
-            "--image",
-            &image,
-            "--port",
-            &port_text,
-        ]));
+        let out = super::run_ok(
+            super::xtask(root, &[])
+                .args(["registry", "start"])
+                .args(backend)
+                .args(["--port", &port.to_string()]),
+        );
         assert_eq!(out, format!("localhost:{port}\n"));
         TestRegistry {
             port,
