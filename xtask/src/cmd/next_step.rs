@@ -57,7 +57,7 @@ impl flags::NextStep {
                     .iter()
                     .map(|f| format!("attempt {}: {}", f.attempt, f.reason))
                     .collect();
-                json!({
+                let mut failed = json!({
                     "action": "gate_failed",
                     "type": "gate_failed",
                     "workflow": workflow.name(),
@@ -65,7 +65,12 @@ impl flags::NextStep {
                     "reason": format!("{} did not pass its gate after {} attempts. {}", phase.title, failures.len(), reasons.join(" | ")),
                     "attempts": failures,
                     "workspace": ws.dir,
-                })
+                });
+                // The variant repo stays as the failed phase left it, for diagnosis.
+                if workflow == crate::workflow::Workflow::Variant {
+                    failed["restore_command"] = json!(["cargo", "xtask", "restore", ws.dir.display().to_string()]);
+                }
+                failed
             }
             Action::Done => {
                 let mut done = json!({
