@@ -566,3 +566,28 @@ fn kits_published_from_another_checkout_are_found_with_registry() {
         "no second registry was started"
     );
 }
+
+#[test]
+fn a_lying_subagent_changes_nothing_and_the_failure_names_the_restore_command() {
+    let forest = Forest::published();
+    let before = forest.files();
+    let ws = forest.root.join("planning/lying");
+    std::fs::create_dir_all(&ws).unwrap();
+    let input = serde_json::json!({"kits": [{"name": KIT}], "variant": VARIANT, "arch": "x86_64"});
+    std::fs::write(ws.join("input.json"), input.to_string()).unwrap();
+    let mut last = Value::Null;
+    for _ in 0..4 {
+        last = next_step(&forest, &ws);
+        if last["action"] == "spawn" {
+            std::fs::write(ws.join(last["output_file"].as_str().unwrap()), "Config updated.").unwrap();
+        }
+    }
+    assert_eq!(last["action"], "gate_failed", "{last}");
+    assert_eq!(last["phase"], "UPDATE_CONFIG");
+    assert_eq!(last["restore_command"][2], "restore");
+    assert!(
+        last["reason"].as_str().unwrap().contains("UPDATE_CONFIG has no result"),
+        "{last}"
+    );
+    assert_eq!(forest.files(), before);
+}
