@@ -442,7 +442,7 @@ fn registry_port_taken_by_another_program_is_a_clear_error() {
 
 /// What each phase of a `build-kit --json` run did.
 fn did(summary: &Value) -> Vec<String> {
-    outcomes(summary).into_iter().map(|(_, o)| o).collect()
+    support::phase_outcomes(summary)
 }
 
 #[test]

@@ -115,12 +115,7 @@ fn variant_builds_from_the_published_kit_and_restores_the_repo() {
     let (ok, summary) = forest.variant_json(&["--kit", KIT]);
     assert!(ok, "{summary}");
     assert_eq!(summary["restored"], true);
-    let phases: Vec<&str> = summary["phases"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|p| p["outcome"].as_str().unwrap())
-        .collect();
+    let phases = support::phase_outcomes(&summary);
     assert_eq!(phases, ["ran", "ran", "ran", "ran"]);
     // The image was built from the kit we published.
     assert_eq!(summary["kits"][0]["digest"], forest.arch_digest());
@@ -430,12 +425,7 @@ fn a_rerun_with_nothing_changed_redoes_nothing_and_skips_twoliter_update() {
     let ws = kept(&forest);
     let (ok, again) = forest.variant_json(&["--kit", &format!("{KIT}@{KIT_VERSION}"), "--keep-config"]);
     assert!(ok, "{again}");
-    let phases: Vec<&str> = again["phases"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|p| p["outcome"].as_str().unwrap())
-        .collect();
+    let phases = support::phase_outcomes(&again);
     assert_eq!(phases, ["skipped", "skipped", "skipped", "skipped"]);
     assert!(
         again["phases"][1]["reason"]
@@ -472,12 +462,7 @@ fn a_rerun_with_nothing_changed_redoes_nothing_and_skips_twoliter_update() {
     assert_eq!(serde_json::from_str::<Value>(&out).unwrap()["ok"], true);
     let (ok, rebuilt) = forest.variant_json(&["--kit", &format!("{KIT}@{KIT_VERSION}"), "--keep-config"]);
     assert!(ok, "{rebuilt}");
-    let phases: Vec<&str> = rebuilt["phases"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|p| p["outcome"].as_str().unwrap())
-        .collect();
+    let phases = support::phase_outcomes(&rebuilt);
     assert_eq!(phases, ["skipped", "ran", "ran", "ran"]);
     assert_eq!(rebuilt["kits"][0]["digest"], forest.arch_digest());
     support::run_ok(forest.xtask().args(["restore"]).arg(&ws));

@@ -54,6 +54,17 @@ pub fn run_ok(cmd: &mut Command) -> String {
     String::from_utf8(output.stdout).unwrap()
 }
 
+/// What each phase of a `build-kit --json` / `variant --json` summary did: `ran`, `skipped`, `failed`.
+pub fn phase_outcomes(summary: &serde_json::Value) -> Vec<String> {
+    let phases = summary["phases"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no phases in {summary}"));
+    phases
+        .iter()
+        .map(|p| p["outcome"].as_str().unwrap().to_string())
+        .collect()
+}
+
 /// stderr of an output, as text.
 pub fn stderr(output: &Output) -> String {
     String::from_utf8_lossy(&output.stderr).into_owned()
