@@ -2,9 +2,11 @@
 
 mod arch;
 mod cmd;
+mod fingerprint;
 mod flags;
 mod fsx;
 mod git;
+mod image;
 mod kit;
 mod oci;
 mod phases;
@@ -13,6 +15,7 @@ mod project;
 mod registry;
 mod smolvm;
 mod tools;
+mod twoliter;
 mod ui;
 mod variant;
 mod workflow;

@@ -11,8 +11,8 @@ use xshell::Shell;
 
 use crate::arch::Arch;
 use crate::flags::{self, ImagesCmd};
-use crate::variant::image::{self, Expect, FileKind, ImageReport};
-use crate::{kit, ui, variant};
+use crate::image::{self, Expect, FileKind, ImageReport};
+use crate::{ui, variant};
 
 impl flags::Images {
     pub fn run(self, sh: &Shell) -> Result<ExitCode> {
@@ -48,7 +48,7 @@ impl flags::ImagesCheck {
             (None, Some(repo)) => {
                 let path = repo.join("Twoliter.toml");
                 let text = fs_err::read_to_string(&path)?;
-                kit::repo::release_version(&text)
+                crate::twoliter::project::release_version(&text)
                     .with_context(|| format!("in {}", path.display()))?
                     .to_string()
             }
@@ -194,7 +194,7 @@ impl flags::ImagesSample {
         semver::Version::parse(&self.release_version)
             .with_context(|| format!("release version `{}` is not semver", self.release_version))?;
         let start = Instant::now();
-        let dir: PathBuf = variant::sample_disk::write_sample_build(
+        let dir: PathBuf = crate::image::sample_disk::write_sample_build(
             &crate::project::absolute(&self.images_root),
             &self.variant,
             Arch::from(self.arch),

@@ -147,7 +147,7 @@ fn parse_kit(text: &str) -> Result<KitSpec> {
 /// Without `--kit`: every kit the repo's `Twoliter.toml` lists.
 fn kits_of(repo: &std::path::Path) -> Result<Vec<KitSpec>> {
     let path = repo.join("Twoliter.toml");
-    let info = variant::twoliter_toml::parse(&fs_err::read_to_string(&path)?)
+    let info = crate::twoliter::project::parse(&fs_err::read_to_string(&path)?)
         .with_context(|| format!("in {}", path.display()))?;
     if info.kits.is_empty() {
         anyhow::bail!(

@@ -54,7 +54,7 @@ pub fn run(sh: &Shell, kit: &Kit) -> Result<(BuildData, String)> {
         ],
     )?;
     let build_id = git::build_id(sh, &kit.repo)?;
-    let fingerprint = super::fingerprint::compute(sh, &kit.repo, kit.arch)?;
+    let fingerprint = crate::fingerprint::compute(sh, &kit.repo, kit.arch)?;
     let archive = archive_path(kit, &version, &build_id);
     let meta = std::fs::metadata(&archive).map_err(|_| {
         anyhow::anyhow!(
@@ -115,7 +115,7 @@ pub fn gate(sh: &Shell, kit: &Kit, data: &BuildData) -> Result<()> {
             archive_path(kit, &data.release_version, &now).display()
         );
     }
-    if super::fingerprint::compute(sh, &kit.repo, kit.arch)? != data.fingerprint {
+    if crate::fingerprint::compute(sh, &kit.repo, kit.arch)? != data.fingerprint {
         bail!(
             "the kit repo's content changed since BUILD (uncommitted edits, new files or another \
              twoliter): run BUILD again"

@@ -3,8 +3,6 @@
 //! `gate` (re-checks its recorded result against reality).
 
 pub mod build;
-pub mod fingerprint;
-pub mod infra;
 pub mod publish;
 pub mod repo;
 pub mod setup;
@@ -52,7 +50,8 @@ impl Kit {
     pub fn release_version(&self) -> Result<String> {
         let path = self.repo.join("Twoliter.toml");
         let text = fs_err::read_to_string(&path)?;
-        let version = repo::release_version(&text).with_context(|| format!("in {}", path.display()))?;
+        let version =
+            crate::twoliter::project::release_version(&text).with_context(|| format!("in {}", path.display()))?;
         Ok(version.to_string())
     }
 

@@ -7,7 +7,8 @@ use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
 use xshell::Shell;
 
-use super::{infra, Kit, LOCAL_VENDOR};
+use super::{Kit, LOCAL_VENDOR};
+use crate::twoliter::infra;
 use crate::{fsx, git, registry, ui};
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

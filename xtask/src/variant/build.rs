@@ -46,7 +46,7 @@ pub fn run(sh: &Shell, v: &Variant) -> Result<(BuildData, String)> {
     ui::info(argv.join(" "));
     let log = v.ws.log_path(phase);
     process::stream(cmd, "[build] ", &log)?.check(&format!("`{}`", argv.join(" ")), &log)?;
-    let fingerprint = crate::kit::fingerprint::compute(sh, &v.repo, v.arch)?;
+    let fingerprint = crate::fingerprint::compute(sh, &v.repo, v.arch)?;
     let data = BuildData {
         variant: v.variant.clone(),
         arch: v.arch.to_string(),
@@ -74,7 +74,7 @@ pub fn gate(sh: &Shell, v: &Variant, data: &BuildData) -> Result<()> {
             latest.display()
         );
     }
-    if crate::kit::fingerprint::compute(sh, &v.repo, v.arch)? != data.fingerprint {
+    if crate::fingerprint::compute(sh, &v.repo, v.arch)? != data.fingerprint {
         bail!("the variant repo changed since BUILD: run BUILD again");
     }
     Ok(())

@@ -4,16 +4,6 @@
 
 pub mod backup;
 pub mod build;
-pub mod compat;
-pub mod gpt;
-pub mod image;
-pub mod liblz4;
-pub mod lock;
-pub mod lz4check;
-pub mod override_file;
-pub mod sample_disk;
-pub mod toml_doc;
-pub mod twoliter_toml;
 pub mod update_config;
 pub mod update_lock;
 pub mod validate;

@@ -11,10 +11,11 @@ use serde::{Deserialize, Serialize};
 use xshell::Shell;
 
 use super::backup::Backup;
-use super::{compat, override_file, twoliter_toml, Variant};
+use super::Variant;
 use crate::flags::Strategy;
 use crate::kit::verify::VerifyData;
 use crate::registry::Client;
+use crate::twoliter::{compat, override_file, project as twoliter_toml};
 use crate::workflow::workspace::PhaseResult;
 use crate::{fsx, project, ui};
 

@@ -7,8 +7,9 @@ use serde::{Deserialize, Serialize};
 use xshell::Shell;
 
 use super::backup::Backup;
-use super::{lock, Variant};
+use super::Variant;
 use crate::registry::Client;
+use crate::twoliter::lock;
 use crate::workflow::Workflow;
 use crate::{process, tools, ui};
 

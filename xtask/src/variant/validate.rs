@@ -9,10 +9,10 @@ use serde::{Deserialize, Serialize};
 use xshell::Shell;
 
 use super::build::BuildData;
-use super::image::{self, Expect, ImageReport};
 use super::update_config::LOCAL_VENDOR;
 use super::Variant;
 use crate::flags::Strategy;
+use crate::image::{self, Expect, ImageReport};
 use crate::oci::Manifest;
 use crate::registry::Client;
 use crate::ui;

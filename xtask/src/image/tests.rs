@@ -1,7 +1,7 @@
 //! Tests of the image checks on sample builds, each fault made on purpose.
 
 use super::*;
-use crate::variant::sample_disk::{write_sample_build, SampleDisk, SampleOptions};
+use crate::image::sample_disk::{write_sample_build, SampleDisk, SampleOptions};
 use std::io::{Read, Write};
 
 const OS_SIZE: u64 = 4 << 20;
@@ -334,7 +334,7 @@ fn non_raw_images_are_checked_for_presence_only() {
 fn sgdisk_disk_compressed_by_lz4_validates() {
     let fx = Fixture::new(false);
     let tmp = tempfile::tempdir().unwrap();
-    let Some(raw) = crate::variant::gpt::sgdisk_disk(tmp.path()) else {
+    let Some(raw) = crate::image::gpt::sgdisk_disk(tmp.path()) else {
         return;
     };
     let status = std::process::Command::new("lz4")

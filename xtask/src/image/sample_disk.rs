@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context, Result};
 
 use crate::arch::Arch;
-use crate::variant::liblz4::FrameWriter;
+use crate::image::liblz4::FrameWriter;
 
 const SECTOR: u64 = 512;
 const ENTRIES: u32 = 128;

@@ -8,7 +8,7 @@ use anyhow::{anyhow, bail, Result};
 use serde::{Deserialize, Serialize};
 use toml_edit::TableLike;
 
-use crate::variant::toml_doc::{optional_str, required_str, table_array, Doc};
+use crate::twoliter::toml_doc::{optional_str, required_str, table_array, Doc};
 
 const FILE: &str = "Twoliter.lock";
 const REMEDY: &str = "run `tools/twoliter/twoliter update` in the variant repo";

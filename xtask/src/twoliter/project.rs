@@ -10,14 +10,14 @@
 
 use std::collections::BTreeMap;
 
-use anyhow::{anyhow, bail, Result};
+use anyhow::{anyhow, bail, Context, Result};
 use serde::{Deserialize, Serialize};
+use toml_edit::DocumentMut;
 use toml_edit::{Table, TableLike};
 
-use crate::kit::infra::{set_vendor_in, vendor_registry_in};
-use crate::kit::repo::check_kit_version;
 use crate::project::check_identifier;
-use crate::variant::toml_doc::{
+use crate::twoliter::infra::{set_vendor_in, vendor_registry_in};
+use crate::twoliter::toml_doc::{
     check_registry, optional_str, required_str, set_str_key, table_array, table_array_mut, Doc,
 };
 
@@ -232,6 +232,44 @@ where
         );
     }
     Ok(matching)
+}
+
+/// The kit's version: Twoliter.toml `release-version`, which must be semver.
+pub fn release_version(twoliter_toml: &str) -> Result<semver::Version> {
+    let doc = twoliter_toml
+        .parse::<DocumentMut>()
+        .map_err(|err| anyhow!("Twoliter.toml is not valid TOML: {}", err.to_string().trim_end()))?;
+    let item = doc
+        .get("release-version")
+        .context("Twoliter.toml has no `release-version`: add `release-version = \"1.0.0\"`")?;
+    let text = item.as_str().ok_or_else(|| {
+        anyhow!(
+            "Twoliter.toml `release-version` is a {} but must be a string such as \"1.0.0\"",
+            item.type_name()
+        )
+    })?;
+    semver::Version::parse(text).map_err(|err| {
+        anyhow!(
+            "Twoliter.toml `release-version = \"{text}\"` is not a semver version ({err}): \
+             use MAJOR.MINOR.PATCH, such as \"1.0.0\""
+        )
+    })
+}
+
+/// Checks a version given for a kit (`3.1.1`): semver, without a leading `v`.
+pub fn check_kit_version(kit: &str, version: &str) -> Result<()> {
+    if version.starts_with('v') && semver::Version::parse(&version[1..]).is_ok() {
+        bail!(
+            "kit `{kit}` version `{version}`: drop the leading `v` (write `{}`)",
+            &version[1..]
+        );
+    }
+    semver::Version::parse(version).map(|_| ()).map_err(|err| {
+        anyhow!(
+            "kit `{kit}` version `{version}` is not semver ({err}): use MAJOR.MINOR.PATCH, \
+             such as `3.1.1`"
+        )
+    })
 }
 
 #[cfg(test)]
@@ -543,5 +581,35 @@ vendor = "bottlerocket"
         );
         let err = switch_kits_to_vendor(VARIANT, "lo.cal", "localhost:5000", &[]).unwrap_err();
         assert!(err.to_string().starts_with("vendor `lo.cal` contains `.`"), "{err}");
+    }
+
+    #[test]
+    fn release_versions() {
+        let toml = "schema-version = 1\nrelease-version = \"3.1.1\" # kit version\n";
+        assert_eq!(release_version(toml).unwrap(), semver::Version::new(3, 1, 1));
+        let err = release_version("schema-version = 1\n").unwrap_err().to_string();
+        assert_eq!(
+            err,
+            "Twoliter.toml has no `release-version`: add `release-version = \"1.0.0\"`"
+        );
+        let err = release_version("release-version = \"1.2\"\n").unwrap_err().to_string();
+        assert!(
+            err.starts_with("Twoliter.toml `release-version = \"1.2\"` is not a semver"),
+            "{err}"
+        );
+        let err = release_version("release-version = 1\n").unwrap_err().to_string();
+        assert!(err.contains("is a integer but must be a string"), "{err}");
+        let err = release_version("release-version = \n").unwrap_err().to_string();
+        assert!(err.starts_with("Twoliter.toml is not valid TOML"), "{err}");
+    }
+
+    #[test]
+    fn kit_versions() {
+        check_kit_version("k", "3.1.1").unwrap();
+        check_kit_version("k", "3.1.1-rc1").unwrap();
+        let err = check_kit_version("k", "v3.1.1").unwrap_err().to_string();
+        assert_eq!(err, "kit `k` version `v3.1.1`: drop the leading `v` (write `3.1.1`)");
+        let err = check_kit_version("k", "3.1").unwrap_err().to_string();
+        assert!(err.starts_with("kit `k` version `3.1` is not semver"), "{err}");
     }
 }

@@ -17,6 +17,11 @@
 //! everything that is wrong. Decoding is streamed (bounded memory whatever the image size) and
 //! independent files are decoded in parallel.
 
+pub mod gpt;
+pub mod liblz4;
+pub mod lz4check;
+pub mod sample_disk;
+
 use std::io::BufReader;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -26,8 +31,7 @@ use anyhow::{bail, Result};
 use serde::{Deserialize, Serialize};
 
 use crate::arch::Arch;
-use crate::variant::gpt::GptScanner;
-use crate::variant::lz4check;
+use gpt::GptScanner;
 
 /// What the build was asked to make.
 #[derive(Debug, Clone)]
@@ -458,5 +462,4 @@ fn utc(time: SystemTime) -> String {
 }
 
 #[cfg(test)]
-#[path = "image_tests.rs"]
 mod tests;

@@ -439,7 +439,7 @@ pub fn sgdisk_disk(dir: &std::path::Path) -> Option<std::path::PathBuf> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::variant::sample_disk::{SampleDisk, SampleOptions};
+    use crate::image::sample_disk::{SampleDisk, SampleOptions};
 
     const SIZE: u64 = 4 << 20;
 

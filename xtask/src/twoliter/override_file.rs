@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 use toml_edit::{Item, Table};
 
 use crate::project::check_identifier;
-use crate::variant::toml_doc::{check_registry, implicit_table, insert_child_table, set_str_key, table_with, Doc};
+use crate::twoliter::toml_doc::{check_registry, implicit_table, insert_child_table, set_str_key, table_with, Doc};
 
 const FILE: &str = "Twoliter.override";
 const TWOLITER_SAYS: &str = "twoliter would fail with \"failed to deserialize overrides file\"";

@@ -7,7 +7,7 @@ use anyhow::{anyhow, bail, Result};
 use toml_edit::{Item, Table};
 
 use crate::project::check_identifier;
-use crate::variant::toml_doc::{check_registry, implicit_table, insert_child_table, set_str_key, table_with, Doc};
+use crate::twoliter::toml_doc::{check_registry, implicit_table, insert_child_table, set_str_key, table_with, Doc};
 
 const FILE: &str = "Infra.toml";
 

@@ -22,7 +22,7 @@ use std::sync::mpsc;
 use anyhow::{anyhow, bail, Result};
 use serde::Serialize;
 
-use crate::variant::liblz4::{decode_block, xxh32, ContentHash};
+use crate::image::liblz4::{decode_block, xxh32, ContentHash};
 
 const MAGIC: u32 = 0x184D_2204;
 const LEGACY_MAGIC: u32 = 0x184C_2102;

@@ -1,0 +1,11 @@
+//! The project files twoliter reads, and what this xtask knows of twoliter's versions:
+//! `Twoliter.toml` (`project`), `Twoliter.lock` (`lock`), `Twoliter.override` (`override_file`),
+//! `Infra.toml` (`infra`), the comment-keeping TOML editor they share (`toml_doc`), and the
+//! compatibility rules between twoliter generations (`compat`).
+
+pub mod compat;
+pub mod infra;
+pub mod lock;
+pub mod override_file;
+pub mod project;
+pub mod toml_doc;
