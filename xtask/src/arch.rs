@@ -5,13 +5,14 @@ use std::fmt;
 use anyhow::{bail, Result};
 use serde::{Deserialize, Serialize};
 
-use crate::flags::ArchFlag;
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+/// CPU architecture of a Bottlerocket build.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, clap::ValueEnum)]
 pub enum Arch {
     #[serde(rename = "x86_64", alias = "amd64")]
+    #[value(name = "x86_64", alias = "amd64")]
     X86_64,
     #[serde(rename = "aarch64", alias = "arm64")]
+    #[value(name = "aarch64", alias = "arm64")]
     Aarch64,
 }
 
@@ -55,15 +56,6 @@ impl Arch {
 impl fmt::Display for Arch {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.name())
-    }
-}
-
-impl From<ArchFlag> for Arch {
-    fn from(flag: ArchFlag) -> Arch {
-        match flag {
-            ArchFlag::X86_64 => Arch::X86_64,
-            ArchFlag::Aarch64 => Arch::Aarch64,
-        }
     }
 }
 

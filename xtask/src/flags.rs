@@ -4,6 +4,10 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+use crate::arch::Arch;
+use crate::registry::Backend;
+use crate::variant::Strategy;
+
 #[derive(Debug, Parser)]
 #[command(
     name = "cargo xtask",
@@ -50,15 +54,6 @@ pub enum Cmd {
     Bench(Bench),
 }
 
-/// CPU architecture of a Bottlerocket build.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum ArchFlag {
-    #[value(name = "x86_64", alias = "amd64")]
-    X86_64,
-    #[value(name = "aarch64", alias = "arm64")]
-    Aarch64,
-}
-
 #[derive(Debug, Args)]
 pub struct BuildKit {
     /// Kit to build (default: the Makefile's KIT, else the only directory under kits/)
@@ -66,7 +61,7 @@ pub struct BuildKit {
     pub kit: Option<String>,
     /// Architecture (default: the host's, like the kit Makefile)
     #[arg(long)]
-    pub arch: Option<ArchFlag>,
+    pub arch: Option<Arch>,
     /// Workspace directory (default: planning/build-kit-<kit>-<arch>/)
     #[arg(long)]
     pub workspace: Option<PathBuf>,
@@ -87,15 +82,6 @@ pub struct BuildKit {
     pub in_vm: bool,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
-pub enum Strategy {
-    /// Redirect kits with Twoliter.override, keeping vendor names (sanctioned by twoliter)
-    #[default]
-    Override,
-    /// Declare a local vendor in Twoliter.toml and switch the kits to it
-    Vendor,
-}
-
 #[derive(Debug, Args)]
 pub struct Variant {
     /// Kit to take from the local registry, as NAME or NAME@VERSION (repeatable)
@@ -106,7 +92,7 @@ pub struct Variant {
     pub variant: Option<String>,
     /// Architecture (default: the host's)
     #[arg(long)]
-    pub arch: Option<ArchFlag>,
+    pub arch: Option<Arch>,
     /// How the variant repo is pointed at the local registry
     #[arg(long, value_enum, default_value_t)]
     pub strategy: Strategy,
@@ -179,14 +165,6 @@ pub struct Restore {
     pub force: bool,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum BackendFlag {
-    /// A container of the registry image, published on 127.0.0.1 only
-    Docker,
-    /// Debian's `docker-registry` (or a `registry` binary) run as a detached process
-    Native,
-}
-
 #[derive(Debug, Args)]
 pub struct Registry {
     #[command(subcommand)]
@@ -225,7 +203,7 @@ pub struct RegistryStart {
     pub port: Option<u16>,
     /// Backend (default: docker when a Docker daemon answers, else native)
     #[arg(long, value_enum)]
-    pub backend: Option<BackendFlag>,
+    pub backend: Option<Backend>,
     /// Registry image for the docker backend
     #[arg(long, env = "XTASK_REGISTRY_IMAGE", default_value = "registry:2")]
     pub image: String,
@@ -361,7 +339,7 @@ pub struct ImagesCheck {
     pub variant: Option<String>,
     /// Architecture (default: the only one built for the variant)
     #[arg(long)]
-    pub arch: Option<ArchFlag>,
+    pub arch: Option<Arch>,
     /// Release version in the image names (default: the repo's Twoliter.toml, else the version
     /// in the name of the directory `latest` points to)
     #[arg(long)]
@@ -387,7 +365,7 @@ pub struct ImagesSample {
     #[arg(long, default_value = "aws-dev")]
     pub variant: String,
     #[arg(long, value_enum, default_value = "x86_64")]
-    pub arch: ArchFlag,
+    pub arch: Arch,
     #[arg(long, default_value = "1.24.0")]
     pub release_version: String,
     #[arg(long, default_value = "a1b2c3d4")]

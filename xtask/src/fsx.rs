@@ -140,6 +140,14 @@ pub fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
+/// Nanoseconds since the Unix epoch, for ids that must differ between runs.
+pub fn now_nanos() -> u128 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0)
+}
+
 /// Seconds since the Unix epoch, for timestamps in state files.
 pub fn now_unix() -> u64 {
     std::time::SystemTime::now()

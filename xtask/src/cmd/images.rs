@@ -42,7 +42,7 @@ impl flags::ImagesCheck {
                 images_root.display()
             );
         }
-        let (arch, variant) = pick_build(&images_root, self.arch.map(Arch::from), self.variant.as_deref())?;
+        let (arch, variant) = pick_build(&images_root, self.arch, self.variant.as_deref())?;
         let release_version = match (&self.release_version, &repo) {
             (Some(version), _) => version.clone(),
             (None, Some(repo)) => {
@@ -197,7 +197,7 @@ impl flags::ImagesSample {
         let dir: PathBuf = crate::image::sample_disk::write_sample_build(
             &crate::project::absolute(&self.images_root),
             &self.variant,
-            Arch::from(self.arch),
+            self.arch,
             &self.release_version,
             &self.build_id,
             self.size_mib << 20,

@@ -11,6 +11,8 @@ mod sandbox;
 mod status;
 mod variant;
 
+use crate::protocol::{NotStarted, PhaseOutcome};
+
 /// Our own command line, without `flag`: what `--in-vm` re-runs inside the machine.
 fn args_without(flag: &str) -> Vec<String> {
     std::env::args().skip(1).filter(|a| a != flag).collect()
@@ -18,19 +20,38 @@ fn args_without(flag: &str) -> Vec<String> {
 
 /// Ends a workflow command: with `--json`, exactly one summary object on stdout, also when the
 /// command failed before any phase ran; the error (if any) still goes to stderr via `main`.
-fn finish(
+fn finish<S: serde::Serialize>(
     json: bool,
-    outcome: anyhow::Result<(serde_json::Value, anyhow::Result<()>)>,
+    outcome: anyhow::Result<(S, anyhow::Result<()>)>,
 ) -> anyhow::Result<std::process::ExitCode> {
-    let (summary, result) = match outcome {
-        Ok(done) => done,
-        Err(err) => (
-            serde_json::json!({ "ok": false, "error": format!("{err:#}") }),
-            Err(err),
-        ),
-    };
-    if json {
-        println!("{summary}");
+    match outcome {
+        Ok((summary, result)) => {
+            if json {
+                println!("{}", serde_json::to_string(&summary)?);
+            }
+            result.map(|()| std::process::ExitCode::SUCCESS)
+        }
+        Err(err) => {
+            if json {
+                let summary = NotStarted {
+                    ok: false,
+                    error: format!("{err:#}"),
+                };
+                println!("{}", serde_json::to_string(&summary)?);
+            }
+            Err(err)
+        }
     }
-    result.map(|()| std::process::ExitCode::SUCCESS)
+}
+
+/// What each phase of a direct run did, one line each, to stderr.
+fn print_outcomes(outcomes: &[PhaseOutcome], width: usize) {
+    for o in outcomes {
+        eprintln!(
+            "  {:<width$} {:<8} {}",
+            o.phase,
+            o.outcome.word(),
+            crate::ui::duration(std::time::Duration::from_secs_f64(o.seconds))
+        );
+    }
 }

@@ -6,7 +6,7 @@ use std::time::Instant;
 use anyhow::Result;
 use xshell::Shell;
 
-use crate::flags::{self, BackendFlag, RegistryCmd};
+use crate::flags::{self, RegistryCmd};
 use crate::registry::{self, Backend, Condition, StartOptions};
 use crate::ui;
 
@@ -52,10 +52,7 @@ impl flags::Registry {
 fn start(sh: &Shell, args: flags::RegistryStart) -> Result<ExitCode> {
     let options = StartOptions {
         port: args.port,
-        backend: args.backend.map(|b| match b {
-            BackendFlag::Docker => Backend::Docker,
-            BackendFlag::Native => Backend::Native,
-        }),
+        backend: args.backend,
         // The flag always has a value (its default); the default means "the remembered image,
         // else the default", so a registry started with `--image X` keeps X on the next start.
         image: Some(args.image).filter(|image| image != registry::DEFAULT_IMAGE),

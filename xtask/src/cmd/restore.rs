@@ -7,10 +7,10 @@ use xshell::Shell;
 
 use crate::flags;
 use crate::variant::backup::{Backup, Plan};
-use crate::workflow::workspace::Workspace;
+use crate::workflow::Workspace;
 
 impl flags::Restore {
-    pub fn run(self, _sh: &Shell) -> Result<ExitCode> {
+    pub(crate) fn run(self, _sh: &Shell) -> Result<ExitCode> {
         let ws = Workspace::new(&self.workspace);
         let _lock = ws.lock()?;
         let done = Backup::new(&ws.dir).restore(self.force)?;

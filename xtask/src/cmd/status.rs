@@ -8,8 +8,9 @@ use serde::Serialize;
 use xshell::Shell;
 
 use crate::flags;
-use crate::workflow::progress::{PhaseState, Progress};
-use crate::workflow::workspace::Workspace;
+use crate::orchestrate::input::{self, Input};
+use crate::orchestrate::progress::{PhaseState, Progress};
+use crate::workflow::{KitPhase, PhaseKind, VariantPhase, Workspace};
 use crate::{fsx, project, ui};
 
 #[derive(Debug, Serialize)]
@@ -35,7 +36,7 @@ struct PhaseStatus {
 }
 
 impl flags::Status {
-    pub fn run(self, _sh: &Shell) -> Result<ExitCode> {
+    pub(crate) fn run(self, _sh: &Shell) -> Result<ExitCode> {
         let dirs = match &self.workspace {
             Some(dir) => vec![project::absolute(dir)],
             None => workspaces(&project::planning_dir()),
@@ -82,29 +83,37 @@ fn status_of(dir: &Path) -> WorkspaceStatus {
         age_seconds: None,
         problem: None,
     };
-    let input = match ws.input() {
+    let input = match input::read(&ws) {
         Ok(input) => input,
         Err(err) => {
             status.problem = Some(format!("{err:#}"));
             return status;
         }
     };
-    let workflow = input.workflow();
-    status.workflow = Some(workflow.name().into());
+    status.workflow = Some(input.workflow().name().into());
+    match input {
+        Input::Kit(_) => phases_of::<KitPhase>(&ws, &mut status),
+        Input::Variant(_) => phases_of::<VariantPhase>(&ws, &mut status),
+    }
+    status
+}
+
+/// Fills in the phases of workflow `P` and where the workspace stands.
+fn phases_of<P: PhaseKind>(ws: &Workspace, status: &mut WorkspaceStatus) {
     // Read without the lock: status must not wait behind a running next-step.
     let progress = match fsx::read_json::<Progress>(&ws.progress_path()) {
         Ok(Some(p)) => p,
-        Ok(None) => Progress::new(workflow, fsx::now_unix()),
+        Ok(None) => Progress::new::<P>(fsx::now_unix()),
         Err(err) => {
             status.problem = Some(format!("{err:#}"));
-            return status;
+            return;
         }
     };
     status.age_seconds = fsx::now_unix()
         .checked_sub(progress.updated_at)
         .filter(|_| ws.progress_path().is_file());
-    for (def, p) in workflow.phases().iter().zip(&progress.phases) {
-        let result = fsx::read_json::<serde_json::Value>(&ws.result_path(def))
+    for (&phase, p) in P::ALL.iter().zip(&progress.phases) {
+        let result = fsx::read_json::<serde_json::Value>(&ws.result_path(phase))
             .ok()
             .flatten()
             .map(|r| r["ok"].as_bool() == Some(true));
@@ -115,15 +124,14 @@ fn status_of(dir: &Path) -> WorkspaceStatus {
             result,
         });
         if let Some(f) = p.failures.last() {
-            status.last_error = Some(format!("{} attempt {}: {}", def.title, f.attempt, f.reason));
+            status.last_error = Some(format!("{} attempt {}: {}", phase.title(), f.attempt, f.reason));
         }
     }
-    status.state = match progress.current() {
+    status.state = match progress.current_entry() {
         None => "done".into(),
         Some(p) if p.state == PhaseState::GaveUp => format!("gave up at {}", p.id),
         Some(p) => p.id.clone(),
     };
-    status
 }
 
 fn print_status(s: &WorkspaceStatus) {

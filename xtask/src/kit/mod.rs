@@ -1,36 +1,87 @@
 //! The kit workflow: SETUP → BUILD → PUBLISH → VERIFY, in a kit repo (bottlerocket-core-kit
-//! and the like). Each phase has `run` (acts, returns its observations and a report) and
-//! `gate` (re-checks its recorded result against reality).
+//! and the like). Each phase is a [`Phase`]: `run` acts and returns its observations and a
+//! report, `gate` re-checks its recorded result against reality.
 
-pub mod build;
-pub mod publish;
-pub mod repo;
-pub mod setup;
-pub mod verify;
+pub(crate) mod build;
+pub(crate) mod publish;
+pub(crate) mod repo;
+pub(crate) mod setup;
+pub(crate) mod verify;
 
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
+use serde::{Deserialize, Serialize};
+use xshell::Shell;
 
 use crate::arch::Arch;
 use crate::project;
-use crate::workflow::workspace::{KitInput, Workspace};
+use crate::workflow::record::{check, execute};
+use crate::workflow::{Flow, Gate, KitPhase, Workspace};
 
-/// The vendor the kit is published under, declared in `Infra.toml`.
-pub const LOCAL_VENDOR: &str = "local";
+/// `input.json` of the kit workflow, in the shape existing orchestrators write.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct KitInput {
+    pub(crate) kit_name: String,
+    pub(crate) arch: Arch,
+    /// `localhost:<port>` of the registry to publish to (default: this checkout's registry).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) registry: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) kit_dir: Option<PathBuf>,
+}
+
+impl KitInput {
+    /// The input for a kit given on the command line: every default filled in as the kit repo
+    /// would (the Makefile's `KIT`, the host's arch), so that `input.json` says it all.
+    pub(crate) fn with_defaults(
+        kit: Option<String>,
+        arch: Option<Arch>,
+        kit_dir: Option<&Path>,
+        registry: Option<String>,
+    ) -> Result<KitInput> {
+        let repo = match kit_dir {
+            Some(dir) => project::absolute(dir),
+            None => default_repo(kit.as_deref())?,
+        };
+        check_repo(&repo)?;
+        let kit_name = match kit {
+            Some(kit) => kit,
+            None => default_kit(&repo)?,
+        };
+        Ok(KitInput {
+            kit_name,
+            arch: match arch {
+                Some(arch) => arch,
+                None => Arch::host()?,
+            },
+            registry,
+            kit_dir: (kit_dir.is_some() || repo != project::root()).then_some(repo),
+        })
+    }
+
+    pub(crate) fn check(&self) -> Result<()> {
+        project::check_identifier("kit_name in input.json", &self.kit_name)?;
+        if let Some(registry) = &self.registry {
+            crate::registry::local_port(registry)?;
+        }
+        Ok(())
+    }
+}
 
 /// Everything a kit phase needs, resolved from `input.json`.
 #[derive(Debug, Clone)]
-pub struct Kit {
-    pub ws: Workspace,
-    pub input: KitInput,
-    pub name: String,
-    pub arch: Arch,
-    pub repo: PathBuf,
+pub(crate) struct Kit {
+    pub(crate) ws: Workspace,
+    pub(crate) input: KitInput,
+    pub(crate) name: String,
+    pub(crate) arch: Arch,
+    pub(crate) repo: PathBuf,
 }
 
 impl Kit {
-    pub fn resolve(ws: &Workspace, input: &KitInput) -> Result<Kit> {
+    pub(crate) fn resolve(ws: &Workspace, input: &KitInput) -> Result<Kit> {
+        input.check()?;
         let repo = match &input.kit_dir {
             Some(dir) => project::absolute(dir),
             None => default_repo(Some(&input.kit_name))?,
@@ -47,7 +98,7 @@ impl Kit {
     }
 
     /// `release-version` of the kit repo's `Twoliter.toml`: the kit's version.
-    pub fn release_version(&self) -> Result<String> {
+    pub(crate) fn release_version(&self) -> Result<String> {
         let path = self.repo.join("Twoliter.toml");
         let text = fs_err::read_to_string(&path)?;
         let version =
@@ -55,31 +106,54 @@ impl Kit {
         Ok(version.to_string())
     }
 
-    pub fn makefile(&self) -> Option<String> {
+    pub(crate) fn makefile(&self) -> Option<String> {
         std::fs::read_to_string(self.repo.join("Makefile")).ok()
     }
 
     /// The registry port `input.json` asks for, if any.
-    pub fn wanted_port(&self) -> Result<Option<u16>> {
+    pub(crate) fn wanted_port(&self) -> Result<Option<u16>> {
         self.input
             .registry
             .as_deref()
-            .map(crate::workflow::workspace::registry_port)
+            .map(crate::registry::local_port)
             .transpose()
     }
 
     /// The registry SETUP recorded; later phases use the same one.
-    pub fn registry_port(&self) -> Result<u16> {
-        Ok(self
-            .ws
-            .succeeded::<setup::SetupData>(crate::workflow::Workflow::Kit, "setup")?
-            .port)
+    pub(crate) fn registry_port(&self) -> Result<u16> {
+        Ok(self.ws.succeeded::<setup::Setup>()?.port)
+    }
+}
+
+impl Flow for Kit {
+    type Phase = KitPhase;
+
+    fn ws(&self) -> &Workspace {
+        &self.ws
+    }
+
+    fn run(&self, sh: &Shell, phase: KitPhase) -> Result<()> {
+        match phase {
+            KitPhase::Setup => execute::<setup::Setup>(sh, self),
+            KitPhase::Build => execute::<build::Build>(sh, self),
+            KitPhase::Publish => execute::<publish::Publish>(sh, self),
+            KitPhase::Verify => execute::<verify::Verify>(sh, self),
+        }
+    }
+
+    fn gate(&self, sh: &Shell, phase: KitPhase) -> Gate {
+        match phase {
+            KitPhase::Setup => check::<setup::Setup>(sh, self),
+            KitPhase::Build => check::<build::Build>(sh, self),
+            KitPhase::Publish => check::<publish::Publish>(sh, self),
+            KitPhase::Verify => check::<verify::Verify>(sh, self),
+        }
     }
 }
 
 /// The kit repo when none is named: this checkout if it is a kit repo, else
 /// `$FOREST_ROOT/kits/<kit>`.
-pub fn default_repo(kit: Option<&str>) -> Result<PathBuf> {
+pub(crate) fn default_repo(kit: Option<&str>) -> Result<PathBuf> {
     let root = project::root();
     if is_kit_repo(&root) {
         return Ok(root);
@@ -94,7 +168,7 @@ pub fn default_repo(kit: Option<&str>) -> Result<PathBuf> {
     )
 }
 
-pub fn is_kit_repo(dir: &Path) -> bool {
+pub(crate) fn is_kit_repo(dir: &Path) -> bool {
     dir.join("Twoliter.toml").is_file() && dir.join("kits").is_dir()
 }
 
@@ -116,7 +190,7 @@ fn check_repo(repo: &Path) -> Result<()> {
 }
 
 /// The kits of a repo: the directories under `kits/`.
-pub fn kits_in(repo: &Path) -> Vec<String> {
+pub(crate) fn kits_in(repo: &Path) -> Vec<String> {
     let mut kits: Vec<String> = std::fs::read_dir(repo.join("kits"))
         .map(|entries| {
             entries
@@ -148,7 +222,7 @@ fn check_kit(repo: &Path, kit: &str) -> Result<()> {
 }
 
 /// The kit to build when none is named: the Makefile's `KIT ?=`, else the only kit.
-pub fn default_kit(repo: &Path) -> Result<String> {
+pub(crate) fn default_kit(repo: &Path) -> Result<String> {
     if let Ok(makefile) = std::fs::read_to_string(repo.join("Makefile")) {
         if let Some(kit) = repo::makefile_var_default(&makefile, "KIT") {
             return Ok(kit);
@@ -163,9 +237,9 @@ pub fn default_kit(repo: &Path) -> Result<String> {
 
 /// Runs a kit phase's command in the kit repo (the Makefile's target when it has one, else
 /// twoliter directly), streamed and logged.
-pub fn run_in_repo(
+pub(crate) fn run_in_repo(
     kit: &Kit,
-    phase: &crate::workflow::PhaseDef,
+    phase: KitPhase,
     make_args: &[String],
     twoliter_steps: &[Vec<String>],
 ) -> Result<()> {
@@ -173,7 +247,7 @@ pub fn run_in_repo(
     let twoliter = crate::tools::twoliter(&kit.repo)?;
     let target = make_args.first().map(String::as_str).unwrap_or_default();
     let use_make = kit.makefile().is_some_and(|m| repo::makefile_has_target(&m, target));
-    let prefix = format!("[{}] ", phase.id);
+    let prefix = format!("[{}] ", crate::workflow::PhaseKind::id(phase));
     if use_make {
         crate::tools::require("make", "install make (`apt-get install make`)")?;
         let mut cmd = std::process::Command::new("make");

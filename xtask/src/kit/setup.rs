@@ -7,8 +7,9 @@ use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
 use xshell::Shell;
 
-use super::{Kit, LOCAL_VENDOR};
-use crate::twoliter::infra;
+use super::Kit;
+use crate::twoliter::{infra, LOCAL_VENDOR};
+use crate::workflow::{KitPhase, Phase};
 use crate::{fsx, git, registry, ui};
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -26,77 +27,86 @@ pub struct SetupData {
     pub infra_changed: bool,
 }
 
-pub fn run(sh: &Shell, kit: &Kit) -> Result<(SetupData, String)> {
-    let infra_path = kit.repo.join("Infra.toml");
-    check_no_infra_lock(&kit.repo)?;
-    let release_version = kit.release_version()?;
-    // Work out the new Infra.toml before starting anything, so bad input changes nothing.
-    let existing = fsx::read_optional(&infra_path)?;
-    infra::set_vendor_registry(existing.as_deref(), LOCAL_VENDOR, "localhost:5000")
-        .with_context(|| format!("cannot update {}", infra_path.display()))?;
-    let endpoint = registry::ensure_running(
-        sh,
-        &registry::StartOptions {
-            port: kit.wanted_port()?,
-            ..Default::default()
-        },
-    )?;
-    let url = endpoint.url();
-    let updated = infra::set_vendor_registry(existing.as_deref(), LOCAL_VENDOR, &url)
-        .with_context(|| format!("cannot update {}", infra_path.display()))?;
-    let infra_changed = existing.as_deref() != Some(updated.as_str());
-    if infra_changed {
-        fsx::write_atomic(&infra_path, updated.as_bytes())?;
-        ui::info(format!(
-            "{}: [vendor.{LOCAL_VENDOR}] registry = \"{url}\"",
-            infra_path.display()
-        ));
-    }
-    keep_git_status_clean(sh, kit, &infra_path)?;
-    let data = SetupData {
-        registry: url.clone(),
-        port: endpoint.port,
-        backend: endpoint.backend,
-        vendor: LOCAL_VENDOR.to_string(),
-        infra_toml: infra_path.clone(),
-        kit_dir: kit.repo.clone(),
-        kit: kit.name.clone(),
-        arch: kit.arch.to_string(),
-        release_version,
-        infra_changed,
-    };
-    let report = format!(
-        "# SETUP\n\n- registry: `{url}` ({:?} backend), healthy\n- `{}`: `[vendor.{LOCAL_VENDOR}] registry = \"{url}\"`{}\n- kit: `{}` {} for {}\n",
-        endpoint.backend,
-        infra_path.display(),
-        if infra_changed { " (written)" } else { " (already set)" },
-        kit.name,
-        data.release_version,
-        kit.arch
-    );
-    Ok((data, report))
-}
+/// SETUP: the registry runs and Infra.toml points the local vendor at it.
+pub(crate) struct Setup;
 
-/// Re-checks SETUP against reality: the registry answers and `Infra.toml` still points at it.
-pub fn gate(_sh: &Shell, kit: &Kit, data: &SetupData) -> Result<()> {
-    check_no_infra_lock(&kit.repo)?;
-    if let Some(wanted) = kit.wanted_port()? {
-        if wanted != data.port {
-            bail!(
-                "input.json asks for the registry localhost:{wanted}, but SETUP set up {}: run SETUP again",
-                data.registry
-            );
+impl Phase for Setup {
+    type Flow = Kit;
+    type Data = SetupData;
+    const PHASE: KitPhase = KitPhase::Setup;
+
+    fn run(sh: &Shell, kit: &Kit) -> Result<(SetupData, String)> {
+        let infra_path = kit.repo.join("Infra.toml");
+        check_no_infra_lock(&kit.repo)?;
+        let release_version = kit.release_version()?;
+        // Work out the new Infra.toml before starting anything, so bad input changes nothing.
+        let existing = fsx::read_optional(&infra_path)?;
+        infra::set_vendor_registry(existing.as_deref(), LOCAL_VENDOR, "localhost:5000")
+            .with_context(|| format!("cannot update {}", infra_path.display()))?;
+        let endpoint = registry::ensure_running(
+            sh,
+            &registry::StartOptions {
+                port: kit.wanted_port()?,
+                ..Default::default()
+            },
+        )?;
+        let url = endpoint.url();
+        let updated = infra::set_vendor_registry(existing.as_deref(), LOCAL_VENDOR, &url)
+            .with_context(|| format!("cannot update {}", infra_path.display()))?;
+        let infra_changed = existing.as_deref() != Some(updated.as_str());
+        if infra_changed {
+            fsx::write_atomic(&infra_path, updated.as_bytes())?;
+            ui::info(format!(
+                "{}: [vendor.{LOCAL_VENDOR}] registry = \"{url}\"",
+                infra_path.display()
+            ));
         }
+        keep_git_status_clean(sh, kit, &infra_path)?;
+        let data = SetupData {
+            registry: url.clone(),
+            port: endpoint.port,
+            backend: endpoint.backend,
+            vendor: LOCAL_VENDOR.to_string(),
+            infra_toml: infra_path.clone(),
+            kit_dir: kit.repo.clone(),
+            kit: kit.name.clone(),
+            arch: kit.arch.to_string(),
+            release_version,
+            infra_changed,
+        };
+        let report = format!(
+            "# SETUP\n\n- registry: `{url}` ({:?} backend), healthy\n- `{}`: `[vendor.{LOCAL_VENDOR}] registry = \"{url}\"`{}\n- kit: `{}` {} for {}\n",
+            endpoint.backend,
+            infra_path.display(),
+            if infra_changed { " (written)" } else { " (already set)" },
+            kit.name,
+            data.release_version,
+            kit.arch
+        );
+        Ok((data, report))
     }
-    registry::Client::new(data.port).ping().with_context(|| {
-        format!(
-            "the registry at {} does not answer: run `cargo xtask registry start`",
-            data.registry
-        )
-    })?;
-    let text = fsx::read_optional(&data.infra_toml)?
-        .with_context(|| format!("{} is gone: run SETUP again", data.infra_toml.display()))?;
-    infra::check_vendor_registry(&text, LOCAL_VENDOR, &data.registry)
+
+    /// Re-checks SETUP against reality: the registry answers and `Infra.toml` still points at it.
+    fn gate(_sh: &Shell, kit: &Kit, data: &SetupData) -> Result<()> {
+        check_no_infra_lock(&kit.repo)?;
+        if let Some(wanted) = kit.wanted_port()? {
+            if wanted != data.port {
+                bail!(
+                    "input.json asks for the registry localhost:{wanted}, but SETUP set up {}: run SETUP again",
+                    data.registry
+                );
+            }
+        }
+        registry::Client::new(data.port).ping().with_context(|| {
+            format!(
+                "the registry at {} does not answer: run `cargo xtask registry start`",
+                data.registry
+            )
+        })?;
+        let text = fsx::read_optional(&data.infra_toml)?
+            .with_context(|| format!("{} is gone: run SETUP again", data.infra_toml.display()))?;
+        infra::check_vendor_registry(&text, LOCAL_VENDOR, &data.registry)
+    }
 }
 
 /// twoliter silently prefers `Infra.lock` over `Infra.toml`: publishing would ignore our edit.

@@ -6,11 +6,12 @@ use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
 use xshell::Shell;
 
-use super::{publish::PublishData, Kit};
+use super::publish::{Publish, PublishData};
+use super::Kit;
 use crate::oci::{self, Manifest};
+use crate::registry::local_port;
 use crate::registry::Client;
-use crate::workflow::workspace::registry_port;
-use crate::workflow::Workflow;
+use crate::workflow::{KitPhase, Phase};
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct VerifyData {
@@ -31,53 +32,62 @@ pub struct VerifyData {
     pub label: String,
 }
 
-pub fn run(sh: &Shell, kit: &Kit) -> Result<(VerifyData, String)> {
-    let published: PublishData = kit.ws.succeeded(Workflow::Kit, "publish")?;
-    let version = kit.release_version()?;
-    let data = check(kit, &published.registry, &version)?;
-    let _ = sh;
-    let report = format!(
-        "# VERIFY\n\n\
-         - `{registry}/{repo}:{tag}` is an image index ({media}) with platforms {platforms}\n\
-         - every image's `{label}` label names `{kit}` version `{version}`\n\
-         - registry digest: `{index}`\n\
-         - Twoliter.lock digest: `{lock}`\n\
-         - {arch} image digest: `{arch_digest}`\n\n\
-         Next, build a variant with this kit:\n\n    cargo xtask variant --kit {kit}@{version} --arch {arch}\n",
-        registry = data.registry,
-        repo = data.repository,
-        tag = data.tag,
-        media = data.media_type,
-        platforms = data.platforms.join(", "),
-        label = data.label,
-        kit = data.kit,
-        version = data.version,
-        index = data.index_digest,
-        lock = data.lock_digest,
-        arch = data.arch,
-        arch_digest = data.arch_digest,
-    );
-    Ok((data, report))
-}
+/// VERIFY: what the registry serves is this kit, as an image index with the arch.
+pub(crate) struct Verify;
 
-/// Asks the registry again, and the answer must still be the one recorded.
-pub fn gate(_sh: &Shell, kit: &Kit, data: &VerifyData) -> Result<()> {
-    let now = check(kit, &data.registry, &data.version)?;
-    if now.index_digest != data.index_digest {
-        bail!(
-            "the registry now serves {}:{} as {}, not the verified {}: the kit was re-published; run VERIFY again",
-            data.repository,
-            data.tag,
-            now.index_digest,
-            data.index_digest
+impl Phase for Verify {
+    type Flow = Kit;
+    type Data = VerifyData;
+    const PHASE: KitPhase = KitPhase::Verify;
+
+    fn run(sh: &Shell, kit: &Kit) -> Result<(VerifyData, String)> {
+        let published: PublishData = kit.ws.succeeded::<Publish>()?;
+        let version = kit.release_version()?;
+        let data = check(kit, &published.registry, &version)?;
+        let _ = sh;
+        let report = format!(
+            "# VERIFY\n\n\
+             - `{registry}/{repo}:{tag}` is an image index ({media}) with platforms {platforms}\n\
+             - every image's `{label}` label names `{kit}` version `{version}`\n\
+             - registry digest: `{index}`\n\
+             - Twoliter.lock digest: `{lock}`\n\
+             - {arch} image digest: `{arch_digest}`\n\n\
+             Next, build a variant with this kit:\n\n    cargo xtask variant --kit {kit}@{version} --arch {arch}\n",
+            registry = data.registry,
+            repo = data.repository,
+            tag = data.tag,
+            media = data.media_type,
+            platforms = data.platforms.join(", "),
+            label = data.label,
+            kit = data.kit,
+            version = data.version,
+            index = data.index_digest,
+            lock = data.lock_digest,
+            arch = data.arch,
+            arch_digest = data.arch_digest,
         );
+        Ok((data, report))
     }
-    Ok(())
+
+    /// Asks the registry again, and the answer must still be the one recorded.
+    fn gate(_sh: &Shell, kit: &Kit, data: &VerifyData) -> Result<()> {
+        let now = check(kit, &data.registry, &data.version)?;
+        if now.index_digest != data.index_digest {
+            bail!(
+                "the registry now serves {}:{} as {}, not the verified {}: the kit was re-published; run VERIFY again",
+                data.repository,
+                data.tag,
+                now.index_digest,
+                data.index_digest
+            );
+        }
+        Ok(())
+    }
 }
 
 /// The whole check against the registry.
 pub fn check(kit: &Kit, registry: &str, version: &str) -> Result<VerifyData> {
-    let client = Client::new(registry_port(registry)?);
+    let client = Client::new(local_port(registry)?);
     let tag = format!("v{version}");
     let index = client
         .manifest(&kit.name, &tag)?

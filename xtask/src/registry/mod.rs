@@ -27,10 +27,12 @@ use health::Server;
 use state::{Identity, Paths, State};
 
 /// Which server runs the registry.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
 pub enum Backend {
+    /// A container of the registry image, published on 127.0.0.1 only
     Docker,
+    /// Debian's `docker-registry` (or a `registry` binary) run as a detached process
     Native,
 }
 
@@ -40,6 +42,21 @@ impl Backend {
             Backend::Docker => "docker",
             Backend::Native => "native",
         }
+    }
+}
+
+/// The port of a `localhost:<port>` or `127.0.0.1:<port>` registry address.
+pub(crate) fn local_port(registry: &str) -> Result<u16> {
+    let port = registry
+        .strip_prefix("localhost:")
+        .or_else(|| registry.strip_prefix("127.0.0.1:"))
+        .and_then(|p| p.parse::<u16>().ok());
+    match port {
+        Some(port) if port != 0 => Ok(port),
+        _ => bail!(
+            "registry `{registry}` is not a local registry address: use localhost:<port> (twoliter \
+             talks plain HTTP only to localhost and 127.0.0.1)"
+        ),
     }
 }
 
@@ -376,6 +393,14 @@ pub fn logs(sh: &Shell, follow: bool) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn registry_ports() {
+        assert_eq!(local_port("localhost:5000").unwrap(), 5000);
+        assert_eq!(local_port("127.0.0.1:41000").unwrap(), 41000);
+        assert!(local_port("localhost").is_err());
+        assert!(local_port("public.ecr.aws/bottlerocket").is_err());
+    }
 
     #[test]
     fn status_json_carries_state_and_reason() {

@@ -3,6 +3,11 @@
 //! `Infra.toml` (`infra`), the comment-keeping TOML editor they share (`toml_doc`), and the
 //! compatibility rules between twoliter generations (`compat`).
 
+/// The vendor the xtask declares for the local registry: `[vendor.local]` in a kit repo's
+/// `Infra.toml` (to publish there), and in a variant repo's `Twoliter.toml` with the `vendor`
+/// strategy.
+pub(crate) const LOCAL_VENDOR: &str = "local";
+
 pub mod compat;
 pub mod infra;
 pub mod lock;

@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use xshell::Shell;
 
 use super::Variant;
-use crate::workflow::Workflow;
+use crate::workflow::{Phase, VariantPhase};
 use crate::{process, tools, ui};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -33,49 +33,58 @@ pub fn argv(v: &Variant) -> Vec<String> {
     ]
 }
 
-pub fn run(sh: &Shell, v: &Variant) -> Result<(BuildData, String)> {
-    let phase = Workflow::Variant.phase("build").expect("variant phase");
-    tools::require("cargo-make", tools::CARGO_MAKE_REMEDY)?;
-    tools::twoliter(&v.repo)?;
-    let argv = argv(v);
-    let started = std::time::SystemTime::now();
-    let started_at_ms = started.duration_since(std::time::UNIX_EPOCH)?.as_millis() as u64;
-    let clock = std::time::Instant::now();
-    let mut cmd = std::process::Command::new(&argv[0]);
-    cmd.args(&argv[1..]).current_dir(&v.repo);
-    ui::info(argv.join(" "));
-    let log = v.ws.log_path(phase);
-    process::stream(cmd, "[build] ", &log)?.check(&format!("`{}`", argv.join(" ")), &log)?;
-    let fingerprint = crate::fingerprint::compute(sh, &v.repo, v.arch)?;
-    let data = BuildData {
-        variant: v.variant.clone(),
-        arch: v.arch.to_string(),
-        started_at_ms,
-        seconds: clock.elapsed().as_secs_f64(),
-        argv,
-        fingerprint,
-    };
-    let report = format!(
-        "# BUILD\n\n- ran `{}` in {} ({})\n- log: `{}`\n",
-        data.argv.join(" "),
-        v.repo.display(),
-        ui::duration(clock.elapsed()),
-        log.display()
-    );
-    Ok((data, report))
-}
+/// BUILD: cargo make built the variant's images.
+pub(crate) struct Build;
 
-/// The build's `latest` link is there and the repo has not changed since.
-pub fn gate(sh: &Shell, v: &Variant, data: &BuildData) -> Result<()> {
-    let latest = v.images_root().join(format!("{}-{}", v.arch, v.variant)).join("latest");
-    if std::fs::metadata(&latest).is_err() {
-        bail!(
-            "{} does not exist: the build did not finish; run BUILD again",
-            latest.display()
+impl Phase for Build {
+    type Flow = Variant;
+    type Data = BuildData;
+    const PHASE: VariantPhase = VariantPhase::Build;
+
+    fn run(sh: &Shell, v: &Variant) -> Result<(BuildData, String)> {
+        let phase = VariantPhase::Build;
+        tools::require("cargo-make", tools::CARGO_MAKE_REMEDY)?;
+        tools::twoliter(&v.repo)?;
+        let argv = argv(v);
+        let started = std::time::SystemTime::now();
+        let started_at_ms = started.duration_since(std::time::UNIX_EPOCH)?.as_millis() as u64;
+        let clock = std::time::Instant::now();
+        let mut cmd = std::process::Command::new(&argv[0]);
+        cmd.args(&argv[1..]).current_dir(&v.repo);
+        ui::info(argv.join(" "));
+        let log = v.ws.log_path(phase);
+        process::stream(cmd, "[build] ", &log)?.check(&format!("`{}`", argv.join(" ")), &log)?;
+        let fingerprint = crate::fingerprint::compute(sh, &v.repo, v.arch)?;
+        let data = BuildData {
+            variant: v.variant.clone(),
+            arch: v.arch.to_string(),
+            started_at_ms,
+            seconds: clock.elapsed().as_secs_f64(),
+            argv,
+            fingerprint,
+        };
+        let report = format!(
+            "# BUILD\n\n- ran `{}` in {} ({})\n- log: `{}`\n",
+            data.argv.join(" "),
+            v.repo.display(),
+            ui::duration(clock.elapsed()),
+            log.display()
         );
+        Ok((data, report))
     }
-    if crate::fingerprint::compute(sh, &v.repo, v.arch)? != data.fingerprint {
-        bail!("the variant repo changed since BUILD: run BUILD again");
+
+    /// The build's `latest` link is there and the repo has not changed since.
+    fn gate(sh: &Shell, v: &Variant, data: &BuildData) -> Result<()> {
+        let latest = v.images_root().join(format!("{}-{}", v.arch, v.variant)).join("latest");
+        if std::fs::metadata(&latest).is_err() {
+            bail!(
+                "{} does not exist: the build did not finish; run BUILD again",
+                latest.display()
+            );
+        }
+        if crate::fingerprint::compute(sh, &v.repo, v.arch)? != data.fingerprint {
+            bail!("the variant repo changed since BUILD: run BUILD again");
+        }
+        Ok(())
     }
-    Ok(())
 }

@@ -1,39 +1,212 @@
 //! The variant workflow: UPDATE_CONFIG → UPDATE_LOCK → BUILD → VALIDATE, in a variant repo
-//! (bottlerocket), against kits published to the local registry. Each phase has `run` (acts,
-//! returns its observations and a report) and `gate` (re-checks them against reality).
+//! (bottlerocket), against kits published to the local registry. Each phase is a [`Phase`]:
+//! `run` acts and returns its observations and a report, `gate` re-checks them against reality.
+//!
+//! [`Phase`]: crate::workflow::Phase
 
-pub mod backup;
-pub mod build;
-pub mod update_config;
-pub mod update_lock;
-pub mod validate;
+pub(crate) mod backup;
+pub(crate) mod build;
+pub(crate) mod update_config;
+pub(crate) mod update_lock;
+pub(crate) mod validate;
 
 use std::path::{Path, PathBuf};
 
-use anyhow::{bail, Result};
+use anyhow::{bail, Context, Result};
+use serde::{Deserialize, Serialize};
 use xshell::Shell;
 
 use crate::arch::Arch;
-use crate::flags::Strategy;
-use crate::phases::{check, execute};
 use crate::project;
-use crate::workflow::machine::Gate;
-use crate::workflow::workspace::{registry_port, VariantInput, Workspace};
-use crate::workflow::{PhaseDef, Workflow};
+use crate::workflow::record::{check, execute};
+use crate::workflow::{Flow, Gate, VariantPhase, Workspace};
+
+/// How the variant repo is pointed at the local registry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase", try_from = "String")]
+pub(crate) enum Strategy {
+    /// Redirect kits with Twoliter.override, keeping vendor names (sanctioned by twoliter)
+    #[default]
+    Override,
+    /// Declare a local vendor in Twoliter.toml and switch the kits to it
+    Vendor,
+}
+
+impl Strategy {
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            Strategy::Override => "override",
+            Strategy::Vendor => "vendor",
+        }
+    }
+}
+
+impl TryFrom<String> for Strategy {
+    type Error = String;
+
+    fn try_from(text: String) -> Result<Strategy, String> {
+        match text.as_str() {
+            "override" => Ok(Strategy::Override),
+            "vendor" => Ok(Strategy::Vendor),
+            other => Err(format!("strategy `{other}` is unknown: use `override` or `vendor`")),
+        }
+    }
+}
+
+/// A kit the variant workflow takes from the local registry.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct KitSpec {
+    pub(crate) name: String,
+    /// Default: the version the last VERIFY recorded, else the highest `v<semver>` tag.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) version: Option<String>,
+}
+
+impl KitSpec {
+    /// `NAME` or `NAME@VERSION`, as given to `--kit`.
+    pub(crate) fn parse(text: &str) -> Result<KitSpec> {
+        let (name, version) = match text.split_once('@') {
+            Some((name, version)) => (name, Some(version.trim_start_matches('v').to_string())),
+            None => (text, None),
+        };
+        project::check_identifier("kit", name)?;
+        if let Some(version) = &version {
+            semver::Version::parse(version)
+                .with_context(|| format!("--kit {text}: `{version}` is not a semver version (e.g. {name}@1.2.3)"))?;
+        }
+        Ok(KitSpec {
+            name: name.to_string(),
+            version,
+        })
+    }
+}
+
+/// `input.json` of the variant workflow.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct VariantInput {
+    pub(crate) kits: Vec<KitSpec>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) variant: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) arch: Option<Arch>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) registry: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) variant_dir: Option<PathBuf>,
+    #[serde(default)]
+    pub(crate) strategy: Strategy,
+    /// Leave the repo pointed at the local kits after the run.
+    #[serde(default)]
+    pub(crate) keep_config: bool,
+}
+
+/// What `cargo xtask variant` was asked for on its command line.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct VariantRequest {
+    pub(crate) kits: Vec<KitSpec>,
+    pub(crate) variant: Option<String>,
+    pub(crate) arch: Option<Arch>,
+    pub(crate) variant_dir: Option<PathBuf>,
+    pub(crate) registry: Option<String>,
+    pub(crate) strategy: Strategy,
+    pub(crate) keep_config: bool,
+}
+
+impl VariantInput {
+    /// The input for a request from the command line, every default filled in (the only
+    /// variant, the host's arch, every kit `Twoliter.toml` lists), so `input.json` says it all.
+    pub(crate) fn with_defaults(request: VariantRequest) -> Result<VariantInput> {
+        let repo = match &request.variant_dir {
+            Some(dir) => project::absolute(dir),
+            None => default_repo()?,
+        };
+        check_repo(&repo)?;
+        let variant = match request.variant {
+            Some(v) => v,
+            None => default_variant(&repo)?,
+        };
+        project::check_identifier("variant", &variant)?;
+        let kits = if request.kits.is_empty() {
+            kits_of(&repo)?
+        } else {
+            request.kits
+        };
+        let input = VariantInput {
+            kits,
+            variant: Some(variant),
+            arch: Some(match request.arch {
+                Some(arch) => arch,
+                None => Arch::host()?,
+            }),
+            registry: request.registry,
+            variant_dir: (repo != project::root()).then_some(repo),
+            strategy: request.strategy,
+            keep_config: request.keep_config,
+        };
+        input.check()?;
+        Ok(input)
+    }
+
+    pub(crate) fn check(&self) -> Result<()> {
+        if self.kits.is_empty() {
+            bail!("input.json lists no kits: add {{\"name\": \"<kit>\"}} entries to `kits`");
+        }
+        for kit in &self.kits {
+            project::check_identifier("kit name in input.json", &kit.name)?;
+            if let Some(version) = &kit.version {
+                semver::Version::parse(version.trim_start_matches('v')).map_err(|e| {
+                    anyhow::anyhow!(
+                        "kit {} has version `{version}`, which is not semver ({e}): use e.g. 1.2.3",
+                        kit.name
+                    )
+                })?;
+            }
+        }
+        if let Some(variant_name) = &self.variant {
+            project::check_identifier("variant in input.json", variant_name)?;
+        }
+        if let Some(registry) = &self.registry {
+            crate::registry::local_port(registry)?;
+        }
+        Ok(())
+    }
+}
+
+/// Without `--kit`: every kit the repo's `Twoliter.toml` lists.
+fn kits_of(repo: &Path) -> Result<Vec<KitSpec>> {
+    let path = repo.join("Twoliter.toml");
+    let info = crate::twoliter::project::parse(&fs_err::read_to_string(&path)?)
+        .with_context(|| format!("in {}", path.display()))?;
+    if info.kits.is_empty() {
+        bail!(
+            "{} lists no [[kit]]: nothing to take from the local registry",
+            path.display()
+        );
+    }
+    Ok(info
+        .kits
+        .iter()
+        .map(|k| KitSpec {
+            name: k.name.clone(),
+            version: None,
+        })
+        .collect())
+}
 
 /// Everything a variant phase needs, resolved from `input.json` without touching the network.
 #[derive(Debug, Clone)]
-pub struct Variant {
-    pub ws: Workspace,
-    pub input: VariantInput,
-    pub repo: PathBuf,
-    pub variant: String,
-    pub arch: Arch,
-    pub strategy: Strategy,
+pub(crate) struct Variant {
+    pub(crate) ws: Workspace,
+    pub(crate) input: VariantInput,
+    pub(crate) repo: PathBuf,
+    pub(crate) variant: String,
+    pub(crate) arch: Arch,
+    pub(crate) strategy: Strategy,
 }
 
 impl Variant {
-    pub fn resolve(ws: &Workspace, input: &VariantInput) -> Result<Variant> {
+    pub(crate) fn resolve(ws: &Workspace, input: &VariantInput) -> Result<Variant> {
+        input.check()?;
         let repo = match &input.variant_dir {
             Some(dir) => project::absolute(dir),
             None => default_repo()?,
@@ -55,49 +228,58 @@ impl Variant {
             Some(arch) => arch,
             None => Arch::host()?,
         };
-        let strategy = match input.strategy.as_deref() {
-            Some("vendor") => Strategy::Vendor,
-            _ => Strategy::Override,
-        };
         Ok(Variant {
             ws: ws.clone(),
             input: input.clone(),
             repo,
             variant,
             arch,
-            strategy,
+            strategy: input.strategy,
         })
     }
 
     /// The registry the kits come from: `input.json`'s, else this checkout's (started if it
     /// is merely stopped; its data is kept).
-    pub fn registry_port(&self, sh: &Shell) -> Result<u16> {
+    pub(crate) fn registry_port(&self, sh: &Shell) -> Result<u16> {
         match &self.input.registry {
-            Some(registry) => registry_port(registry),
+            Some(registry) => crate::registry::local_port(registry),
             None => Ok(crate::registry::ensure_running(sh, &Default::default())?.port),
         }
     }
 
-    /// Adds what a sub-agent needs to know about this run to `context_data`.
-    pub fn describe(&self, data: &mut serde_json::Value) {
-        data["variant_dir"] = serde_json::json!(self.repo);
-        data["variant"] = serde_json::json!(self.variant);
-        data["arch"] = serde_json::json!(self.arch);
-        data["kits"] = serde_json::json!(self.input.kits);
-        data["strategy"] = serde_json::json!(match self.strategy {
-            Strategy::Override => "override",
-            Strategy::Vendor => "vendor",
-        });
-        data["registry"] = serde_json::json!(self.input.registry);
-    }
-
     /// What UPDATE_CONFIG resolved (kit versions, registry): later phases build on it.
-    pub fn config(&self) -> Result<update_config::ConfigData> {
-        self.ws.succeeded(Workflow::Variant, "update-config")
+    pub(crate) fn config(&self) -> Result<update_config::ConfigData> {
+        self.ws.succeeded::<update_config::UpdateConfig>()
     }
 
-    pub fn images_root(&self) -> PathBuf {
+    pub(crate) fn images_root(&self) -> PathBuf {
         self.repo.join("build/images")
+    }
+}
+
+impl Flow for Variant {
+    type Phase = VariantPhase;
+
+    fn ws(&self) -> &Workspace {
+        &self.ws
+    }
+
+    fn run(&self, sh: &Shell, phase: VariantPhase) -> Result<()> {
+        match phase {
+            VariantPhase::UpdateConfig => execute::<update_config::UpdateConfig>(sh, self),
+            VariantPhase::UpdateLock => execute::<update_lock::UpdateLock>(sh, self),
+            VariantPhase::Build => execute::<build::Build>(sh, self),
+            VariantPhase::Validate => execute::<validate::Validate>(sh, self),
+        }
+    }
+
+    fn gate(&self, sh: &Shell, phase: VariantPhase) -> Gate {
+        match phase {
+            VariantPhase::UpdateConfig => check::<update_config::UpdateConfig>(sh, self),
+            VariantPhase::UpdateLock => check::<update_lock::UpdateLock>(sh, self),
+            VariantPhase::Build => check::<build::Build>(sh, self),
+            VariantPhase::Validate => check::<validate::Validate>(sh, self),
+        }
     }
 }
 
@@ -110,7 +292,7 @@ fn list_or_none(names: &[String]) -> String {
 }
 
 /// The variant repo when none is named: this checkout if it is one, else `$FOREST_ROOT/bottlerocket`.
-pub fn default_repo() -> Result<PathBuf> {
+pub(crate) fn default_repo() -> Result<PathBuf> {
     let root = project::root();
     if is_variant_repo(&root) {
         return Ok(root);
@@ -126,7 +308,7 @@ pub fn default_repo() -> Result<PathBuf> {
 }
 
 /// The repo exists and has a `Twoliter.toml`.
-pub fn check_repo(repo: &Path) -> Result<()> {
+pub(crate) fn check_repo(repo: &Path) -> Result<()> {
     if !repo.is_dir() {
         bail!(
             "variant repo {} does not exist: pass --variant-dir, or set variant_dir in input.json",
@@ -143,12 +325,12 @@ pub fn check_repo(repo: &Path) -> Result<()> {
     Ok(())
 }
 
-pub fn is_variant_repo(dir: &Path) -> bool {
+pub(crate) fn is_variant_repo(dir: &Path) -> bool {
     dir.join("Twoliter.toml").is_file() && dir.join("variants").is_dir()
 }
 
 /// Variant directories (those with a Cargo.toml) under `variants/`.
-pub fn variants_in(repo: &Path) -> Vec<String> {
+pub(crate) fn variants_in(repo: &Path) -> Vec<String> {
     let mut names: Vec<String> = std::fs::read_dir(repo.join("variants"))
         .map(|entries| {
             entries
@@ -163,7 +345,7 @@ pub fn variants_in(repo: &Path) -> Vec<String> {
 }
 
 /// The variant to build when none is named: `BUILDSYS_VARIANT`, else the only one.
-pub fn default_variant(repo: &Path) -> Result<String> {
+pub(crate) fn default_variant(repo: &Path) -> Result<String> {
     if let Some(v) = std::env::var("BUILDSYS_VARIANT").ok().filter(|v| !v.is_empty()) {
         return Ok(v);
     }
@@ -178,29 +360,19 @@ pub fn default_variant(repo: &Path) -> Result<String> {
     }
 }
 
-pub fn run_phase(sh: &Shell, v: &Variant, phase: &PhaseDef) -> Result<()> {
-    let ws = &v.ws;
-    match phase.id {
-        "update-config" => execute(
-            ws,
-            phase,
-            || update_config::run(sh, v),
-            |d| update_config::gate(sh, v, d),
-        ),
-        "update-lock" => execute(ws, phase, || update_lock::run(sh, v), |d| update_lock::gate(sh, v, d)),
-        "build" => execute(ws, phase, || build::run(sh, v), |d| build::gate(sh, v, d)),
-        "validate" => execute(ws, phase, || validate::run(sh, v), |d| validate::gate(sh, v, d)),
-        other => unreachable!("not a variant phase: {other}"),
-    }
-}
+#[cfg(test)]
+mod tests {
+    use super::KitSpec;
 
-pub fn gate_phase(sh: &Shell, v: &Variant, phase: &PhaseDef) -> Gate {
-    let ws = &v.ws;
-    match phase.id {
-        "update-config" => check(ws, phase, |d| update_config::gate(sh, v, d)),
-        "update-lock" => check(ws, phase, |d| update_lock::gate(sh, v, d)),
-        "build" => check(ws, phase, |d| build::gate(sh, v, d)),
-        "validate" => check(ws, phase, |d| validate::gate(sh, v, d)),
-        other => unreachable!("not a variant phase: {other}"),
+    #[test]
+    fn kit_flags() {
+        let k = KitSpec::parse("core-kit@v1.2.3").unwrap();
+        assert_eq!((k.name.as_str(), k.version.as_deref()), ("core-kit", Some("1.2.3")));
+        assert_eq!(KitSpec::parse("core-kit").unwrap().version, None);
+        assert!(KitSpec::parse("core-kit@latest")
+            .unwrap_err()
+            .to_string()
+            .contains("not a semver"));
+        assert!(KitSpec::parse("../x").is_err());
     }
 }

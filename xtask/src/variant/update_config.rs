@@ -11,16 +11,15 @@ use serde::{Deserialize, Serialize};
 use xshell::Shell;
 
 use super::backup::Backup;
-use super::Variant;
-use crate::flags::Strategy;
+use super::{Strategy, Variant};
+use crate::kit::setup::Setup;
 use crate::kit::verify::VerifyData;
 use crate::registry::Client;
+use crate::twoliter::LOCAL_VENDOR;
 use crate::twoliter::{compat, override_file, project as twoliter_toml};
-use crate::workflow::workspace::PhaseResult;
+use crate::workflow::record::PhaseResult;
+use crate::workflow::{KitPhase, Phase, VariantPhase, Workspace};
 use crate::{fsx, project, ui};
-
-/// The vendor the `vendor` strategy declares in `Twoliter.toml`.
-pub const LOCAL_VENDOR: &str = "local";
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ResolvedKit {
@@ -46,189 +45,195 @@ pub struct ConfigData {
     pub changed: Vec<String>,
 }
 
-pub fn run(sh: &Shell, v: &Variant) -> Result<(ConfigData, String)> {
-    let toml_path = v.repo.join("Twoliter.toml");
-    let override_path = v.repo.join("Twoliter.override");
-    let toml_text = fs_err::read_to_string(&toml_path)?;
-    let info = twoliter_toml::parse(&toml_text).with_context(|| format!("in {}", toml_path.display()))?;
-    let port = v.registry_port(sh)?;
-    let url = format!("localhost:{port}");
-    let client = Client::new(port);
+/// UPDATE_CONFIG: the variant repo points at the local kits; its originals are backed up.
+pub(crate) struct UpdateConfig;
 
-    let mut kits = Vec::new();
-    for spec in &v.input.kits {
-        let Some(entry) = info.kits.iter().find(|k| k.name == spec.name) else {
-            let present: Vec<&str> = info.kits.iter().map(|k| k.name.as_str()).collect();
-            bail!(
-                "kit `{}` is not a [[kit]] of {} (it has {}): add it there, or leave it out",
-                spec.name,
-                toml_path.display(),
-                if present.is_empty() {
-                    "none".to_string()
-                } else {
-                    present.join(", ")
-                }
-            );
-        };
-        let (version, from, kit_dir) = resolve_version(&client, &url, &spec.name, spec.version.as_deref())?;
-        kits.push(ResolvedKit {
-            name: spec.name.clone(),
-            version,
-            vendor: entry.vendor.clone(),
-            version_from: from.into(),
-            kit_dir,
-        });
-    }
+impl Phase for UpdateConfig {
+    type Flow = Variant;
+    type Data = ConfigData;
+    const PHASE: VariantPhase = VariantPhase::UpdateConfig;
 
-    // Work out every new file before writing any, so bad input leaves the repo as it was.
-    let versions: Vec<(String, String)> = kits.iter().map(|k| (k.name.clone(), k.version.clone())).collect();
-    let mut new_toml = twoliter_toml::set_kit_versions(&toml_text, &versions)
-        .with_context(|| format!("in {}", toml_path.display()))?;
-    let old_override = fsx::read_optional(&override_path)?;
-    let new_override = match v.strategy {
-        Strategy::Override => {
-            let entries: Vec<(String, String, String)> = kits
-                .iter()
-                .map(|k| (k.vendor.clone(), k.name.clone(), url.clone()))
-                .collect();
-            Some(
-                override_file::set_overrides(old_override.as_deref(), &entries)
-                    .with_context(|| format!("in {}", override_path.display()))?,
-            )
-        }
-        Strategy::Vendor => {
-            let names: Vec<String> = kits.iter().map(|k| k.name.clone()).collect();
-            new_toml = twoliter_toml::switch_kits_to_vendor(&new_toml, LOCAL_VENDOR, &url, &names)
-                .with_context(|| format!("in {}", toml_path.display()))?;
-            None
-        }
-    };
+    fn run(sh: &Shell, v: &Variant) -> Result<(ConfigData, String)> {
+        let toml_path = v.repo.join("Twoliter.toml");
+        let override_path = v.repo.join("Twoliter.override");
+        let toml_text = fs_err::read_to_string(&toml_path)?;
+        let info = twoliter_toml::parse(&toml_text).with_context(|| format!("in {}", toml_path.display()))?;
+        let port = v.registry_port(sh)?;
+        let url = format!("localhost:{port}");
+        let client = Client::new(port);
 
-    let backup = Backup::new(&v.ws.dir);
-    backup.take(&v.repo)?;
-    let mut changed = Vec::new();
-    if new_toml != toml_text {
-        fsx::write_atomic(&toml_path, new_toml.as_bytes())?;
-        backup.record_ours(&v.repo, "Twoliter.toml")?;
-        changed.push("Twoliter.toml".to_string());
-    }
-    if let Some(new_override) = new_override {
-        if old_override.as_deref() != Some(new_override.as_str()) {
-            fsx::write_atomic(&override_path, new_override.as_bytes())?;
-            backup.record_ours(&v.repo, "Twoliter.override")?;
-            changed.push("Twoliter.override".to_string());
-        }
-    }
-    warn_on_metadata_mismatch(sh, v, &kits);
-
-    let strategy = match v.strategy {
-        Strategy::Override => "override",
-        Strategy::Vendor => "vendor",
-    };
-    let data = ConfigData {
-        registry: url.clone(),
-        port,
-        strategy: strategy.into(),
-        release_version: info.release_version.clone(),
-        kits,
-        changed,
-    };
-    let mut report = format!(
-        "# UPDATE_CONFIG\n\n- variant repo: `{}`\n- strategy: `{strategy}`, registry `{url}`\n",
-        v.repo.display()
-    );
-    for k in &data.kits {
-        report.push_str(&format!(
-            "- kit `{}` {} (vendor `{}`, version from {})\n",
-            k.name, k.version, k.vendor, k.version_from
-        ));
-    }
-    report.push_str(&format!(
-        "- changed: {}\n- originals backed up in `{}`\n",
-        if data.changed.is_empty() {
-            "nothing (already pointed at the local kits)".to_string()
-        } else {
-            data.changed.join(", ")
-        },
-        backup.dir.display()
-    ));
-    Ok((data, report))
-}
-
-/// The repo still says what this phase wrote.
-pub fn gate(_sh: &Shell, v: &Variant, data: &ConfigData) -> Result<()> {
-    if let Some(wanted) = &v.input.registry {
-        if wanted != &data.registry {
-            bail!(
-                "input.json asks for the registry {wanted}, but UPDATE_CONFIG used {}: run UPDATE_CONFIG again",
-                data.registry
-            );
-        }
-    }
-    let same_kits = v.input.kits.len() == data.kits.len()
-        && v.input.kits.iter().zip(&data.kits).all(|(want, got)| {
-            want.name == got.name
-                && want
-                    .version
-                    .as_deref()
-                    .is_none_or(|ver| ver.trim_start_matches('v') == got.version)
-        });
-    if !same_kits {
-        bail!("input.json asks for other kits or versions than UPDATE_CONFIG set up: run UPDATE_CONFIG again");
-    }
-    if Backup::new(&v.ws.dir).manifest()?.is_none() {
-        bail!(
-            "the variant repo's files are not backed up in this workspace (it was restored): run UPDATE_CONFIG again"
-        );
-    }
-    let toml_path = v.repo.join("Twoliter.toml");
-    let info = twoliter_toml::parse(&fs_err::read_to_string(&toml_path)?)?;
-    for kit in &data.kits {
-        let entry = info.kits.iter().find(|k| k.name == kit.name);
-        match entry {
-            Some(e) if e.version == kit.version => {}
-            Some(e) => bail!(
-                "{} has kit `{}` at version {}, not {}: run UPDATE_CONFIG again",
-                toml_path.display(),
-                kit.name,
-                e.version,
-                kit.version
-            ),
-            None => bail!("{} no longer lists kit `{}`", toml_path.display(), kit.name),
-        }
-        if data.strategy == "vendor" {
-            let vendor = &entry.expect("checked").vendor;
-            if vendor != LOCAL_VENDOR || info.vendors.get(LOCAL_VENDOR) != Some(&data.registry) {
+        let mut kits = Vec::new();
+        for spec in &v.input.kits {
+            let Some(entry) = info.kits.iter().find(|k| k.name == spec.name) else {
+                let present: Vec<&str> = info.kits.iter().map(|k| k.name.as_str()).collect();
                 bail!(
-                    "{} does not take kit `{}` from vendor `{LOCAL_VENDOR}` at {}: run UPDATE_CONFIG again",
+                    "kit `{}` is not a [[kit]] of {} (it has {}): add it there, or leave it out",
+                    spec.name,
+                    toml_path.display(),
+                    if present.is_empty() {
+                        "none".to_string()
+                    } else {
+                        present.join(", ")
+                    }
+                );
+            };
+            let (version, from, kit_dir) = resolve_version(&client, &url, &spec.name, spec.version.as_deref())?;
+            kits.push(ResolvedKit {
+                name: spec.name.clone(),
+                version,
+                vendor: entry.vendor.clone(),
+                version_from: from.into(),
+                kit_dir,
+            });
+        }
+
+        // Work out every new file before writing any, so bad input leaves the repo as it was.
+        let versions: Vec<(String, String)> = kits.iter().map(|k| (k.name.clone(), k.version.clone())).collect();
+        let mut new_toml = twoliter_toml::set_kit_versions(&toml_text, &versions)
+            .with_context(|| format!("in {}", toml_path.display()))?;
+        let old_override = fsx::read_optional(&override_path)?;
+        let new_override = match v.strategy {
+            Strategy::Override => {
+                let entries: Vec<(String, String, String)> = kits
+                    .iter()
+                    .map(|k| (k.vendor.clone(), k.name.clone(), url.clone()))
+                    .collect();
+                Some(
+                    override_file::set_overrides(old_override.as_deref(), &entries)
+                        .with_context(|| format!("in {}", override_path.display()))?,
+                )
+            }
+            Strategy::Vendor => {
+                let names: Vec<String> = kits.iter().map(|k| k.name.clone()).collect();
+                new_toml = twoliter_toml::switch_kits_to_vendor(&new_toml, LOCAL_VENDOR, &url, &names)
+                    .with_context(|| format!("in {}", toml_path.display()))?;
+                None
+            }
+        };
+
+        let backup = Backup::new(&v.ws.dir);
+        backup.take(&v.repo)?;
+        let mut changed = Vec::new();
+        if new_toml != toml_text {
+            fsx::write_atomic(&toml_path, new_toml.as_bytes())?;
+            backup.record_ours(&v.repo, "Twoliter.toml")?;
+            changed.push("Twoliter.toml".to_string());
+        }
+        if let Some(new_override) = new_override {
+            if old_override.as_deref() != Some(new_override.as_str()) {
+                fsx::write_atomic(&override_path, new_override.as_bytes())?;
+                backup.record_ours(&v.repo, "Twoliter.override")?;
+                changed.push("Twoliter.override".to_string());
+            }
+        }
+        warn_on_metadata_mismatch(sh, v, &kits);
+
+        let strategy = v.strategy.name();
+        let data = ConfigData {
+            registry: url.clone(),
+            port,
+            strategy: strategy.into(),
+            release_version: info.release_version.clone(),
+            kits,
+            changed,
+        };
+        let mut report = format!(
+            "# UPDATE_CONFIG\n\n- variant repo: `{}`\n- strategy: `{strategy}`, registry `{url}`\n",
+            v.repo.display()
+        );
+        for k in &data.kits {
+            report.push_str(&format!(
+                "- kit `{}` {} (vendor `{}`, version from {})\n",
+                k.name, k.version, k.vendor, k.version_from
+            ));
+        }
+        report.push_str(&format!(
+            "- changed: {}\n- originals backed up in `{}`\n",
+            if data.changed.is_empty() {
+                "nothing (already pointed at the local kits)".to_string()
+            } else {
+                data.changed.join(", ")
+            },
+            backup.dir.display()
+        ));
+        Ok((data, report))
+    }
+
+    /// The repo still says what this phase wrote.
+    fn gate(_sh: &Shell, v: &Variant, data: &ConfigData) -> Result<()> {
+        if let Some(wanted) = &v.input.registry {
+            if wanted != &data.registry {
+                bail!(
+                    "input.json asks for the registry {wanted}, but UPDATE_CONFIG used {}: run UPDATE_CONFIG again",
+                    data.registry
+                );
+            }
+        }
+        let same_kits = v.input.kits.len() == data.kits.len()
+            && v.input.kits.iter().zip(&data.kits).all(|(want, got)| {
+                want.name == got.name
+                    && want
+                        .version
+                        .as_deref()
+                        .is_none_or(|ver| ver.trim_start_matches('v') == got.version)
+            });
+        if !same_kits {
+            bail!("input.json asks for other kits or versions than UPDATE_CONFIG set up: run UPDATE_CONFIG again");
+        }
+        if Backup::new(&v.ws.dir).manifest()?.is_none() {
+            bail!(
+                "the variant repo's files are not backed up in this workspace (it was restored): run UPDATE_CONFIG again"
+            );
+        }
+        let toml_path = v.repo.join("Twoliter.toml");
+        let info = twoliter_toml::parse(&fs_err::read_to_string(&toml_path)?)?;
+        for kit in &data.kits {
+            let entry = info.kits.iter().find(|k| k.name == kit.name);
+            match entry {
+                Some(e) if e.version == kit.version => {}
+                Some(e) => bail!(
+                    "{} has kit `{}` at version {}, not {}: run UPDATE_CONFIG again",
                     toml_path.display(),
                     kit.name,
-                    data.registry
-                );
+                    e.version,
+                    kit.version
+                ),
+                None => bail!("{} no longer lists kit `{}`", toml_path.display(), kit.name),
+            }
+            if data.strategy == "vendor" {
+                let vendor = &entry.expect("checked").vendor;
+                if vendor != LOCAL_VENDOR || info.vendors.get(LOCAL_VENDOR) != Some(&data.registry) {
+                    bail!(
+                        "{} does not take kit `{}` from vendor `{LOCAL_VENDOR}` at {}: run UPDATE_CONFIG again",
+                        toml_path.display(),
+                        kit.name,
+                        data.registry
+                    );
+                }
             }
         }
-    }
-    if data.strategy == "override" {
-        let path = v.repo.join("Twoliter.override");
-        let text = fsx::read_optional(&path)?
-            .with_context(|| format!("{} is gone: run UPDATE_CONFIG again", path.display()))?;
-        let overrides = override_file::parse_overrides(&text)?;
-        for kit in &data.kits {
-            let registry = overrides
-                .get(&(kit.vendor.clone(), kit.name.clone()))
-                .and_then(|o| o.registry.clone());
-            if registry.as_deref() != Some(data.registry.as_str()) {
-                bail!(
-                    "{} does not redirect [{}.{}] to {}: run UPDATE_CONFIG again",
-                    path.display(),
-                    kit.vendor,
-                    kit.name,
-                    data.registry
-                );
+        if data.strategy == "override" {
+            let path = v.repo.join("Twoliter.override");
+            let text = fsx::read_optional(&path)?
+                .with_context(|| format!("{} is gone: run UPDATE_CONFIG again", path.display()))?;
+            let overrides = override_file::parse_overrides(&text)?;
+            for kit in &data.kits {
+                let registry = overrides
+                    .get(&(kit.vendor.clone(), kit.name.clone()))
+                    .and_then(|o| o.registry.clone());
+                if registry.as_deref() != Some(data.registry.as_str()) {
+                    bail!(
+                        "{} does not redirect [{}.{}] to {}: run UPDATE_CONFIG again",
+                        path.display(),
+                        kit.vendor,
+                        kit.name,
+                        data.registry
+                    );
+                }
             }
         }
+        Ok(())
     }
-    Ok(())
 }
 
 /// The version of a kit to use: the one asked for (it must be in the registry), else the one
@@ -287,8 +292,8 @@ fn last_verified(url: &str, kit: &str) -> Option<(String, Option<PathBuf>)> {
     let entries = std::fs::read_dir(project::planning_dir()).ok()?;
     let mut best: Option<(u64, String, Option<PathBuf>)> = None;
     for entry in entries.filter_map(|e| e.ok()) {
-        let ws = entry.path();
-        let result: Option<PhaseResult<VerifyData>> = fsx::read_json(&ws.join("results/verify.json")).ok().flatten();
+        let ws = Workspace::new(&entry.path());
+        let result: Option<PhaseResult<VerifyData>> = fsx::read_json(&ws.result_path(KitPhase::Verify)).ok().flatten();
         let Some(result) = result.filter(|r| r.ok) else {
             continue;
         };
@@ -296,8 +301,7 @@ fn last_verified(url: &str, kit: &str) -> Option<(String, Option<PathBuf>)> {
             continue;
         };
         if best.as_ref().is_none_or(|(t, _, _)| result.finished_at > *t) {
-            let setup: Option<serde_json::Value> = fsx::read_json(&ws.join("results/setup.json")).ok().flatten();
-            let kit_dir = setup.and_then(|s| s["data"]["kit_dir"].as_str().map(PathBuf::from));
+            let kit_dir = ws.succeeded::<Setup>().ok().map(|setup| setup.kit_dir);
             best = Some((result.finished_at, data.version, kit_dir));
         }
     }

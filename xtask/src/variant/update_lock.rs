@@ -10,7 +10,7 @@ use super::backup::Backup;
 use super::Variant;
 use crate::registry::Client;
 use crate::twoliter::lock;
-use crate::workflow::Workflow;
+use crate::workflow::{Phase, VariantPhase};
 use crate::{process, tools, ui};
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -71,40 +71,49 @@ fn check(v: &Variant, kits: &[LockedKit]) -> Result<()> {
         .with_context(|| format!("{} does not lock what the local registry serves", path.display()))
 }
 
-pub fn run(sh: &Shell, v: &Variant) -> Result<(LockData, String)> {
-    let phase = Workflow::Variant.phase("update-lock").expect("variant phase");
-    let kits = expected(v)?;
-    let update_ran = if check(v, &kits).is_ok() {
-        ui::info("Twoliter.lock already holds the digests the registry serves: `twoliter update` skipped");
-        false
-    } else {
-        let twoliter = tools::twoliter(&v.repo)?;
-        let mut cmd = std::process::Command::new(&twoliter);
-        cmd.arg("update").current_dir(&v.repo);
-        ui::info("twoliter update");
-        let log = v.ws.log_path(phase);
-        process::stream(cmd, "[update-lock] ", &log)?.check("`twoliter update`", &log)?;
-        Backup::new(&v.ws.dir).record_ours(&v.repo, "Twoliter.lock")?;
-        true
-    };
-    check(v, &kits)?;
-    let _ = sh;
-    let mut report = String::from("# UPDATE_LOCK\n\n");
-    report.push_str(if update_ran {
-        "- ran `twoliter update`\n"
-    } else {
-        "- `twoliter update` skipped: the lock already matched\n"
-    });
-    for k in &kits {
-        report.push_str(&format!(
-            "- `{}` {}: lock digest `{}` = registry index `{}`\n",
-            k.name, k.version, k.lock_digest, k.index_digest
-        ));
-    }
-    Ok((LockData { kits, update_ran }, report))
-}
+/// UPDATE_LOCK: Twoliter.lock holds the digests the registry serves.
+pub(crate) struct UpdateLock;
 
-/// The lock still matches what the registry serves now.
-pub fn gate(_sh: &Shell, v: &Variant, _data: &LockData) -> Result<()> {
-    check(v, &expected(v)?)
+impl Phase for UpdateLock {
+    type Flow = Variant;
+    type Data = LockData;
+    const PHASE: VariantPhase = VariantPhase::UpdateLock;
+
+    fn run(sh: &Shell, v: &Variant) -> Result<(LockData, String)> {
+        let phase = VariantPhase::UpdateLock;
+        let kits = expected(v)?;
+        let update_ran = if check(v, &kits).is_ok() {
+            ui::info("Twoliter.lock already holds the digests the registry serves: `twoliter update` skipped");
+            false
+        } else {
+            let twoliter = tools::twoliter(&v.repo)?;
+            let mut cmd = std::process::Command::new(&twoliter);
+            cmd.arg("update").current_dir(&v.repo);
+            ui::info("twoliter update");
+            let log = v.ws.log_path(phase);
+            process::stream(cmd, "[update-lock] ", &log)?.check("`twoliter update`", &log)?;
+            Backup::new(&v.ws.dir).record_ours(&v.repo, "Twoliter.lock")?;
+            true
+        };
+        check(v, &kits)?;
+        let _ = sh;
+        let mut report = String::from("# UPDATE_LOCK\n\n");
+        report.push_str(if update_ran {
+            "- ran `twoliter update`\n"
+        } else {
+            "- `twoliter update` skipped: the lock already matched\n"
+        });
+        for k in &kits {
+            report.push_str(&format!(
+                "- `{}` {}: lock digest `{}` = registry index `{}`\n",
+                k.name, k.version, k.lock_digest, k.index_digest
+            ));
+        }
+        Ok((LockData { kits, update_ran }, report))
+    }
+
+    /// The lock still matches what the registry serves now.
+    fn gate(_sh: &Shell, v: &Variant, _data: &LockData) -> Result<()> {
+        check(v, &expected(v)?)
+    }
 }

@@ -8,16 +8,14 @@ use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
 use xshell::Shell;
 
-use super::build::BuildData;
-use super::update_config::LOCAL_VENDOR;
-use super::Variant;
-use crate::flags::Strategy;
+use super::build::{self, BuildData};
+use super::{Strategy, Variant};
 use crate::image::{self, Expect, ImageReport};
 use crate::oci::Manifest;
 use crate::registry::Client;
+use crate::twoliter::LOCAL_VENDOR;
 use crate::ui;
-use crate::workflow::workspace::PhaseResult;
-use crate::workflow::Workflow;
+use crate::workflow::{Phase, PhaseKind, VariantPhase};
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FetchedKit {
@@ -37,30 +35,39 @@ pub struct ValidateData {
     pub stamps: Vec<(std::path::PathBuf, u64, u64)>,
 }
 
-pub fn run(sh: &Shell, v: &Variant) -> Result<(ValidateData, String)> {
-    let config = v.config()?;
-    let build: BuildData = v.ws.succeeded(Workflow::Variant, "build")?;
-    let expect = Expect {
-        variant: v.variant.clone(),
-        arch: v.arch,
-        release_version: config.release_version.clone(),
-        built_after: UNIX_EPOCH + Duration::from_millis(build.started_at_ms),
-    };
-    let images = image::validate(&v.images_root(), &expect)?;
-    let kits = check_fetched_kits(v)?;
-    let stamps = stamps(&images)?;
-    let _ = sh;
-    let report = final_report(v, &images, &kits);
-    Ok((ValidateData { images, kits, stamps }, report))
-}
+/// VALIDATE: the images are complete and intact, built from the published kits.
+pub(crate) struct Validate;
 
-/// The images are the ones validated (same size and time) and the fetched kits still match.
-pub fn gate(_sh: &Shell, v: &Variant, data: &ValidateData) -> Result<()> {
-    if stamps(&data.images)? != data.stamps {
-        bail!("the images changed since VALIDATE: run VALIDATE again");
+impl Phase for Validate {
+    type Flow = Variant;
+    type Data = ValidateData;
+    const PHASE: VariantPhase = VariantPhase::Validate;
+
+    fn run(sh: &Shell, v: &Variant) -> Result<(ValidateData, String)> {
+        let config = v.config()?;
+        let build: BuildData = v.ws.succeeded::<build::Build>()?;
+        let expect = Expect {
+            variant: v.variant.clone(),
+            arch: v.arch,
+            release_version: config.release_version.clone(),
+            built_after: UNIX_EPOCH + Duration::from_millis(build.started_at_ms),
+        };
+        let images = image::validate(&v.images_root(), &expect)?;
+        let kits = check_fetched_kits(v)?;
+        let stamps = stamps(&images)?;
+        let _ = sh;
+        let report = final_report(v, &images, &kits);
+        Ok((ValidateData { images, kits, stamps }, report))
     }
-    check_fetched_kits(v)?;
-    Ok(())
+
+    /// The images are the ones validated (same size and time) and the fetched kits still match.
+    fn gate(_sh: &Shell, v: &Variant, data: &ValidateData) -> Result<()> {
+        if stamps(&data.images)? != data.stamps {
+            bail!("the images changed since VALIDATE: run VALIDATE again");
+        }
+        check_fetched_kits(v)?;
+        Ok(())
+    }
 }
 
 fn stamps(images: &ImageReport) -> Result<Vec<(std::path::PathBuf, u64, u64)>> {
@@ -155,13 +162,12 @@ fn final_report(v: &Variant, images: &ImageReport, kits: &[FetchedKit]) -> Strin
         ));
     }
     out.push_str("\n## Time per phase\n\n");
-    for phase in Workflow::Variant.phases() {
-        if let Ok(Some(r)) = v.ws.result::<serde_json::Value>(phase) {
-            let r: PhaseResult<serde_json::Value> = r;
+    for &phase in VariantPhase::ALL {
+        if let Ok(Some(r)) = v.ws.result_value(phase) {
             let secs = r.finished_at.saturating_sub(r.started_at);
             out.push_str(&format!(
                 "- {}: {}\n",
-                phase.title,
+                phase.title(),
                 ui::duration(Duration::from_secs(secs))
             ));
         }
