@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 
 /// CPU architecture of a Bottlerocket build.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, clap::ValueEnum)]
-pub enum Arch {
+pub(crate) enum Arch {
     #[serde(rename = "x86_64", alias = "amd64")]
     #[value(name = "x86_64", alias = "amd64")]
     X86_64,
@@ -18,7 +18,7 @@ pub enum Arch {
 
 impl Arch {
     /// Parses twoliter (`x86_64`, `aarch64`) and OCI/Docker (`amd64`, `arm64`) names.
-    pub fn parse(text: &str) -> Result<Arch> {
+    pub(crate) fn parse(text: &str) -> Result<Arch> {
         match text {
             "x86_64" | "amd64" => Ok(Arch::X86_64),
             "aarch64" | "arm64" => Ok(Arch::Aarch64),
@@ -27,7 +27,7 @@ impl Arch {
     }
 
     /// The host's architecture, as the kit Makefile's `ARCH ?= $(uname -m)` would pick.
-    pub fn host() -> Result<Arch> {
+    pub(crate) fn host() -> Result<Arch> {
         Arch::parse(std::env::consts::ARCH).map_err(|_| {
             anyhow::anyhow!(
                 "this host's arch `{}` cannot build Bottlerocket: pass --arch",
@@ -37,7 +37,7 @@ impl Arch {
     }
 
     /// The name twoliter, cargo-make and file names use.
-    pub fn name(self) -> &'static str {
+    pub(crate) fn name(self) -> &'static str {
         match self {
             Arch::X86_64 => "x86_64",
             Arch::Aarch64 => "aarch64",
@@ -45,7 +45,7 @@ impl Arch {
     }
 
     /// The `architecture` of an OCI platform.
-    pub fn oci(self) -> &'static str {
+    pub(crate) fn oci(self) -> &'static str {
         match self {
             Arch::X86_64 => "amd64",
             Arch::Aarch64 => "arm64",

@@ -12,7 +12,7 @@ use xshell::{cmd, Shell};
 use crate::arch::Arch;
 use crate::process;
 
-pub fn compute(sh: &Shell, repo: &Path, arch: Arch) -> Result<String> {
+pub(crate) fn compute(sh: &Shell, repo: &Path, arch: Arch) -> Result<String> {
     let _dir = sh.push_dir(repo);
     let mut hasher = Sha256::new();
     hasher.update(format!("arch={arch}\n"));

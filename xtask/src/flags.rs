@@ -2,6 +2,7 @@
 
 use std::path::PathBuf;
 
+use clap::builder::{OsStringValueParser, TypedValueParser};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::arch::Arch;
@@ -19,13 +20,52 @@ use crate::variant::Strategy;
         `next-step` drives the same workflows one phase at a time for agent orchestrators.",
     version
 )]
-pub struct Xtask {
+pub(crate) struct Xtask {
+    #[command(flatten)]
+    pub(crate) global: Global,
     #[command(subcommand)]
-    pub cmd: Cmd,
+    pub(crate) cmd: Cmd,
+}
+
+/// A path that may come from an environment variable set to the empty string, which callers
+/// take as not set (clap's own path parser refuses empty values).
+fn path_or_empty() -> impl TypedValueParser<Value = PathBuf> {
+    OsStringValueParser::new().map(PathBuf::from)
+}
+
+/// Settings every command shares, each also read from its environment variable.
+#[derive(Debug, Args)]
+pub(crate) struct Global {
+    /// The checkout this xtask acts for: its planning/ workspaces and its registry (default: the
+    /// checkout the xtask was built in)
+    #[arg(long, global = true, env = "XTASK_ROOT", value_name = "DIR", value_parser = path_or_empty())]
+    pub(crate) root: Option<PathBuf>,
+    /// A forest checkout: kit repos under kits/<kit>/, the variant repo at bottlerocket/
+    #[arg(long, global = true, env = "FOREST_ROOT", value_name = "DIR", value_parser = path_or_empty())]
+    pub(crate) forest_root: Option<PathBuf>,
+    /// Image for the registry's docker backend when a workflow starts it [default: registry:2,
+    /// or the one the registry was last started with]
+    #[arg(long, global = true, env = "XTASK_REGISTRY_IMAGE", value_name = "IMAGE")]
+    pub(crate) registry_image: Option<String>,
+}
+
+/// Where smolvm is and how long to wait for it (sandboxes and `--in-vm`).
+#[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "smolvm")]
+pub(crate) struct SmolvmArgs {
+    /// The smolvm binary [default: smolvm on PATH]
+    #[arg(long = "smolvm", env = "SMOLVM", value_name = "PATH", value_parser = path_or_empty())]
+    pub(crate) bin: Option<PathBuf>,
+    /// The KVM device smolvm needs on Linux, checked before it runs
+    #[arg(long, env = "XTASK_KVM_DEVICE", value_name = "PATH", default_value = "/dev/kvm")]
+    pub(crate) kvm_device: PathBuf,
+    /// How long a started machine may take before it answers `exec`, in seconds
+    #[arg(long, env = "XTASK_SANDBOX_READY_SECS", value_name = "SECONDS", default_value_t = 60)]
+    pub(crate) ready_secs: u64,
 }
 
 #[derive(Debug, Subcommand)]
-pub enum Cmd {
+pub(crate) enum Cmd {
     /// Build a kit and publish it to the local registry, verifying what the registry holds
     BuildKit(BuildKit),
     /// Build a variant image from locally published kits, then restore the repo's files
@@ -55,124 +95,144 @@ pub enum Cmd {
 }
 
 #[derive(Debug, Args)]
-pub struct BuildKit {
+pub(crate) struct BuildKit {
     /// Kit to build (default: the Makefile's KIT, else the only directory under kits/)
     #[arg(long)]
-    pub kit: Option<String>,
+    pub(crate) kit: Option<String>,
     /// Architecture (default: the host's, like the kit Makefile)
     #[arg(long)]
-    pub arch: Option<Arch>,
+    pub(crate) arch: Option<Arch>,
     /// Workspace directory (default: planning/build-kit-<kit>-<arch>/)
     #[arg(long)]
-    pub workspace: Option<PathBuf>,
+    pub(crate) workspace: Option<PathBuf>,
     /// Kit repo (default: this checkout if it is a kit repo, else $FOREST_ROOT/kits/<kit>)
     #[arg(long)]
-    pub kit_dir: Option<PathBuf>,
+    pub(crate) kit_dir: Option<PathBuf>,
     /// Publish to the registry at localhost:<port> (default: this checkout's registry)
     #[arg(long, value_name = "localhost:PORT")]
-    pub registry: Option<String>,
+    pub(crate) registry: Option<String>,
     /// Rebuild and republish even when nothing changed since the last verified publish
     #[arg(long)]
-    pub force: bool,
+    pub(crate) force: bool,
     /// Print one JSON summary object on stdout
     #[arg(long)]
-    pub json: bool,
+    pub(crate) json: bool,
     /// Run inside a persistent smolvm Linux machine (opt-in; unverified on real hardware)
     #[arg(long)]
-    pub in_vm: bool,
+    pub(crate) in_vm: bool,
+    #[command(flatten)]
+    pub(crate) vm: InVm,
 }
 
 #[derive(Debug, Args)]
-pub struct Variant {
+pub(crate) struct Variant {
     /// Kit to take from the local registry, as NAME or NAME@VERSION (repeatable)
     #[arg(long = "kit", value_name = "NAME[@VERSION]")]
-    pub kits: Vec<String>,
-    /// Variant to build (default: the only directory under variants/, or BUILDSYS_VARIANT)
-    #[arg(long)]
-    pub variant: Option<String>,
+    pub(crate) kits: Vec<String>,
+    /// Variant to build (default: the only directory under variants/)
+    #[arg(long, env = "BUILDSYS_VARIANT")]
+    pub(crate) variant: Option<String>,
     /// Architecture (default: the host's)
     #[arg(long)]
-    pub arch: Option<Arch>,
+    pub(crate) arch: Option<Arch>,
     /// How the variant repo is pointed at the local registry
     #[arg(long, value_enum, default_value_t)]
-    pub strategy: Strategy,
+    pub(crate) strategy: Strategy,
     /// Leave the repo pointed at the local kits instead of restoring its files
     #[arg(long)]
-    pub keep_config: bool,
+    pub(crate) keep_config: bool,
     /// Workspace directory (default: planning/variant-<variant>-<arch>/)
     #[arg(long)]
-    pub workspace: Option<PathBuf>,
+    pub(crate) workspace: Option<PathBuf>,
     /// Variant repo (default: this checkout if it is a variant repo, else $FOREST_ROOT/bottlerocket)
     #[arg(long)]
-    pub variant_dir: Option<PathBuf>,
+    pub(crate) variant_dir: Option<PathBuf>,
     /// Take the kits from the registry at localhost:<port> (default: this checkout's registry;
     /// `cargo xtask registry url` in the checkout that published them prints theirs)
     #[arg(long, value_name = "localhost:PORT")]
-    pub registry: Option<String>,
+    pub(crate) registry: Option<String>,
     /// Print one JSON summary object on stdout
     #[arg(long)]
-    pub json: bool,
+    pub(crate) json: bool,
     /// Run inside a persistent smolvm Linux machine (opt-in; unverified on real hardware)
     #[arg(long)]
-    pub in_vm: bool,
+    pub(crate) in_vm: bool,
+    #[command(flatten)]
+    pub(crate) vm: InVm,
+}
+
+/// The build machine of `--in-vm`.
+#[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "smolvm")]
+pub(crate) struct InVm {
+    /// Image of the build machine; it must provide Docker Engine, cargo, git and make
+    #[arg(
+        long,
+        env = "XTASK_VM_IMAGE",
+        value_name = "IMAGE",
+        default_value = "docker.io/library/rust:1-bookworm"
+    )]
+    pub(crate) vm_image: String,
+    #[command(flatten)]
+    pub(crate) smolvm: SmolvmArgs,
 }
 
 #[derive(Debug, Args)]
-pub struct Phase {
+pub(crate) struct Phase {
     /// Phase name: setup, build, publish, verify (kit) or update-config, update-lock, build,
     /// validate (variant)
-    pub phase: String,
+    pub(crate) phase: String,
     /// Workspace directory holding input.json
-    pub workspace: PathBuf,
+    pub(crate) workspace: PathBuf,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum PhaseResultFlag {
+pub(crate) enum PhaseResultFlag {
     Success,
     Failure,
 }
 
 #[derive(Debug, Args)]
-pub struct NextStep {
+pub(crate) struct NextStep {
     /// Workspace directory holding input.json
-    pub workspace: PathBuf,
+    pub(crate) workspace: PathBuf,
     /// What the sub-agent reported for the phase it was spawned for
     #[arg(long)]
-    pub phase_result: Option<PhaseResultFlag>,
+    pub(crate) phase_result: Option<PhaseResultFlag>,
     /// Why the phase failed, as the sub-agent said it
     #[arg(long)]
-    pub reason: Option<String>,
+    pub(crate) reason: Option<String>,
     /// Attempts per phase before answering gate_failed
     #[arg(long, default_value_t = 3)]
-    pub max_attempts: u32,
+    pub(crate) max_attempts: u32,
 }
 
 #[derive(Debug, Args)]
-pub struct Status {
+pub(crate) struct Status {
     /// One workspace (default: every workspace under planning/)
-    pub workspace: Option<PathBuf>,
+    pub(crate) workspace: Option<PathBuf>,
     /// Print JSON instead of a table
     #[arg(long)]
-    pub json: bool,
+    pub(crate) json: bool,
 }
 
 #[derive(Debug, Args)]
-pub struct Restore {
+pub(crate) struct Restore {
     /// Workspace whose backups to restore
-    pub workspace: PathBuf,
+    pub(crate) workspace: PathBuf,
     /// Restore even files changed by someone since the backup
     #[arg(long)]
-    pub force: bool,
+    pub(crate) force: bool,
 }
 
 #[derive(Debug, Args)]
-pub struct Registry {
+pub(crate) struct Registry {
     #[command(subcommand)]
-    pub cmd: RegistryCmd,
+    pub(crate) cmd: RegistryCmd,
 }
 
 #[derive(Debug, Subcommand)]
-pub enum RegistryCmd {
+pub(crate) enum RegistryCmd {
     /// Start the registry, or reuse it when it is already healthy; prints localhost:<port>.
     ///
     /// Port, backend and image are remembered per checkout: a later start without flags (and
@@ -197,55 +257,56 @@ pub enum RegistryCmd {
 }
 
 #[derive(Debug, Args)]
-pub struct RegistryStart {
+pub(crate) struct RegistryStart {
     /// Port on 127.0.0.1 (default: stable per checkout, remembered)
     #[arg(long)]
-    pub port: Option<u16>,
+    pub(crate) port: Option<u16>,
     /// Backend (default: docker when a Docker daemon answers, else native)
     #[arg(long, value_enum)]
-    pub backend: Option<Backend>,
-    /// Registry image for the docker backend
-    #[arg(long, env = "XTASK_REGISTRY_IMAGE", default_value = "registry:2")]
-    pub image: String,
+    pub(crate) backend: Option<Backend>,
+    /// Registry image for the docker backend [default: --registry-image, else the one the registry
+    /// was last started with, else registry:2]
+    #[arg(long)]
+    pub(crate) image: Option<String>,
 }
 
 #[derive(Debug, Args)]
-pub struct RegistryStatus {
+pub(crate) struct RegistryStatus {
     /// Print the status as one JSON object
     #[arg(long)]
-    pub json: bool,
+    pub(crate) json: bool,
 }
 
 #[derive(Debug, Args)]
-pub struct RegistryList {
+pub(crate) struct RegistryList {
     /// Print the rows as JSON
     #[arg(long)]
-    pub json: bool,
+    pub(crate) json: bool,
 }
 
 #[derive(Debug, Args)]
-pub struct RegistryLogs {
+pub(crate) struct RegistryLogs {
     /// Keep printing new lines
     #[arg(long, short)]
-    pub follow: bool,
+    pub(crate) follow: bool,
 }
 
 #[derive(Debug, Args)]
-pub struct Sandbox {
+pub(crate) struct Sandbox {
     #[command(subcommand)]
-    pub cmd: SandboxCmd,
+    pub(crate) cmd: SandboxCmd,
 }
 
 #[derive(Debug, Subcommand)]
-pub enum SandboxCmd {
+pub(crate) enum SandboxCmd {
     /// Create (if absent) and start a machine, copy this checkout in, provision skills.
     ///
     /// The checkout goes in as a git bundle (committed history only) and is cloned at
     /// /workspace/checkout; running `up` again clones afresh and keeps the previous clone at
     /// /workspace/checkout.previous. phases/kit and phases/variant become the skills
     /// bottlerocket-kit and bottlerocket-variant, next to each --skill from ~/.claude/skills/,
-    /// in /root/.claude/skills (XTASK_SANDBOX_SKILLS_DIR changes it); each skill's old copy is
-    /// replaced. smolvm ≥ 1.9.0 is taken from $SMOLVM, else PATH.
+    /// in the guest's skills directory (--skills-dir); each skill's old copy is replaced.
+    /// smolvm ≥ 1.9.0 is taken from --smolvm ($SMOLVM), else PATH.
     Up(SandboxUp),
     /// Run a command in the machine, streaming its output; its exit code is passed through
     Exec(SandboxExec),
@@ -257,65 +318,81 @@ pub enum SandboxCmd {
     Down(SandboxName),
 }
 
-pub const DEFAULT_SANDBOX: &str = "xtask-agent";
+pub(crate) const DEFAULT_SANDBOX: &str = "xtask-agent";
 
 #[derive(Debug, Args)]
-pub struct SandboxName {
+pub(crate) struct SandboxName {
     /// Machine name
     #[arg(long, default_value = DEFAULT_SANDBOX)]
-    pub name: String,
+    pub(crate) name: String,
+    #[command(flatten)]
+    pub(crate) smolvm: SmolvmArgs,
 }
 
 #[derive(Debug, Args)]
-pub struct SandboxStatus {
+pub(crate) struct SandboxStatus {
     /// Machine name
     #[arg(long, default_value = DEFAULT_SANDBOX)]
-    pub name: String,
+    pub(crate) name: String,
     /// Print smolvm's status document as JSON on stdout
     #[arg(long)]
-    pub json: bool,
+    pub(crate) json: bool,
+    #[command(flatten)]
+    pub(crate) smolvm: SmolvmArgs,
 }
 
 #[derive(Debug, Args)]
-pub struct SandboxUp {
+pub(crate) struct SandboxUp {
     /// Machine name
     #[arg(long, default_value = DEFAULT_SANDBOX)]
-    pub name: String,
+    pub(crate) name: String,
     /// OCI image for the machine
     #[arg(long)]
-    pub image: Option<String>,
+    pub(crate) image: Option<String>,
     /// A skill from ~/.claude/skills/<NAME>/ to provision as well (repeatable)
     #[arg(long = "skill", value_name = "NAME")]
-    pub skills: Vec<String>,
+    pub(crate) skills: Vec<String>,
     /// Virtual CPUs
     #[arg(long)]
-    pub cpus: Option<u32>,
+    pub(crate) cpus: Option<u32>,
     /// Memory in MiB
     #[arg(long)]
-    pub mem: Option<u32>,
+    pub(crate) mem: Option<u32>,
+    /// The guest directory the skills go to
+    #[arg(
+        long,
+        env = "XTASK_SANDBOX_SKILLS_DIR",
+        value_name = "DIR",
+        default_value = "/root/.claude/skills"
+    )]
+    pub(crate) skills_dir: String,
+    #[command(flatten)]
+    pub(crate) smolvm: SmolvmArgs,
 }
 
 #[derive(Debug, Args)]
-pub struct SandboxExec {
+pub(crate) struct SandboxExec {
     /// Machine name
     #[arg(long, default_value = DEFAULT_SANDBOX)]
-    pub name: String,
+    pub(crate) name: String,
     /// Working directory in the guest (the checkout is at /workspace/checkout)
     #[arg(long, short = 'w')]
-    pub workdir: Option<String>,
+    pub(crate) workdir: Option<String>,
     /// The command to run in the guest
     #[arg(last = true, required = true)]
-    pub argv: Vec<String>,
+    pub(crate) argv: Vec<String>,
+    #[command(flatten)]
+    pub(crate) smolvm: SmolvmArgs,
 }
 
 #[derive(Debug, Args)]
-pub struct Images {
+pub(crate) struct Images {
     #[command(subcommand)]
-    pub cmd: ImagesCmd,
+    pub(crate) cmd: ImagesCmd,
 }
 
 #[derive(Debug, Subcommand)]
-pub enum ImagesCmd {
+pub(crate) enum ImagesCmd {
     /// Validate the images of a variant build, as the VALIDATE phase does.
     ///
     /// Follows `<arch>-<variant>/latest` to the build directory; every `.lz4` file must be
@@ -330,60 +407,60 @@ pub enum ImagesCmd {
 }
 
 #[derive(Debug, Args)]
-pub struct ImagesCheck {
+pub(crate) struct ImagesCheck {
     /// A variant repo (its build/images/ is checked) or a directory holding <arch>-<variant>/
     /// (default: this checkout if it is a variant repo, else $FOREST_ROOT/bottlerocket)
-    pub path: Option<PathBuf>,
+    pub(crate) path: Option<PathBuf>,
     /// Variant (default: the only one built for the arch)
     #[arg(long)]
-    pub variant: Option<String>,
+    pub(crate) variant: Option<String>,
     /// Architecture (default: the only one built for the variant)
     #[arg(long)]
-    pub arch: Option<Arch>,
+    pub(crate) arch: Option<Arch>,
     /// Release version in the image names (default: the repo's Twoliter.toml, else the version
     /// in the name of the directory `latest` points to)
     #[arg(long)]
-    pub release_version: Option<String>,
+    pub(crate) release_version: Option<String>,
     /// Also fail on images modified before this time, in seconds since the Unix epoch
     #[arg(long, value_name = "UNIX_SECONDS")]
-    pub built_after: Option<u64>,
+    pub(crate) built_after: Option<u64>,
     /// Print the report as one JSON object on stdout
     #[arg(long)]
-    pub json: bool,
+    pub(crate) json: bool,
 }
 
 #[derive(Debug, Args)]
-pub struct ImagesSample {
+pub(crate) struct ImagesSample {
     /// Where to write `<arch>-<variant>/<release-version>-<build-id>/` and `latest`
-    pub images_root: PathBuf,
+    pub(crate) images_root: PathBuf,
     /// Size of the OS disk in MiB (its LZ4 file is much smaller)
     #[arg(long, default_value_t = 64)]
-    pub size_mib: u64,
+    pub(crate) size_mib: u64,
     /// Also write a data disk (the split partition plan)
     #[arg(long)]
-    pub data: bool,
+    pub(crate) data: bool,
     #[arg(long, default_value = "aws-dev")]
-    pub variant: String,
+    pub(crate) variant: String,
     #[arg(long, value_enum, default_value = "x86_64")]
-    pub arch: Arch,
+    pub(crate) arch: Arch,
     #[arg(long, default_value = "1.24.0")]
-    pub release_version: String,
+    pub(crate) release_version: String,
     #[arg(long, default_value = "a1b2c3d4")]
-    pub build_id: String,
+    pub(crate) build_id: String,
 }
 
 #[derive(Debug, Args)]
-pub struct Bench {
+pub(crate) struct Bench {
     /// Also write the results as JSON on stdout
     #[arg(long)]
-    pub json: bool,
+    pub(crate) json: bool,
     /// Runs per measurement (the median is reported)
     #[arg(long, default_value_t = 5)]
-    pub runs: u32,
+    pub(crate) runs: u32,
     /// Size of the generated disk image for the validation benchmark, in MiB
     #[arg(long, default_value_t = 2048)]
-    pub image_mib: u64,
+    pub(crate) image_mib: u64,
     /// Only run the named benchmarks (next-step, pipeline, validate, noop, build)
     #[arg(long = "only")]
-    pub only: Vec<String>,
+    pub(crate) only: Vec<String>,
 }

@@ -12,7 +12,7 @@ use serde::{de::DeserializeOwned, Serialize};
 /// Writes `contents` to `path` so that readers see either the old file or the new one, never
 /// a half-written one: a temp file in the same directory, fsynced, then renamed over the target.
 /// For the user's own files and anything that cannot be recomputed.
-pub fn write_atomic(path: &Path, contents: &[u8]) -> Result<()> {
+pub(crate) fn write_atomic(path: &Path, contents: &[u8]) -> Result<()> {
     replace(path, contents, true)
 }
 
@@ -20,7 +20,7 @@ pub fn write_atomic(path: &Path, contents: &[u8]) -> Result<()> {
 /// rewrites progress.json on every call; an fsync measured up to 6 ms there). The rename still
 /// makes the replace atomic for every process, killed or not; only a power cut can lose the
 /// newest state, which the gates then re-check against reality anyway.
-pub fn write_state(path: &Path, contents: &[u8]) -> Result<()> {
+pub(crate) fn write_state(path: &Path, contents: &[u8]) -> Result<()> {
     replace(path, contents, false)
 }
 
@@ -56,12 +56,12 @@ fn replace(path: &Path, contents: &[u8], sync: bool) -> Result<()> {
     result.with_context(|| format!("cannot write {}", path.display()))
 }
 
-pub fn write_json_atomic<T: Serialize>(path: &Path, value: &T) -> Result<()> {
+pub(crate) fn write_json_atomic<T: Serialize>(path: &Path, value: &T) -> Result<()> {
     write_atomic(path, json_text(value)?.as_bytes())
 }
 
 /// [`write_state`] of a value as pretty JSON.
-pub fn write_json_state<T: Serialize>(path: &Path, value: &T) -> Result<()> {
+pub(crate) fn write_json_state<T: Serialize>(path: &Path, value: &T) -> Result<()> {
     write_state(path, json_text(value)?.as_bytes())
 }
 
@@ -72,7 +72,7 @@ fn json_text<T: Serialize>(value: &T) -> Result<String> {
 }
 
 /// Reads and parses a JSON file; `Ok(None)` when it does not exist.
-pub fn read_json<T: DeserializeOwned>(path: &Path) -> Result<Option<T>> {
+pub(crate) fn read_json<T: DeserializeOwned>(path: &Path) -> Result<Option<T>> {
     let text = match std::fs::read_to_string(path) {
         Ok(text) => text,
         Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(None),
@@ -84,7 +84,7 @@ pub fn read_json<T: DeserializeOwned>(path: &Path) -> Result<Option<T>> {
 }
 
 /// A text file's contents; `Ok(None)` when it does not exist.
-pub fn read_optional(path: &Path) -> Result<Option<String>> {
+pub(crate) fn read_optional(path: &Path) -> Result<Option<String>> {
     match std::fs::read_to_string(path) {
         Ok(text) => Ok(Some(text)),
         Err(err) if err.kind() == std::io::ErrorKind::NotFound => Ok(None),
@@ -94,13 +94,13 @@ pub fn read_optional(path: &Path) -> Result<Option<String>> {
 
 /// An exclusive advisory lock on a file, released when dropped (or when the process dies).
 #[derive(Debug)]
-pub struct Lock {
+pub(crate) struct Lock {
     _file: File,
 }
 
 impl Lock {
     /// Waits up to `timeout` for the lock at `path` (created if needed).
-    pub fn acquire(path: &Path, timeout: Duration) -> Result<Lock> {
+    pub(crate) fn acquire(path: &Path, timeout: Duration) -> Result<Lock> {
         if let Some(dir) = path.parent() {
             fs_err::create_dir_all(dir)?;
         }
@@ -136,12 +136,12 @@ impl Lock {
     }
 }
 
-pub fn hex(bytes: &[u8]) -> String {
+pub(crate) fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// Nanoseconds since the Unix epoch, for ids that must differ between runs.
-pub fn now_nanos() -> u128 {
+pub(crate) fn now_nanos() -> u128 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_nanos())
@@ -149,7 +149,7 @@ pub fn now_nanos() -> u128 {
 }
 
 /// Seconds since the Unix epoch, for timestamps in state files.
-pub fn now_unix() -> u64 {
+pub(crate) fn now_unix() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs())

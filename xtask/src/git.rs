@@ -9,14 +9,14 @@ use crate::process;
 
 /// The build id twoliter puts in artifact names: `git describe --always --dirty --exclude '*'`,
 /// i.e. the short commit, with `-dirty` when tracked files differ from it.
-pub fn build_id(sh: &Shell, repo: &Path) -> Result<String> {
+pub(crate) fn build_id(sh: &Shell, repo: &Path) -> Result<String> {
     let _dir = sh.push_dir(repo);
     process::read(cmd!(sh, "git describe --always --dirty --exclude *"))
         .with_context(|| format!("cannot read the build id of {} (is it a git checkout?)", repo.display()))
 }
 
 /// Whether git ignores `path` in `repo` (false when `repo` is not a git checkout).
-pub fn is_ignored(sh: &Shell, repo: &Path, path: &Path) -> bool {
+pub(crate) fn is_ignored(sh: &Shell, repo: &Path, path: &Path) -> bool {
     let _dir = sh.push_dir(repo);
     cmd!(sh, "git check-ignore -q {path}")
         .quiet()
@@ -27,7 +27,7 @@ pub fn is_ignored(sh: &Shell, repo: &Path, path: &Path) -> bool {
 }
 
 /// Whether `path` is tracked in `repo`.
-pub fn is_tracked(sh: &Shell, repo: &Path, path: &Path) -> bool {
+pub(crate) fn is_tracked(sh: &Shell, repo: &Path, path: &Path) -> bool {
     let _dir = sh.push_dir(repo);
     cmd!(sh, "git ls-files --error-unmatch {path}")
         .quiet()
@@ -38,7 +38,7 @@ pub fn is_tracked(sh: &Shell, repo: &Path, path: &Path) -> bool {
 }
 
 /// The top of the checkout holding `dir`, if any.
-pub fn toplevel(sh: &Shell, dir: &Path) -> Option<std::path::PathBuf> {
+pub(crate) fn toplevel(sh: &Shell, dir: &Path) -> Option<std::path::PathBuf> {
     let _dir = sh.push_dir(dir);
     let out = cmd!(sh, "git rev-parse --show-toplevel")
         .quiet()
@@ -50,7 +50,7 @@ pub fn toplevel(sh: &Shell, dir: &Path) -> Option<std::path::PathBuf> {
 
 /// Makes git ignore `pattern` through `.git/info/exclude`, which is never tracked, so that
 /// files the xtask writes leave `git status` untouched without editing any tracked file.
-pub fn exclude_locally(sh: &Shell, repo: &Path, pattern: &str) -> Result<()> {
+pub(crate) fn exclude_locally(sh: &Shell, repo: &Path, pattern: &str) -> Result<()> {
     let _dir = sh.push_dir(repo);
     let path = process::read(cmd!(sh, "git rev-parse --git-path info/exclude"))?;
     let path = repo.join(path);

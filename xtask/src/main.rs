@@ -10,6 +10,7 @@ mod image;
 mod kit;
 mod oci;
 mod orchestrate;
+mod problems;
 mod process;
 mod project;
 mod protocol;
@@ -27,6 +28,11 @@ use clap::Parser;
 
 fn main() -> ExitCode {
     let args = flags::Xtask::parse();
+    project::init(project::Settings {
+        root: args.global.root,
+        forest_root: args.global.forest_root,
+        registry_image: args.global.registry_image.filter(|image| !image.is_empty()),
+    });
     let sh = match xshell::Shell::new() {
         Ok(sh) => sh,
         Err(err) => {

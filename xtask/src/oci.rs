@@ -8,47 +8,47 @@ use base64::Engine;
 use hmac_sha256::Hash as Sha256;
 use serde::{Deserialize, Serialize};
 
-pub const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
-pub const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
-pub const DOCKER_LIST: &str = "application/vnd.docker.distribution.manifest.list.v2+json";
-pub const DOCKER_MANIFEST: &str = "application/vnd.docker.distribution.manifest.v2+json";
+pub(crate) const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
+pub(crate) const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
+pub(crate) const DOCKER_LIST: &str = "application/vnd.docker.distribution.manifest.list.v2+json";
+pub(crate) const DOCKER_MANIFEST: &str = "application/vnd.docker.distribution.manifest.v2+json";
 
 /// The `Accept` header that lets a registry answer with any of the four manifest kinds.
-pub const ACCEPT: &str = "application/vnd.oci.image.index.v1+json, \
+pub(crate) const ACCEPT: &str = "application/vnd.oci.image.index.v1+json, \
      application/vnd.oci.image.manifest.v1+json, \
      application/vnd.docker.distribution.manifest.list.v2+json, \
      application/vnd.docker.distribution.manifest.v2+json";
 
 /// Prefix of the config label that carries a kit's metadata (`…v2`, `…v3`, …).
-pub const KIT_LABEL_PREFIX: &str = "dev.bottlerocket.kit.v";
+pub(crate) const KIT_LABEL_PREFIX: &str = "dev.bottlerocket.kit.v";
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct Platform {
-    pub architecture: String,
-    pub os: String,
+pub(crate) struct Platform {
+    pub(crate) architecture: String,
+    pub(crate) os: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub variant: Option<String>,
+    pub(crate) variant: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct Descriptor {
+pub(crate) struct Descriptor {
     #[serde(default)]
-    pub media_type: String,
-    pub digest: String,
+    pub(crate) media_type: String,
+    pub(crate) digest: String,
     #[serde(default)]
-    pub size: u64,
+    pub(crate) size: u64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub platform: Option<Platform>,
+    pub(crate) platform: Option<Platform>,
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub annotations: BTreeMap<String, String>,
+    pub(crate) annotations: BTreeMap<String, String>,
 }
 
 /// A manifest as a registry served it: either an index (OCI index / Docker manifest list) of
 /// per-platform images, or one image.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Manifest {
+pub(crate) enum Manifest {
     Index {
         media_type: String,
         manifests: Vec<Descriptor>,
@@ -76,7 +76,7 @@ struct RawManifest {
 impl Manifest {
     /// Parses manifest bytes; `content_type` is the registry's `Content-Type` and wins over a
     /// missing `mediaType` field (OCI makes the field optional).
-    pub fn parse(bytes: &[u8], content_type: Option<&str>) -> Result<Manifest> {
+    pub(crate) fn parse(bytes: &[u8], content_type: Option<&str>) -> Result<Manifest> {
         let raw: RawManifest = serde_json::from_slice(bytes).context("manifest is not valid JSON")?;
         let media_type = raw
             .media_type
@@ -95,7 +95,7 @@ impl Manifest {
         bail!("manifest of media type `{media_type}` has neither `manifests` nor `config`")
     }
 
-    pub fn media_type(&self) -> &str {
+    pub(crate) fn media_type(&self) -> &str {
         match self {
             Manifest::Index { media_type, .. } | Manifest::Image { media_type, .. } => media_type,
         }
@@ -104,7 +104,7 @@ impl Manifest {
 
 impl Descriptor {
     /// `os/arch[/variant]`, or `unknown`.
-    pub fn platform_name(&self) -> String {
+    pub(crate) fn platform_name(&self) -> String {
         match &self.platform {
             Some(p) => match &p.variant {
                 Some(v) => format!("{}/{}/{v}", p.os, p.architecture),
@@ -116,13 +116,13 @@ impl Descriptor {
 }
 
 /// The registry's content digest of manifest or blob bytes: `sha256:<hex>`.
-pub fn content_digest(bytes: &[u8]) -> String {
+pub(crate) fn content_digest(bytes: &[u8]) -> String {
     format!("sha256:{}", crate::fsx::hex(&Sha256::hash(bytes)))
 }
 
 /// The digest twoliter records in `Twoliter.lock`: base64 (standard, padded) of SHA-256 over
 /// the manifest re-serialised as canonical JSON (keys sorted, no whitespace).
-pub fn lock_digest(manifest: &[u8]) -> Result<String> {
+pub(crate) fn lock_digest(manifest: &[u8]) -> Result<String> {
     let value: serde_json::Value = serde_json::from_slice(manifest).context("manifest is not valid JSON")?;
     let mut canonical = Vec::new();
     let mut ser = serde_json::Serializer::with_formatter(&mut canonical, olpc_cjson::CanonicalFormatter::new());
@@ -134,12 +134,12 @@ pub fn lock_digest(manifest: &[u8]) -> Result<String> {
 
 /// What a kit's config label says about it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct KitMetadata {
-    pub name: String,
-    pub version: String,
+pub(crate) struct KitMetadata {
+    pub(crate) name: String,
+    pub(crate) version: String,
     /// The label it came from, e.g. `dev.bottlerocket.kit.v2`.
     #[serde(default)]
-    pub label: String,
+    pub(crate) label: String,
 }
 
 #[derive(Deserialize)]
@@ -155,7 +155,7 @@ struct RawContainerConfig {
 }
 
 /// Decodes the kit label of an image config blob (the highest `dev.bottlerocket.kit.vN`).
-pub fn kit_metadata(config_blob: &[u8]) -> Result<KitMetadata> {
+pub(crate) fn kit_metadata(config_blob: &[u8]) -> Result<KitMetadata> {
     let config: RawConfig = serde_json::from_slice(config_blob).context("image config is not valid JSON")?;
     let labels = config.config.and_then(|c| c.labels).unwrap_or_default();
     let (label, value) = labels

@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex};
 use anyhow::{bail, Context, Result};
 
 /// Runs `cmd` and returns its stdout (trimmed). On failure the error quotes the program's stderr.
-pub fn read(cmd: xshell::Cmd<'_>) -> Result<String> {
+pub(crate) fn read(cmd: xshell::Cmd<'_>) -> Result<String> {
     let shown = cmd.to_string();
     let output = cmd
         .ignore_status()
@@ -29,15 +29,15 @@ pub fn read(cmd: xshell::Cmd<'_>) -> Result<String> {
 
 /// How a streamed command ended.
 #[derive(Debug)]
-pub struct Streamed {
-    pub status: ExitStatus,
+pub(crate) struct Streamed {
+    pub(crate) status: ExitStatus,
     /// Its last lines of output (stdout and stderr interleaved), for error messages.
-    pub tail: Vec<String>,
+    pub(crate) tail: Vec<String>,
 }
 
 impl Streamed {
     /// Fails with the last lines and the log path unless the command succeeded.
-    pub fn check(&self, what: &str, log: &Path) -> Result<()> {
+    pub(crate) fn check(&self, what: &str, log: &Path) -> Result<()> {
         if self.status.success() {
             return Ok(());
         }
@@ -58,7 +58,7 @@ const TAIL_LINES: usize = 20;
 
 /// Runs `cmd` with its stdout and stderr copied line by line to our stderr (each line prefixed
 /// with `prefix`) and appended to `log`. Our stdout is never written to.
-pub fn stream(mut cmd: Command, prefix: &str, log: &Path) -> Result<Streamed> {
+pub(crate) fn stream(mut cmd: Command, prefix: &str, log: &Path) -> Result<Streamed> {
     if let Some(dir) = log.parent() {
         fs_err::create_dir_all(dir)?;
     }

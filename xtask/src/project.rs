@@ -1,14 +1,41 @@
-//! Where things are: the checkout holding the xtask, its planning/ directory, a forest checkout.
+//! Where things are: the checkout holding the xtask, its planning/ directory, a forest checkout;
+//! and the settings every command shares, read once from the command line and environment.
 
 use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
 
 use anyhow::{bail, Result};
 
-/// The checkout that holds this xtask. `XTASK_ROOT` overrides it, so that the same binary can
-/// act for another checkout (tests use it to run inside a fixture repo).
-pub fn root() -> PathBuf {
-    if let Some(root) = std::env::var_os("XTASK_ROOT").filter(|v| !v.is_empty()) {
-        return PathBuf::from(root);
+/// What `--root`, `--forest-root` and `--registry-image` (or their environment variables) say.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Settings {
+    pub(crate) root: Option<PathBuf>,
+    pub(crate) forest_root: Option<PathBuf>,
+    pub(crate) registry_image: Option<String>,
+}
+
+static SETTINGS: OnceLock<Settings> = OnceLock::new();
+
+/// Records the settings; `main` calls it once, before any command runs.
+pub(crate) fn init(settings: Settings) {
+    let _ = SETTINGS.set(settings);
+}
+
+/// The settings, or none (as in unit tests, which never call [`init`]).
+pub(crate) fn settings() -> &'static Settings {
+    static NONE: Settings = Settings {
+        root: None,
+        forest_root: None,
+        registry_image: None,
+    };
+    SETTINGS.get().unwrap_or(&NONE)
+}
+
+/// The checkout that holds this xtask. `--root` (`XTASK_ROOT`) overrides it, so that the same
+/// binary can act for another checkout (tests use it to run inside a fixture repo).
+pub(crate) fn root() -> PathBuf {
+    if let Some(root) = settings().root.clone().filter(|r| !r.as_os_str().is_empty()) {
+        return root;
     }
     let manifest_dir = Path::new(env!("CARGO_MANIFEST_DIR"));
     manifest_dir.parent().unwrap_or(manifest_dir).to_path_buf()
@@ -16,7 +43,7 @@ pub fn root() -> PathBuf {
 
 /// The phase instruction files: `phases/` of the root when it has them (an adopted repo copies
 /// them in), else those this xtask was built with.
-pub fn phases_dir() -> PathBuf {
+pub(crate) fn phases_dir() -> PathBuf {
     let here = root().join("phases");
     if here.is_dir() {
         return here;
@@ -28,20 +55,19 @@ pub fn phases_dir() -> PathBuf {
 }
 
 /// `planning/` under the root: workspaces and per-checkout state, ignored by git.
-pub fn planning_dir() -> PathBuf {
+pub(crate) fn planning_dir() -> PathBuf {
     root().join("planning")
 }
 
-/// `$FOREST_ROOT`, when set: kit repos under `kits/<kit>/`, the variant repo at `bottlerocket/`.
-pub fn forest_root() -> Option<PathBuf> {
-    std::env::var_os("FOREST_ROOT")
-        .filter(|v| !v.is_empty())
-        .map(PathBuf::from)
+/// `--forest-root` (`$FOREST_ROOT`), when set: kit repos under `kits/<kit>/`, the variant repo at
+/// `bottlerocket/`.
+pub(crate) fn forest_root() -> Option<PathBuf> {
+    settings().forest_root.clone().filter(|r| !r.as_os_str().is_empty())
 }
 
 /// A name twoliter accepts for kits, vendors and variants: non-empty, `A-Z a-z 0-9 _ -` only.
 /// Also what keeps names safe to use as path components.
-pub fn check_identifier(what: &str, name: &str) -> Result<()> {
+pub(crate) fn check_identifier(what: &str, name: &str) -> Result<()> {
     if name.is_empty() {
         bail!("{what} is empty: give a name made of letters, digits, `-` and `_`");
     }
@@ -58,7 +84,7 @@ pub fn check_identifier(what: &str, name: &str) -> Result<()> {
 }
 
 /// A path given on the command line, made absolute against the current directory.
-pub fn absolute(path: &Path) -> PathBuf {
+pub(crate) fn absolute(path: &Path) -> PathBuf {
     if path.is_absolute() {
         path.to_path_buf()
     } else {

@@ -2,21 +2,21 @@
 //! JSON object (`--json`, `next-step`) or the one value (`registry url`) a command prints.
 
 /// A step of long work starting.
-pub fn step(msg: impl std::fmt::Display) {
+pub(crate) fn step(msg: impl std::fmt::Display) {
     eprintln!("==> {msg}");
 }
 
 /// A detail of the current step.
-pub fn info(msg: impl std::fmt::Display) {
+pub(crate) fn info(msg: impl std::fmt::Display) {
     eprintln!("    {msg}");
 }
 
-pub fn warn(msg: impl std::fmt::Display) {
+pub(crate) fn warn(msg: impl std::fmt::Display) {
     eprintln!("warning: {msg}");
 }
 
 /// A duration as a person reads it: `850ms`, `12.3s`, `4m05s`.
-pub fn duration(d: std::time::Duration) -> String {
+pub(crate) fn duration(d: std::time::Duration) -> String {
     let ms = d.as_millis();
     if ms < 1000 {
         format!("{ms}ms")
@@ -28,7 +28,7 @@ pub fn duration(d: std::time::Duration) -> String {
 }
 
 /// A size in bytes as a person reads it.
-pub fn bytes(n: u64) -> String {
+pub(crate) fn bytes(n: u64) -> String {
     const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
     let mut value = n as f64;
     let mut unit = 0;

@@ -15,8 +15,7 @@ use crate::{flags, project, ui};
 const NAMES: [&str; 5] = ["next-step", "pipeline", "validate", "noop", "build"];
 
 impl flags::Bench {
-    pub fn run(self, sh: &Shell) -> Result<ExitCode> {
-        let _ = sh;
+    pub(crate) fn run(self, _sh: &Shell) -> Result<ExitCode> {
         for name in &self.only {
             if !NAMES.contains(&name.as_str()) {
                 bail!("unknown benchmark `{name}`: use one of {}", NAMES.join(", "));

@@ -17,7 +17,7 @@ impl flags::BuildKit {
     pub(crate) fn run(self, sh: &Shell) -> Result<ExitCode> {
         if self.in_vm {
             let args = super::args_without("--in-vm");
-            return crate::smolvm::run_in_vm(sh, &args);
+            return crate::smolvm::run_in_vm(sh, &self.vm.smolvm.engine(), &self.vm.vm_image, &args);
         }
         let json = self.json;
         super::finish(json, self.execute(sh))

@@ -15,8 +15,7 @@ use crate::image::{self, Expect, FileKind, ImageReport};
 use crate::{ui, variant};
 
 impl flags::Images {
-    pub fn run(self, sh: &Shell) -> Result<ExitCode> {
-        let _ = sh;
+    pub(crate) fn run(self, _sh: &Shell) -> Result<ExitCode> {
         match self.cmd {
             ImagesCmd::Check(check) => check.run(),
             ImagesCmd::Sample(sample) => sample.run(),

@@ -11,7 +11,7 @@ use crate::registry::{self, Backend, Condition, StartOptions};
 use crate::ui;
 
 impl flags::Registry {
-    pub fn run(self, sh: &Shell) -> Result<ExitCode> {
+    pub(crate) fn run(self, sh: &Shell) -> Result<ExitCode> {
         match self.cmd {
             RegistryCmd::Start(args) => start(sh, args),
             RegistryCmd::Status(args) => status(sh, args.json),
@@ -53,9 +53,9 @@ fn start(sh: &Shell, args: flags::RegistryStart) -> Result<ExitCode> {
     let options = StartOptions {
         port: args.port,
         backend: args.backend,
-        // The flag always has a value (its default); the default means "the remembered image,
-        // else the default", so a registry started with `--image X` keeps X on the next start.
-        image: Some(args.image).filter(|image| image != registry::DEFAULT_IMAGE),
+        // Without --image: --registry-image, else the remembered image, else the default, so a
+        // registry started with `--image X` keeps X on the next start.
+        image: args.image,
     };
     let began = Instant::now();
     let started = registry::start(sh, &options)?;

@@ -10,7 +10,7 @@ use crate::smolvm::{self, argv, Smolvm};
 use crate::ui;
 
 impl flags::Sandbox {
-    pub fn run(self, sh: &Shell) -> Result<ExitCode> {
+    pub(crate) fn run(self, sh: &Shell) -> Result<ExitCode> {
         match self.cmd {
             flags::SandboxCmd::Up(cmd) => cmd.run(sh),
             flags::SandboxCmd::Exec(cmd) => cmd.run(sh),
@@ -22,13 +22,14 @@ impl flags::Sandbox {
 
 impl flags::SandboxUp {
     fn run(self, sh: &Shell) -> Result<ExitCode> {
-        let vm = Smolvm::preflight(sh)?;
+        let vm = Smolvm::preflight(sh, &self.smolvm.engine())?;
         let opts = smolvm::UpOptions {
             name: self.name,
             image: self.image,
             skills: self.skills,
             cpus: self.cpus,
             mem_mib: self.mem,
+            skills_dir: self.skills_dir,
         };
         smolvm::up(sh, &vm, &opts)?;
         Ok(ExitCode::SUCCESS)
@@ -45,7 +46,7 @@ fn require_machine(sh: &Shell, vm: &Smolvm, name: &str) -> Result<serde_json::Va
 
 impl flags::SandboxExec {
     fn run(self, sh: &Shell) -> Result<ExitCode> {
-        let vm = Smolvm::preflight(sh)?;
+        let vm = Smolvm::preflight(sh, &self.smolvm.engine())?;
         // Checked first, so that smolvm's own "not found" exit 1 is not taken for the command's.
         require_machine(sh, &vm, &self.name)?;
         let opts = argv::ExecOpts {
@@ -54,6 +55,16 @@ impl flags::SandboxExec {
             ..argv::ExecOpts::default()
         };
         vm.stream(&argv::exec(&self.name, &opts, &self.argv))
+    }
+}
+
+impl flags::SmolvmArgs {
+    pub(crate) fn engine(&self) -> smolvm::Engine {
+        smolvm::Engine {
+            bin: self.bin.clone(),
+            kvm_device: self.kvm_device.clone(),
+            ready: std::time::Duration::from_secs(self.ready_secs),
+        }
     }
 }
 
@@ -67,7 +78,7 @@ fn state_of(status: &serde_json::Value) -> &str {
 
 impl flags::SandboxStatus {
     fn run(self, sh: &Shell) -> Result<ExitCode> {
-        let vm = Smolvm::preflight(sh)?;
+        let vm = Smolvm::preflight(sh, &self.smolvm.engine())?;
         argv::check_name(&self.name)?;
         let Some(status) = vm.status(sh, &self.name)? else {
             if self.json {
@@ -91,7 +102,7 @@ impl flags::SandboxStatus {
 impl flags::SandboxName {
     /// Stops and deletes the machine, then checks that it is really gone.
     fn down(self, sh: &Shell) -> Result<ExitCode> {
-        let vm = Smolvm::preflight(sh)?;
+        let vm = Smolvm::preflight(sh, &self.smolvm.engine())?;
         argv::check_name(&self.name)?;
         if vm.status(sh, &self.name)?.is_none() {
             ui::info(format!("machine {} does not exist: nothing to do", self.name));

@@ -17,7 +17,8 @@ use crate::{project, ui};
 impl flags::Variant {
     pub(crate) fn run(self, sh: &Shell) -> Result<ExitCode> {
         if self.in_vm {
-            return crate::smolvm::run_in_vm(sh, &super::args_without("--in-vm"));
+            let args = super::args_without("--in-vm");
+            return crate::smolvm::run_in_vm(sh, &self.vm.smolvm.engine(), &self.vm.vm_image, &args);
         }
         let json = self.json;
         super::finish(json, self.execute(sh))
@@ -28,7 +29,8 @@ impl flags::Variant {
         let start = std::time::Instant::now();
         let input = VariantInput::with_defaults(VariantRequest {
             kits: self.kits.iter().map(|k| KitSpec::parse(k)).collect::<Result<_>>()?,
-            variant: self.variant,
+            // BUILDSYS_VARIANT may be set but empty.
+            variant: self.variant.filter(|v| !v.is_empty()),
             arch: self.arch,
             variant_dir: self.variant_dir,
             registry: self.registry,

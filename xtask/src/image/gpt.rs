@@ -5,7 +5,9 @@
 
 use serde::Serialize;
 
-pub const SECTOR: u64 = 512;
+use crate::problems::Problems;
+
+pub(crate) const SECTOR: u64 = 512;
 /// More partition entry bytes than any real disk has (the usual array is 16 KiB).
 const MAX_ENTRY_BYTES: u64 = 1 << 20;
 const NAME_UNITS: usize = 36;
@@ -14,41 +16,41 @@ const MAX_HEAD: u64 = 2 << 20;
 
 /// A used partition entry.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Partition {
+pub(crate) struct Partition {
     /// 1-based, as `sgdisk` numbers them.
-    pub number: u32,
-    pub name: String,
-    pub first_lba: u64,
-    pub last_lba: u64,
+    pub(crate) number: u32,
+    pub(crate) name: String,
+    pub(crate) first_lba: u64,
+    pub(crate) last_lba: u64,
 }
 
 /// A disk whose GPT checked out.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Gpt {
-    pub disk_bytes: u64,
-    pub partitions: Vec<Partition>,
+pub(crate) struct Gpt {
+    pub(crate) disk_bytes: u64,
+    pub(crate) partitions: Vec<Partition>,
 }
 
 /// The fields of a GPT header this checker uses, after its signature and CRC were verified.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Header {
-    pub my_lba: u64,
-    pub alternate_lba: u64,
-    pub first_usable: u64,
-    pub last_usable: u64,
-    pub disk_guid: [u8; 16],
-    pub entries_lba: u64,
-    pub entry_count: u32,
-    pub entry_size: u32,
-    pub entries_crc: u32,
+pub(crate) struct Header {
+    pub(crate) my_lba: u64,
+    pub(crate) alternate_lba: u64,
+    pub(crate) first_usable: u64,
+    pub(crate) last_usable: u64,
+    pub(crate) disk_guid: [u8; 16],
+    pub(crate) entries_lba: u64,
+    pub(crate) entry_count: u32,
+    pub(crate) entry_size: u32,
+    pub(crate) entries_crc: u32,
 }
 
 impl Header {
-    pub fn entry_bytes(&self) -> u64 {
+    pub(crate) fn entry_bytes(&self) -> u64 {
         self.entry_count as u64 * self.entry_size as u64
     }
 
-    pub fn entry_sectors(&self) -> u64 {
+    pub(crate) fn entry_sectors(&self) -> u64 {
         self.entry_bytes().div_ceil(SECTOR)
     }
 }
@@ -63,17 +65,13 @@ fn u64_at(b: &[u8], at: usize) -> u64 {
 
 /// Checks one header sector: signature, size, CRC (with its CRC field zeroed) and the entry
 /// array's shape. `which` and `lba` name it in errors.
-pub fn parse_header(sector: &[u8], which: &str, lba: u64) -> Result<Header, String> {
+pub(crate) fn parse_header(sector: &[u8], which: &str, lba: u64) -> Result<Header, Problems> {
     if sector.len() < SECTOR as usize || &sector[..8] != b"EFI PART" {
-        return Err(format!(
-            "{which} GPT header missing at LBA {lba} (no \"EFI PART\" signature)"
-        ));
+        return Err(format!("{which} GPT header missing at LBA {lba} (no \"EFI PART\" signature)").into());
     }
     let size = u32_at(sector, 12) as usize;
     if !(92..=SECTOR as usize).contains(&size) {
-        return Err(format!(
-            "{which} GPT header at LBA {lba} has an invalid header size {size}"
-        ));
+        return Err(format!("{which} GPT header at LBA {lba} has an invalid header size {size}").into());
     }
     let mut copy = sector[..size].to_vec();
     copy[16..20].fill(0);
@@ -81,7 +79,8 @@ pub fn parse_header(sector: &[u8], which: &str, lba: u64) -> Result<Header, Stri
     if stored != computed {
         return Err(format!(
             "{which} GPT header CRC mismatch at LBA {lba} (stored {stored:#010x}, computed {computed:#010x})"
-        ));
+        )
+        .into());
     }
     let header = Header {
         my_lba: u64_at(sector, 24),
@@ -95,10 +94,7 @@ pub fn parse_header(sector: &[u8], which: &str, lba: u64) -> Result<Header, Stri
         entries_crc: u32_at(sector, 88),
     };
     if header.my_lba != lba {
-        return Err(format!(
-            "{which} GPT header at LBA {lba} says it is at LBA {}",
-            header.my_lba
-        ));
+        return Err(format!("{which} GPT header at LBA {lba} says it is at LBA {}", header.my_lba).into());
     }
     let entry_size = header.entry_size;
     if entry_size < 128 || !entry_size.is_power_of_two() || header.entry_count == 0 {
@@ -106,28 +102,31 @@ pub fn parse_header(sector: &[u8], which: &str, lba: u64) -> Result<Header, Stri
             "{which} GPT header at LBA {lba} has an invalid partition entry array \
              ({} entries of {entry_size} bytes)",
             header.entry_count
-        ));
+        )
+        .into());
     }
     if header.entry_bytes() > MAX_ENTRY_BYTES {
         return Err(format!(
             "{which} GPT header at LBA {lba} declares {} bytes of partition entries, \
              more than this checker reads",
             header.entry_bytes()
-        ));
+        )
+        .into());
     }
     if header.first_usable > header.last_usable {
         return Err(format!(
             "{which} GPT header at LBA {lba}: first usable LBA {} is after last usable LBA {}",
             header.first_usable, header.last_usable
-        ));
+        )
+        .into());
     }
     Ok(header)
 }
 
 /// The used entries of an entry array whose CRC was verified, with their layout checked.
-pub fn parse_entries(bytes: &[u8], header: &Header) -> Result<Vec<Partition>, Vec<String>> {
+pub(crate) fn parse_entries(bytes: &[u8], header: &Header) -> Result<Vec<Partition>, Problems> {
     let mut partitions = Vec::new();
-    let mut problems = Vec::new();
+    let mut problems = Problems::new();
     for (index, entry) in bytes.chunks_exact(header.entry_size as usize).enumerate() {
         if entry[..16].iter().all(|&b| b == 0) {
             continue;
@@ -167,21 +166,14 @@ pub fn parse_entries(bytes: &[u8], header: &Header) -> Result<Vec<Partition>, Ve
             ));
         }
     }
-    if problems.is_empty() {
-        Ok(partitions)
-    } else {
-        Err(problems)
-    }
+    problems.into_result(partitions)
 }
 
 /// Bottlerocket's naming: every OS disk has `BOTTLEROCKET-` partitions, among them a root.
-pub fn check_bottlerocket_names(partitions: &[Partition]) -> Result<(), String> {
+pub(crate) fn check_bottlerocket_names(partitions: &[Partition]) -> Result<(), Problems> {
     let names: Vec<&str> = partitions.iter().map(|p| p.name.as_str()).collect();
     if !names.iter().any(|n| n.starts_with("BOTTLEROCKET-ROOT-")) {
-        return Err(format!(
-            "no BOTTLEROCKET-ROOT-* partition (partitions: {})",
-            listing(&names)
-        ));
+        return Err(format!("no BOTTLEROCKET-ROOT-* partition (partitions: {})", listing(&names)).into());
     }
     Ok(())
 }
@@ -196,13 +188,13 @@ fn listing(names: &[&str]) -> String {
 
 /// Receives the decoded disk in order and keeps only the sectors the GPT checks need.
 #[derive(Debug, Default)]
-pub struct GptScanner {
+pub(crate) struct GptScanner {
     offset: u64,
     /// Bytes from the start of the disk, up to `head_want`.
     head: Vec<u8>,
     head_want: u64,
     primary: Option<Header>,
-    fault: Option<String>,
+    fault: Option<Problems>,
     /// Bytes `[tail_start, tail_start + tail.len())`, up to `tail_end`.
     tail: Vec<u8>,
     tail_start: u64,
@@ -210,7 +202,7 @@ pub struct GptScanner {
 }
 
 impl GptScanner {
-    pub fn new() -> GptScanner {
+    pub(crate) fn new() -> GptScanner {
         GptScanner {
             head_want: 2 * SECTOR,
             ..GptScanner::default()
@@ -218,7 +210,7 @@ impl GptScanner {
     }
 
     /// The next bytes of the disk. Cheap: a few comparisons unless the chunk holds GPT sectors.
-    pub fn feed(&mut self, chunk: &[u8]) {
+    pub(crate) fn feed(&mut self, chunk: &[u8]) {
         let start = self.offset;
         let end = start + chunk.len() as u64;
         while (self.head.len() as u64) < self.head_want && (start..end).contains(&(self.head.len() as u64)) {
@@ -257,7 +249,7 @@ impl GptScanner {
                 self.primary = Some(header);
             }
             None => {
-                self.fault = Some(format!(
+                self.fault = Some(Problems::from(format!(
                     "primary GPT header has an impossible layout: partition entries at LBA {} \
                      ({} sectors), usable LBA {}..{}, backup header at LBA {}",
                     header.entries_lba,
@@ -265,30 +257,28 @@ impl GptScanner {
                     header.first_usable,
                     header.last_usable,
                     header.alternate_lba
-                ))
+                )))
             }
         }
     }
 
     /// Checks the whole GPT now that the disk has ended; lists every problem found.
-    pub fn finish(self) -> Result<Gpt, Vec<String>> {
+    pub(crate) fn finish(self) -> Result<Gpt, Problems> {
         let disk_bytes = self.offset;
         if disk_bytes < 2 * SECTOR {
-            return Err(vec![format!(
-                "the disk is too small to hold a GPT ({disk_bytes} bytes)"
-            )]);
+            return Err(format!("the disk is too small to hold a GPT ({disk_bytes} bytes)").into());
         }
-        let mut problems = Vec::new();
+        let mut problems = Problems::new();
         if !disk_bytes.is_multiple_of(SECTOR) {
             problems.push(format!(
                 "the disk size {disk_bytes} is not a whole number of 512-byte sectors"
             ));
         }
         if !has_protective_mbr(&self.head[..SECTOR as usize]) {
-            problems.push("protective MBR missing (sector 0 has no 0xEE partition and 0x55AA signature)".to_string());
+            problems.push("protective MBR missing (sector 0 has no 0xEE partition and 0x55AA signature)");
         }
         if let Some(fault) = self.fault {
-            problems.push(fault);
+            problems.extend(fault);
             return Err(problems);
         }
         let primary = self
@@ -317,14 +307,10 @@ impl GptScanner {
         problems.extend(check_backup(&primary, entries, &self.tail, self.tail_end, disk_bytes));
         if problems.is_empty() {
             if let Err(fault) = check_bottlerocket_names(&partitions) {
-                problems.push(fault);
+                problems.extend(fault);
             }
         }
-        if problems.is_empty() {
-            Ok(Gpt { disk_bytes, partitions })
-        } else {
-            Err(problems)
-        }
+        problems.into_result(Gpt { disk_bytes, partitions })
     }
 }
 
@@ -347,15 +333,16 @@ fn has_protective_mbr(mbr: &[u8]) -> bool {
 }
 
 /// The backup header must sit on the disk's last LBA, right after its copy of the entries.
-fn check_backup(primary: &Header, entries: &[u8], tail: &[u8], tail_end: u64, disk_bytes: u64) -> Vec<String> {
+fn check_backup(primary: &Header, entries: &[u8], tail: &[u8], tail_end: u64, disk_bytes: u64) -> Problems {
     let alt = primary.alternate_lba;
     let sectors = disk_bytes / SECTOR;
     if tail_end > disk_bytes || (tail.len() as u64) < (primary.entry_sectors() + 1) * SECTOR {
-        return vec![format!(
+        return format!(
             "backup GPT header missing at LBA {alt}: the disk has only {sectors} sectors (truncated image?)"
-        )];
+        )
+        .into();
     }
-    let mut problems = Vec::new();
+    let mut problems = Problems::new();
     if alt + 1 != sectors {
         problems.push(format!(
             "backup GPT header at LBA {alt} is not on the disk's last LBA {} \
@@ -367,7 +354,7 @@ fn check_backup(primary: &Header, entries: &[u8], tail: &[u8], tail_end: u64, di
     let backup = match parse_header(header_sector, "backup", alt) {
         Ok(backup) => backup,
         Err(fault) => {
-            problems.push(fault);
+            problems.extend(fault);
             return problems;
         }
     };
@@ -396,7 +383,7 @@ fn check_backup(primary: &Header, entries: &[u8], tail: &[u8], tail_end: u64, di
                 backup.entries_lba
             ));
         } else if backup.entries_crc != primary.entries_crc || backup_entries != entries {
-            problems.push("backup partition entries differ from the primary ones".to_string());
+            problems.push("backup partition entries differ from the primary ones");
         }
     }
     problems
@@ -405,7 +392,7 @@ fn check_backup(primary: &Header, entries: &[u8], tail: &[u8], tail_end: u64, di
 /// Partitions a 64 MiB file with `sgdisk`; `None` (after saying why) when sgdisk is missing
 /// outside CI.
 #[cfg(test)]
-pub fn sgdisk_disk(dir: &std::path::Path) -> Option<std::path::PathBuf> {
+pub(crate) fn sgdisk_disk(dir: &std::path::Path) -> Option<std::path::PathBuf> {
     let path = dir.join("sgdisk.img");
     std::fs::File::create(&path).unwrap().set_len(64 << 20).unwrap();
     let run = std::process::Command::new("sgdisk")
@@ -453,14 +440,14 @@ mod tests {
         raw
     }
 
-    fn scan(raw: &[u8], chunk: usize) -> Result<Gpt, Vec<String>> {
+    fn scan(raw: &[u8], chunk: usize) -> Result<Gpt, Problems> {
         let mut scanner = GptScanner::new();
         raw.chunks(chunk).for_each(|c| scanner.feed(c));
         scanner.finish()
     }
 
     fn problems(raw: &[u8]) -> String {
-        scan(raw, 65536).unwrap_err().join("; ")
+        scan(raw, 65536).unwrap_err().to_string()
     }
 
     /// Recomputes a header's CRC after an edit, so that only the intended fault remains.

@@ -24,16 +24,16 @@ extern "C" {
 }
 
 /// XXH32 with seed 0, as LZ4 frames use it.
-pub fn xxh32(data: &[u8]) -> u32 {
+pub(crate) fn xxh32(data: &[u8]) -> u32 {
     // SAFETY: XXH32 reads exactly `len` bytes from `input`.
     unsafe { XXH32(data.as_ptr().cast(), data.len(), 0) }
 }
 
 /// A running XXH32 (seed 0) over a frame's decoded content.
-pub struct ContentHash(*mut c_void);
+pub(crate) struct ContentHash(*mut c_void);
 
 impl ContentHash {
-    pub fn new() -> ContentHash {
+    pub(crate) fn new() -> ContentHash {
         // SAFETY: createState returns a heap state or null; reset initialises a valid state.
         let state = unsafe { XXH32_createState() };
         assert!(!state.is_null(), "out of memory for an XXH32 state");
@@ -41,12 +41,12 @@ impl ContentHash {
         ContentHash(state)
     }
 
-    pub fn update(&mut self, data: &[u8]) {
+    pub(crate) fn update(&mut self, data: &[u8]) {
         // SAFETY: the state is valid until drop; update reads exactly `len` bytes.
         unsafe { XXH32_update(self.0, data.as_ptr().cast(), data.len()) };
     }
 
-    pub fn digest(&self) -> u32 {
+    pub(crate) fn digest(&self) -> u32 {
         // SAFETY: the state is valid until drop.
         unsafe { XXH32_digest(self.0) }
     }
@@ -59,8 +59,9 @@ impl Drop for ContentHash {
     }
 }
 
-/// Decodes one LZ4 block into `dst`, with `dict` as the preceding output for linked blocks.
-pub fn decode_block(src: &[u8], dst: &mut [u8], dict: &[u8]) -> Result<usize, ()> {
+/// Decodes one LZ4 block into `dst`, with `dict` as the preceding output for linked blocks;
+/// the decoded length, or `None` when the block is malformed or does not fit.
+pub(crate) fn decode_block(src: &[u8], dst: &mut [u8], dict: &[u8]) -> Option<usize> {
     let (src_len, dst_len, dict_len) = (as_int(src.len())?, as_int(dst.len())?, as_int(dict.len())?);
     // SAFETY: liblz4's `_safe` decoders read at most `src_size` bytes from `src` and write at
     // most `dst_capacity` bytes to `dst` whatever the input, and return a negative number for
@@ -79,16 +80,16 @@ pub fn decode_block(src: &[u8], dst: &mut [u8], dict: &[u8]) -> Result<usize, ()
             )
         }
     };
-    usize::try_from(n).map_err(|_| ())
+    usize::try_from(n).ok()
 }
 
-fn as_int(n: usize) -> Result<c_int, ()> {
-    c_int::try_from(n).map_err(|_| ())
+fn as_int(n: usize) -> Option<c_int> {
+    c_int::try_from(n).ok()
 }
 
 /// Compresses `src` as one LZ4 block into `dst`; `None` when it does not fit (store it raw).
-pub fn compress_block(src: &[u8], dst: &mut [u8]) -> Option<usize> {
-    let (src_len, dst_len) = (as_int(src.len()).ok()?, as_int(dst.len()).ok()?);
+pub(crate) fn compress_block(src: &[u8], dst: &mut [u8]) -> Option<usize> {
+    let (src_len, dst_len) = (as_int(src.len())?, as_int(dst.len())?);
     // SAFETY: LZ4_compress_default reads `sourceSize` bytes and writes at most `maxDestSize`,
     // returning 0 when the output does not fit.
     let n = unsafe { lz4_sys::LZ4_compress_default(src.as_ptr().cast(), dst.as_mut_ptr().cast(), src_len, dst_len) };
@@ -97,7 +98,7 @@ pub fn compress_block(src: &[u8], dst: &mut [u8]) -> Option<usize> {
 
 /// Writes one LZ4 frame, as `lz4 -BX` would: 4 MiB independent blocks, block and content
 /// checksums. Memory: two block buffers.
-pub struct FrameWriter<W: Write> {
+pub(crate) struct FrameWriter<W: Write> {
     out: W,
     block: Vec<u8>,
     packed: Vec<u8>,
@@ -107,7 +108,7 @@ pub struct FrameWriter<W: Write> {
 const BLOCK: usize = 4 << 20;
 
 impl<W: Write> FrameWriter<W> {
-    pub fn new(mut out: W) -> io::Result<FrameWriter<W>> {
+    pub(crate) fn new(mut out: W) -> io::Result<FrameWriter<W>> {
         // Version 01, independent blocks, block checksums, content checksum; 4 MiB blocks.
         let descriptor = [0b0111_0100, 7 << 4];
         out.write_all(&0x184D_2204u32.to_le_bytes())?;
@@ -137,7 +138,7 @@ impl<W: Write> FrameWriter<W> {
     }
 
     /// Ends the frame (end mark and content checksum) and gives back the writer.
-    pub fn finish(mut self) -> io::Result<W> {
+    pub(crate) fn finish(mut self) -> io::Result<W> {
         self.flush_block()?;
         self.out.write_all(&0u32.to_le_bytes())?;
         self.out.write_all(&self.hash.digest().to_le_bytes())?;
@@ -212,14 +213,14 @@ mod tests {
         let data = b"hello hello hello hello hello hello".repeat(50);
         let block = lz4_flex::block::compress(&data);
         let mut out = vec![0u8; data.len()];
-        assert_eq!(decode_block(&block, &mut out, b""), Ok(data.len()));
+        assert_eq!(decode_block(&block, &mut out, b""), Some(data.len()));
         assert_eq!(out, data);
         let mut small = vec![0u8; 10];
         assert_eq!(
             decode_block(&block, &mut small, b""),
-            Err(()),
+            None,
             "never writes past the buffer"
         );
-        assert_eq!(decode_block(&[0xF0, 1, 2], &mut out, b""), Err(()));
+        assert_eq!(decode_block(&[0xF0, 1, 2], &mut out, b""), None);
     }
 }

@@ -33,18 +33,18 @@ const BUFFERS: usize = 3;
 
 /// What a complete, intact LZ4 file held.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-pub struct FrameStats {
-    pub compressed_bytes: u64,
-    pub decoded_bytes: u64,
-    pub frames: u32,
+pub(crate) struct FrameStats {
+    pub(crate) compressed_bytes: u64,
+    pub(crate) decoded_bytes: u64,
+    pub(crate) frames: u32,
     /// Whether every frame carried a content checksum (lz4's default).
-    pub content_checksummed: bool,
+    pub(crate) content_checksummed: bool,
 }
 
 /// Reads `input` to its end, verifying it as a sequence of LZ4 frames, and feeds the decoded
 /// bytes in order to `sink`. The error says what is wrong and where (compressed byte offset).
 /// `input` should be buffered or read in large pieces; block data is read in one call per block.
-pub fn check_frames<R: Read + Send>(input: R, sink: &mut dyn FnMut(&[u8])) -> Result<FrameStats> {
+pub(crate) fn check_frames<R: Read + Send>(input: R, sink: &mut dyn FnMut(&[u8])) -> Result<FrameStats> {
     std::thread::scope(|scope| {
         let (events_out, events) = mpsc::sync_channel::<Event>(1);
         let (spare_out, spare) = mpsc::channel::<Vec<u8>>();
@@ -279,7 +279,7 @@ fn frame<R: Read>(
             len
         } else {
             decode_block(&buf.src[..len], &mut out, &buf.dict)
-                .map_err(|()| anyhow!("LZ4 block {block} at byte {block_at} does not decode (corrupt data)"))?
+                .ok_or_else(|| anyhow!("LZ4 block {block} at byte {block_at} does not decode (corrupt data)"))?
         };
         if linked {
             keep_window(&mut buf.dict, &out[..n]);

@@ -17,10 +17,10 @@
 //! everything that is wrong. Decoding is streamed (bounded memory whatever the image size) and
 //! independent files are decoded in parallel.
 
-pub mod gpt;
-pub mod liblz4;
-pub mod lz4check;
-pub mod sample_disk;
+pub(crate) mod gpt;
+pub(crate) mod liblz4;
+pub(crate) mod lz4check;
+pub(crate) mod sample_disk;
 
 use std::io::BufReader;
 use std::path::{Path, PathBuf};
@@ -28,6 +28,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, SystemTime};
 
 use anyhow::{bail, Result};
+
+use crate::problems::Problems;
 use serde::{Deserialize, Serialize};
 
 use crate::arch::Arch;
@@ -35,48 +37,48 @@ use gpt::GptScanner;
 
 /// What the build was asked to make.
 #[derive(Debug, Clone)]
-pub struct Expect {
-    pub variant: String,
-    pub arch: Arch,
-    pub release_version: String,
+pub(crate) struct Expect {
+    pub(crate) variant: String,
+    pub(crate) arch: Arch,
+    pub(crate) release_version: String,
     /// When the build started: every image must be modified after it.
-    pub built_after: SystemTime,
+    pub(crate) built_after: SystemTime,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
-pub enum FileKind {
+pub(crate) enum FileKind {
     Os,
     Data,
     Other,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ImageFile {
-    pub path: PathBuf,
-    pub kind: FileKind,
+pub(crate) struct ImageFile {
+    pub(crate) path: PathBuf,
+    pub(crate) kind: FileKind,
     /// Size on disk (compressed, for `.lz4`).
-    pub bytes: u64,
+    pub(crate) bytes: u64,
     /// Size after decoding, for files that were decoded and intact.
-    pub decoded_bytes: Option<u64>,
+    pub(crate) decoded_bytes: Option<u64>,
 }
 
 /// What VALIDATE found. `problems` is empty when the images are good.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
-pub struct ImageReport {
+pub(crate) struct ImageReport {
     /// The version directory `latest` resolves to.
-    pub dir: Option<PathBuf>,
+    pub(crate) dir: Option<PathBuf>,
     /// Its name, `<release-version>-<build-id>`.
-    pub version_dir: Option<String>,
-    pub build_id: Option<String>,
-    pub files: Vec<ImageFile>,
+    pub(crate) version_dir: Option<String>,
+    pub(crate) build_id: Option<String>,
+    pub(crate) files: Vec<ImageFile>,
     /// Partition names of the OS disk, in table order.
-    pub partitions: Vec<String>,
-    pub inventory_packages: usize,
+    pub(crate) partitions: Vec<String>,
+    pub(crate) inventory_packages: usize,
     /// Things worth saying that are not faults (an image format checked less deeply).
-    pub notes: Vec<String>,
+    pub(crate) notes: Vec<String>,
     /// Every fault found, each naming its file.
-    pub problems: Vec<String>,
+    pub(crate) problems: Problems,
 }
 
 /// Filesystems and the kernel's coarse clock may stamp a file slightly before the moment a
@@ -91,7 +93,7 @@ const INVENTORY: &str = "application-inventory.json";
 const REMEDY: &str = "rebuild the variant (`cargo xtask variant`, or `cargo xtask phase build <workspace>`)";
 
 /// Checks the images and fails with every problem listed; the report when all is well.
-pub fn validate(images_root: &Path, expect: &Expect) -> Result<ImageReport> {
+pub(crate) fn validate(images_root: &Path, expect: &Expect) -> Result<ImageReport> {
     let report = inspect(images_root, expect);
     if !report.problems.is_empty() {
         let list: Vec<String> = report.problems.iter().map(|p| format!("  - {p}")).collect();
@@ -108,7 +110,7 @@ pub fn validate(images_root: &Path, expect: &Expect) -> Result<ImageReport> {
 }
 
 /// Checks the images and reports what was found, faults included; never stops at the first.
-pub fn inspect(images_root: &Path, expect: &Expect) -> ImageReport {
+pub(crate) fn inspect(images_root: &Path, expect: &Expect) -> ImageReport {
     let mut report = ImageReport::default();
     let arch_dir = images_root.join(format!("{}-{}", expect.arch, expect.variant));
     let Some((dir, name)) = resolve_latest(&arch_dir, &mut report.problems) else {
@@ -117,9 +119,8 @@ pub fn inspect(images_root: &Path, expect: &Expect) -> ImageReport {
     let build_id = match build_id(&name, &expect.release_version) {
         Ok(id) => id.to_string(),
         Err(fault) => {
-            report
-                .problems
-                .push(format!("{}: {fault}", arch_dir.join("latest").display()));
+            let latest = arch_dir.join("latest");
+            report.problems.extend(fault.prefixed(&latest.display().to_string()));
             return report;
         }
     };
@@ -193,16 +194,14 @@ pub fn inspect(images_root: &Path, expect: &Expect) -> ImageReport {
                     report.partitions = decoded.partitions;
                 }
             }
-            Err(faults) => report
-                .problems
-                .extend(faults.into_iter().map(|f| format!("{}: {f}", job.path.display()))),
+            Err(faults) => report.problems.extend(faults.prefixed(&job.path.display().to_string())),
         }
     }
     let inventory = dir.join(INVENTORY);
     match std::fs::read_to_string(&inventory) {
         Ok(text) => match count_inventory(&text) {
             Ok(n) => report.inventory_packages = n,
-            Err(fault) => report.problems.push(format!("{}: {fault}", inventory.display())),
+            Err(fault) => report.problems.extend(fault.prefixed(&inventory.display().to_string())),
         },
         Err(err) => report
             .problems
@@ -212,7 +211,7 @@ pub fn inspect(images_root: &Path, expect: &Expect) -> ImageReport {
 }
 
 /// `<arch>-<variant>/latest` → (the directory, its name).
-fn resolve_latest(arch_dir: &Path, problems: &mut Vec<String>) -> Option<(PathBuf, String)> {
+fn resolve_latest(arch_dir: &Path, problems: &mut Problems) -> Option<(PathBuf, String)> {
     let latest = arch_dir.join("latest");
     let target = match std::fs::read_link(&latest) {
         Ok(target) => target,
@@ -249,7 +248,7 @@ fn resolve_latest(arch_dir: &Path, problems: &mut Vec<String>) -> Option<(PathBu
 }
 
 /// The build id in a version directory name `<release-version>-<build-id>`.
-pub fn build_id<'a>(dir_name: &'a str, release_version: &str) -> Result<&'a str, String> {
+pub(crate) fn build_id<'a>(dir_name: &'a str, release_version: &str) -> Result<&'a str, Problems> {
     match dir_name
         .strip_prefix(release_version)
         .and_then(|rest| rest.strip_prefix('-'))
@@ -258,13 +257,14 @@ pub fn build_id<'a>(dir_name: &'a str, release_version: &str) -> Result<&'a str,
         _ => Err(format!(
             "points to {dir_name}, not a build of release version {release_version} \
              (expected {release_version}-<build-id>): these images are from another build"
-        )),
+        )
+        .into()),
     }
 }
 
 /// Regular files of the version directory, as (path, size, mtime); symlinks are followed to
 /// check that they resolve, and files reached through them are listed once.
-fn list_files(dir: &Path, problems: &mut Vec<String>) -> Vec<(PathBuf, u64, SystemTime)> {
+fn list_files(dir: &Path, problems: &mut Problems) -> Vec<(PathBuf, u64, SystemTime)> {
     let entries = match std::fs::read_dir(dir) {
         Ok(entries) => entries,
         Err(err) => {
@@ -328,7 +328,7 @@ fn find_image(files: &[(PathBuf, u64, SystemTime)], base: &str, part: &str) -> O
 }
 
 /// Why an image modified at `modified` cannot come from a build started at `built_after`.
-pub fn stale(modified: SystemTime, built_after: SystemTime) -> Option<String> {
+pub(crate) fn stale(modified: SystemTime, built_after: SystemTime) -> Option<String> {
     if modified + MTIME_SLACK >= built_after {
         return None;
     }
@@ -340,13 +340,13 @@ pub fn stale(modified: SystemTime, built_after: SystemTime) -> Option<String> {
 }
 
 /// The number of packages in `application-inventory.json`, checking each has a name and version.
-pub fn count_inventory(text: &str) -> Result<usize, String> {
+pub(crate) fn count_inventory(text: &str) -> Result<usize, Problems> {
     let value: serde_json::Value = serde_json::from_str(text).map_err(|err| format!("not valid JSON ({err})"))?;
     let Some(content) = value.get("Content").and_then(|c| c.as_array()) else {
-        return Err("has no \"Content\" array of packages".to_string());
+        return Err("has no \"Content\" array of packages".into());
     };
     if content.is_empty() {
-        return Err("lists no packages (empty \"Content\")".to_string());
+        return Err("lists no packages (empty \"Content\")".into());
     }
     for (index, package) in content.iter().enumerate() {
         for field in ["Name", "Version"] {
@@ -355,7 +355,7 @@ pub fn count_inventory(text: &str) -> Result<usize, String> {
                 .and_then(|v| v.as_str())
                 .is_some_and(|s| !s.is_empty());
             if !named {
-                return Err(format!("package {index} in \"Content\" has no \"{field}\""));
+                return Err(format!("package {index} in \"Content\" has no \"{field}\"").into());
             }
         }
     }
@@ -375,11 +375,11 @@ struct Decoded {
 }
 
 /// Decodes every job, several files at once, in job order.
-fn decode_all(jobs: &[Job]) -> Vec<Result<Decoded, Vec<String>>> {
+fn decode_all(jobs: &[Job]) -> Vec<Result<Decoded, Problems>> {
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     let workers = cores.min(MAX_DECODERS).min(jobs.len()).max(1);
     let next = AtomicUsize::new(0);
-    let mut results: Vec<(usize, Result<Decoded, Vec<String>>)> = std::thread::scope(|scope| {
+    let mut results: Vec<(usize, Result<Decoded, Problems>)> = std::thread::scope(|scope| {
         let handles: Vec<_> = (0..workers)
             .map(|_| {
                 scope.spawn(|| {
@@ -404,8 +404,8 @@ fn decode_all(jobs: &[Job]) -> Vec<Result<Decoded, Vec<String>>> {
 }
 
 /// Streams one file through the frame check and, for the OS disk, the GPT check.
-fn decode(job: &Job) -> Result<Decoded, Vec<String>> {
-    let file = std::fs::File::open(&job.path).map_err(|err| vec![format!("cannot open ({err})")])?;
+fn decode(job: &Job) -> Result<Decoded, Problems> {
+    let file = std::fs::File::open(&job.path).map_err(|err| format!("cannot open ({err})"))?;
     let mut input = BufReader::with_capacity(READ_BUFFER, file);
     let mut gpt = (job.kind == FileKind::Os).then(GptScanner::new);
     let mut bytes = 0u64;
@@ -416,9 +416,9 @@ fn decode(job: &Job) -> Result<Decoded, Vec<String>> {
         bytes += chunk.len() as u64;
     };
     if job.lz4 {
-        lz4check::check_frames(&mut input, &mut sink).map_err(|err| vec![format!("{err:#}")])?;
+        lz4check::check_frames(&mut input, &mut sink).map_err(|err| format!("{err:#}"))?;
     } else {
-        copy_to_sink(&mut input, &mut sink).map_err(|err| vec![format!("cannot read ({err})")])?;
+        copy_to_sink(&mut input, &mut sink).map_err(|err| format!("cannot read ({err})"))?;
     }
     let partitions = match gpt {
         Some(gpt) => gpt.finish()?.partitions.into_iter().map(|p| p.name).collect(),

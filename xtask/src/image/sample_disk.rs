@@ -35,11 +35,11 @@ const OS_PLAN: [(&str, u64); 11] = [
 const PLAN_TOTAL_MIB: u64 = 2048;
 
 #[derive(Debug, Clone, Copy)]
-pub struct SampleOptions {
+pub(crate) struct SampleOptions {
     /// The fraction (0.0 to 1.0) of each partition filled with data; the rest stays zero.
-    pub fill: f64,
+    pub(crate) fill: f64,
     /// Seed of the pseudo-random data and GUIDs: the same seed gives the same disk.
-    pub seed: u64,
+    pub(crate) seed: u64,
 }
 
 impl Default for SampleOptions {
@@ -50,10 +50,10 @@ impl Default for SampleOptions {
 
 /// A GPT disk to write: its layout and the sectors that hold the partition tables.
 #[derive(Debug, Clone)]
-pub struct SampleDisk {
-    pub size: u64,
+pub(crate) struct SampleDisk {
+    pub(crate) size: u64,
     /// Name, first LBA, last LBA.
-    pub partitions: Vec<(String, u64, u64)>,
+    pub(crate) partitions: Vec<(String, u64, u64)>,
     mbr: Vec<u8>,
     /// The primary header sector followed by the entry array (LBA 1 onwards).
     primary: Vec<u8>,
@@ -64,14 +64,14 @@ pub struct SampleDisk {
 
 impl SampleDisk {
     /// An OS disk with Bottlerocket's A/B partitions, PRIVATE and DATA.
-    pub fn os(size: u64, options: SampleOptions) -> Result<SampleDisk> {
+    pub(crate) fn os(size: u64, options: SampleOptions) -> Result<SampleDisk> {
         let mut plan: Vec<(&str, u64)> = OS_PLAN.to_vec();
         plan.push(("BOTTLEROCKET-DATA", 0));
         SampleDisk::new(size, &plan, options)
     }
 
     /// A data disk: one BOTTLEROCKET-DATA partition.
-    pub fn data(size: u64, options: SampleOptions) -> Result<SampleDisk> {
+    pub(crate) fn data(size: u64, options: SampleOptions) -> Result<SampleDisk> {
         SampleDisk::new(size, &[("BOTTLEROCKET-DATA", 0)], options)
     }
 
@@ -157,7 +157,7 @@ impl SampleDisk {
     }
 
     /// Writes the raw disk, front to back, in 1 MiB pieces.
-    pub fn write_raw(&self, out: &mut dyn Write) -> io::Result<()> {
+    pub(crate) fn write_raw(&self, out: &mut dyn Write) -> io::Result<()> {
         let zeros = vec![0u8; CHUNK];
         let mut buf = vec![0u8; CHUNK];
         let mut filler = Filler::new(self.options.seed);
@@ -191,7 +191,7 @@ impl SampleDisk {
 
     /// Writes the disk as an LZ4 frame with block and content checksums and 4 MiB blocks (what
     /// `lz4` writes by default, plus block checksums).
-    pub fn write_lz4(&self, path: &Path) -> Result<()> {
+    pub(crate) fn write_lz4(&self, path: &Path) -> Result<()> {
         let write = || -> io::Result<()> {
             let file = BufWriter::with_capacity(CHUNK, std::fs::File::create(path)?);
             let mut frame = FrameWriter::new(file)?;
@@ -203,14 +203,14 @@ impl SampleDisk {
 }
 
 /// Writes a sample Bottlerocket OS disk of `size` bytes to `path` as an LZ4 frame.
-pub fn write_sample_os_disk(path: &Path, size: u64, options: SampleOptions) -> Result<()> {
+pub(crate) fn write_sample_os_disk(path: &Path, size: u64, options: SampleOptions) -> Result<()> {
     SampleDisk::os(size, options)?.write_lz4(path)
 }
 
 /// Lays out `<images_root>/<arch>-<variant>/<version>-<build_id>/` as a variant build does: the OS
 /// disk, the data disk when `with_data`, `application-inventory.json`, friendly symlinks, and the
 /// `latest` symlink. Returns the version directory.
-pub fn write_sample_build(
+pub(crate) fn write_sample_build(
     images_root: &Path,
     variant: &str,
     arch: Arch,

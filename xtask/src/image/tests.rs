@@ -151,7 +151,12 @@ fn missing_latest() {
     };
     let report = inspect(&fx.root, &other);
     assert!(
-        report.problems[0].contains("no build of this variant and arch has finished"),
+        report
+            .problems
+            .iter()
+            .next()
+            .unwrap()
+            .contains("no build of this variant and arch has finished"),
         "{:?}",
         report.problems
     );
@@ -236,9 +241,12 @@ fn empty_inventory() {
     );
     assert_eq!(
         count_inventory(r#"{"Content":[{"Name":"a"}]}"#),
-        Err("package 0 in \"Content\" has no \"Version\"".to_string())
+        Err(Problems::from("package 0 in \"Content\" has no \"Version\""))
     );
-    assert!(count_inventory("nope").unwrap_err().contains("not valid JSON"));
+    assert!(count_inventory("nope")
+        .unwrap_err()
+        .to_string()
+        .contains("not valid JSON"));
 }
 
 #[test]

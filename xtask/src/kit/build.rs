@@ -13,20 +13,20 @@ use crate::workflow::{KitPhase, Phase};
 use crate::{git, ui};
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct BuildData {
-    pub archive: PathBuf,
-    pub build_id: String,
-    pub release_version: String,
-    pub size: u64,
+pub(crate) struct BuildData {
+    pub(crate) archive: PathBuf,
+    pub(crate) build_id: String,
+    pub(crate) release_version: String,
+    pub(crate) size: u64,
     /// Tracked files differed from the commit: publish finds this archive only as long as
     /// the tree stays exactly as it is.
-    pub dirty: bool,
+    pub(crate) dirty: bool,
     /// What the build depended on (see `fingerprint`).
-    pub fingerprint: String,
+    pub(crate) fingerprint: String,
 }
 
 /// `build/kits/<kit>/<kit>-v<version>-<build-id>-<arch>.tar`
-pub fn archive_path(kit: &Kit, version: &str, build_id: &str) -> PathBuf {
+pub(crate) fn archive_path(kit: &Kit, version: &str, build_id: &str) -> PathBuf {
     kit.repo
         .join("build/kits")
         .join(&kit.name)

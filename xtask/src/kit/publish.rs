@@ -12,14 +12,14 @@ use crate::twoliter::LOCAL_VENDOR;
 use crate::workflow::{KitPhase, Phase};
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct PublishData {
-    pub registry: String,
-    pub repository: String,
-    pub tag: String,
-    pub vendor: String,
-    pub build_id: String,
+pub(crate) struct PublishData {
+    pub(crate) registry: String,
+    pub(crate) repository: String,
+    pub(crate) tag: String,
+    pub(crate) vendor: String,
+    pub(crate) build_id: String,
     /// The registry digest of this build's image for the arch.
-    pub image_digest: String,
+    pub(crate) image_digest: String,
 }
 
 /// PUBLISH: this build's image pushed under the index tag.

@@ -5,7 +5,7 @@
 /// (`?=` only sets an unset variable; `=`, `:=`, `::=` always set) in file order, ignoring
 /// conditionals and includes. A computed value (`$(…)`, `${…}`, backticks) gives `None`: only
 /// make could tell what it is.
-pub fn makefile_var_default(makefile: &str, var: &str) -> Option<String> {
+pub(crate) fn makefile_var_default(makefile: &str, var: &str) -> Option<String> {
     let mut value: Option<String> = None;
     for line in logical_lines(makefile) {
         let Some((name, op, rhs)) = assignment(&line) else {
@@ -35,7 +35,7 @@ pub fn makefile_var_default(makefile: &str, var: &str) -> Option<String> {
 /// Whether the Makefile has a rule for `target` (`build:`, `build: fetch`, `build fetch:`,
 /// `build::`). `.PHONY: build` names the target but is not a rule for it, and a target-specific
 /// variable (`build: ARCH = x`) is not a rule either.
-pub fn makefile_has_target(makefile: &str, target: &str) -> bool {
+pub(crate) fn makefile_has_target(makefile: &str, target: &str) -> bool {
     logical_lines(makefile).iter().any(|line| {
         if assignment(line).is_some() {
             return false;

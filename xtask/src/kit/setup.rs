@@ -13,18 +13,18 @@ use crate::workflow::{KitPhase, Phase};
 use crate::{fsx, git, registry, ui};
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct SetupData {
-    pub registry: String,
-    pub port: u16,
-    pub backend: registry::Backend,
-    pub vendor: String,
-    pub infra_toml: PathBuf,
-    pub kit_dir: PathBuf,
-    pub kit: String,
-    pub arch: String,
-    pub release_version: String,
+pub(crate) struct SetupData {
+    pub(crate) registry: String,
+    pub(crate) port: u16,
+    pub(crate) backend: registry::Backend,
+    pub(crate) vendor: String,
+    pub(crate) infra_toml: PathBuf,
+    pub(crate) kit_dir: PathBuf,
+    pub(crate) kit: String,
+    pub(crate) arch: String,
+    pub(crate) release_version: String,
     /// Whether `Infra.toml` had to change.
-    pub infra_changed: bool,
+    pub(crate) infra_changed: bool,
 }
 
 /// SETUP: the registry runs and Infra.toml points the local vendor at it.

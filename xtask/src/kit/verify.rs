@@ -14,22 +14,22 @@ use crate::registry::Client;
 use crate::workflow::{KitPhase, Phase};
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct VerifyData {
-    pub kit: String,
-    pub version: String,
-    pub arch: String,
-    pub registry: String,
-    pub repository: String,
-    pub tag: String,
-    pub media_type: String,
+pub(crate) struct VerifyData {
+    pub(crate) kit: String,
+    pub(crate) version: String,
+    pub(crate) arch: String,
+    pub(crate) registry: String,
+    pub(crate) repository: String,
+    pub(crate) tag: String,
+    pub(crate) media_type: String,
     /// The registry's digest of the index (`sha256:…`).
-    pub index_digest: String,
+    pub(crate) index_digest: String,
     /// The digest `twoliter update` writes into `Twoliter.lock` for this index.
-    pub lock_digest: String,
+    pub(crate) lock_digest: String,
     /// The registry digest of this arch's image manifest.
-    pub arch_digest: String,
-    pub platforms: Vec<String>,
-    pub label: String,
+    pub(crate) arch_digest: String,
+    pub(crate) platforms: Vec<String>,
+    pub(crate) label: String,
 }
 
 /// VERIFY: what the registry serves is this kit, as an image index with the arch.
@@ -40,11 +40,10 @@ impl Phase for Verify {
     type Data = VerifyData;
     const PHASE: KitPhase = KitPhase::Verify;
 
-    fn run(sh: &Shell, kit: &Kit) -> Result<(VerifyData, String)> {
+    fn run(_sh: &Shell, kit: &Kit) -> Result<(VerifyData, String)> {
         let published: PublishData = kit.ws.succeeded::<Publish>()?;
         let version = kit.release_version()?;
         let data = check(kit, &published.registry, &version)?;
-        let _ = sh;
         let report = format!(
             "# VERIFY\n\n\
              - `{registry}/{repo}:{tag}` is an image index ({media}) with platforms {platforms}\n\
@@ -86,7 +85,7 @@ impl Phase for Verify {
 }
 
 /// The whole check against the registry.
-pub fn check(kit: &Kit, registry: &str, version: &str) -> Result<VerifyData> {
+pub(crate) fn check(kit: &Kit, registry: &str, version: &str) -> Result<VerifyData> {
     let client = Client::new(local_port(registry)?);
     let tag = format!("v{version}");
     let index = client

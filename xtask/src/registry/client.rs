@@ -12,7 +12,7 @@ const TIMEOUT_SECS: u64 = 10;
 const PAGE: usize = 100;
 
 #[derive(Debug, Clone)]
-pub struct Client {
+pub(crate) struct Client {
     /// `http://127.0.0.1:<port>`
     base: String,
     /// Seconds a single request may take.
@@ -21,27 +21,27 @@ pub struct Client {
 
 /// A manifest as served, with the bytes the digests are computed from.
 #[derive(Debug, Clone)]
-pub struct Fetched {
-    pub manifest: Manifest,
-    pub bytes: Vec<u8>,
+pub(crate) struct Fetched {
+    pub(crate) manifest: Manifest,
+    pub(crate) bytes: Vec<u8>,
     /// The registry's content digest (`Docker-Content-Digest`, else computed from the bytes).
-    pub digest: String,
+    pub(crate) digest: String,
 }
 
 impl Fetched {
     /// The digest twoliter writes into `Twoliter.lock` for this manifest.
-    pub fn lock_digest(&self) -> Result<String> {
+    pub(crate) fn lock_digest(&self) -> Result<String> {
         oci::lock_digest(&self.bytes)
     }
 }
 
 impl Client {
-    pub fn new(port: u16) -> Client {
+    pub(crate) fn new(port: u16) -> Client {
         Client::with_timeout(port, TIMEOUT_SECS)
     }
 
     /// A client whose requests each give up after `secs` seconds (health polling uses 1).
-    pub fn with_timeout(port: u16, secs: u64) -> Client {
+    pub(crate) fn with_timeout(port: u16, secs: u64) -> Client {
         Client {
             base: format!("http://127.0.0.1:{port}"),
             timeout: secs.max(1),
@@ -60,7 +60,7 @@ impl Client {
     }
 
     /// `GET /v2/` answers 200 (or 401, which still proves a registry is there).
-    pub fn ping(&self) -> Result<()> {
+    pub(crate) fn ping(&self) -> Result<()> {
         let response = self.get("/v2/", None)?;
         match response.status_code {
             200 | 401 => Ok(()),
@@ -69,7 +69,7 @@ impl Client {
     }
 
     /// Every repository, following `Link` pagination.
-    pub fn catalog(&self) -> Result<Vec<String>> {
+    pub(crate) fn catalog(&self) -> Result<Vec<String>> {
         #[derive(serde::Deserialize)]
         struct Page {
             #[serde(default)]
@@ -82,7 +82,7 @@ impl Client {
     }
 
     /// Every tag of `repo` (empty when the repository does not exist), following pagination.
-    pub fn tags(&self, repo: &str) -> Result<Vec<String>> {
+    pub(crate) fn tags(&self, repo: &str) -> Result<Vec<String>> {
         #[derive(serde::Deserialize)]
         struct Page {
             #[serde(default)]
@@ -135,7 +135,7 @@ impl Client {
     }
 
     /// The manifest `repo:reference` (tag or digest); `Ok(None)` when the registry has none.
-    pub fn manifest(&self, repo: &str, reference: &str) -> Result<Option<Fetched>> {
+    pub(crate) fn manifest(&self, repo: &str, reference: &str) -> Result<Option<Fetched>> {
         let response = self.get(&format!("/v2/{repo}/manifests/{reference}"), Some(oci::ACCEPT))?;
         match response.status_code {
             200 => {}
@@ -161,7 +161,7 @@ impl Client {
     }
 
     /// A blob's bytes, checked against its digest.
-    pub fn blob(&self, repo: &str, digest: &str) -> Result<Vec<u8>> {
+    pub(crate) fn blob(&self, repo: &str, digest: &str) -> Result<Vec<u8>> {
         let response = self.get(&format!("/v2/{repo}/blobs/{digest}"), None)?;
         if response.status_code != 200 {
             bail!(

@@ -16,7 +16,7 @@ const DATA_PATH: &str = "/var/lib/registry";
 const CONTAINER_PORT: u16 = 5000;
 
 /// Whether a Docker daemon answers, within a few seconds.
-pub fn answers() -> bool {
+pub(crate) fn answers() -> bool {
     if tools::which("docker").is_none() {
         return false;
     }
@@ -48,23 +48,23 @@ fn run_bounded(mut cmd: Command, timeout: Duration) -> Result<bool> {
 
 /// What `docker container inspect` says about our container.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Container {
+pub(crate) struct Container {
     /// Running and not in a restart loop.
-    pub running: bool,
+    pub(crate) running: bool,
     /// How often Docker restarted it after it exited (the restart policy at work).
-    pub restart_count: u64,
+    pub(crate) restart_count: u64,
     /// `created`, `running`, `exited`, …
-    pub status: String,
-    pub image: String,
+    pub(crate) status: String,
+    pub(crate) image: String,
     /// The host address and port that container port 5000 is published on.
-    pub host_ip: Option<String>,
-    pub host_port: Option<u16>,
+    pub(crate) host_ip: Option<String>,
+    pub(crate) host_port: Option<u16>,
     /// The volume mounted at /var/lib/registry.
-    pub volume: Option<String>,
+    pub(crate) volume: Option<String>,
 }
 
 /// Pure: the facts of `docker container inspect <name> --format '{{json .}}'`.
-pub fn parse_inspect(json: &str) -> Result<Container> {
+pub(crate) fn parse_inspect(json: &str) -> Result<Container> {
     let v: serde_json::Value = serde_json::from_str(json).context("docker inspect printed invalid JSON")?;
     let v = if let Some(first) = v.as_array().and_then(|a| a.first()) {
         first.clone()
@@ -91,7 +91,7 @@ pub fn parse_inspect(json: &str) -> Result<Container> {
 }
 
 /// Our container, or `None` when there is none.
-pub fn inspect(sh: &Shell, name: &str) -> Result<Option<Container>> {
+pub(crate) fn inspect(sh: &Shell, name: &str) -> Result<Option<Container>> {
     let format = "{{json .}}";
     let output = cmd!(sh, "docker container inspect --format {format} {name}")
         .quiet()
@@ -108,7 +108,7 @@ pub fn inspect(sh: &Shell, name: &str) -> Result<Option<Container>> {
     parse_inspect(&String::from_utf8_lossy(&output.stdout)).map(Some)
 }
 
-pub fn server(container: Option<&Container>) -> Server {
+pub(crate) fn server(container: Option<&Container>) -> Server {
     match container {
         None => Server::Absent,
         Some(c) if c.running => Server::Running,
@@ -116,7 +116,7 @@ pub fn server(container: Option<&Container>) -> Server {
     }
 }
 
-pub fn volume_exists(sh: &Shell, volume: &str) -> bool {
+pub(crate) fn volume_exists(sh: &Shell, volume: &str) -> bool {
     cmd!(sh, "docker volume inspect {volume}")
         .quiet()
         .ignore_stdout()
@@ -127,7 +127,7 @@ pub fn volume_exists(sh: &Shell, volume: &str) -> bool {
 
 /// What to do to get the desired container.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Plan {
+pub(crate) enum Plan {
     Reuse,
     Start,
     /// Remove the container (its volume stays) and create it again, for this reason.
@@ -136,7 +136,7 @@ pub enum Plan {
 }
 
 /// Pure: the plan from the observed container and the desired one.
-pub fn plan(container: Option<&Container>, desired: &Desired, identity: &Identity) -> Plan {
+pub(crate) fn plan(container: Option<&Container>, desired: &Desired, identity: &Identity) -> Plan {
     let Some(c) = container else {
         return Plan::Create;
     };
@@ -169,7 +169,7 @@ pub fn plan(container: Option<&Container>, desired: &Desired, identity: &Identit
 }
 
 /// Pure: the `docker run` arguments of our container.
-pub fn run_args(identity: &Identity, desired: &Desired) -> Vec<String> {
+pub(crate) fn run_args(identity: &Identity, desired: &Desired) -> Vec<String> {
     let checkout = identity.checkout.display();
     [
         "run",
@@ -194,7 +194,7 @@ pub fn run_args(identity: &Identity, desired: &Desired) -> Vec<String> {
 }
 
 /// Brings our container to the desired state; returns what was done.
-pub fn ensure(sh: &Shell, identity: &Identity, desired: &Desired) -> Result<&'static str> {
+pub(crate) fn ensure(sh: &Shell, identity: &Identity, desired: &Desired) -> Result<&'static str> {
     let name = identity.container.as_str();
     let container = inspect(sh, name)?;
     let plan = plan(container.as_ref(), desired, identity);
@@ -314,7 +314,7 @@ fn ensure_image(sh: &Shell, image: &str) -> Result<()> {
 }
 
 /// The last lines of the container's log, for error messages.
-pub fn log_tail(sh: &Shell, name: &str) -> String {
+pub(crate) fn log_tail(sh: &Shell, name: &str) -> String {
     let output = cmd!(sh, "docker logs --tail 20 {name}")
         .quiet()
         .ignore_status()
@@ -332,13 +332,13 @@ pub fn log_tail(sh: &Shell, name: &str) -> String {
     }
 }
 
-pub fn stop(sh: &Shell, name: &str) -> Result<()> {
+pub(crate) fn stop(sh: &Shell, name: &str) -> Result<()> {
     process::read(cmd!(sh, "docker stop {name}")).context("cannot stop the registry container")?;
     Ok(())
 }
 
 /// Removes the container and the volume; says which existed.
-pub fn remove(sh: &Shell, identity: &Identity) -> Result<Vec<String>> {
+pub(crate) fn remove(sh: &Shell, identity: &Identity) -> Result<Vec<String>> {
     let mut removed = Vec::new();
     let name = &identity.container;
     if inspect(sh, name)?.is_some() {
@@ -354,7 +354,7 @@ pub fn remove(sh: &Shell, identity: &Identity) -> Result<Vec<String>> {
 }
 
 /// `docker logs [--follow]`, streamed to our stdout and stderr.
-pub fn logs(name: &str, follow: bool) -> Result<()> {
+pub(crate) fn logs(name: &str, follow: bool) -> Result<()> {
     let mut cmd = Command::new("docker");
     cmd.arg("logs");
     if follow {

@@ -12,7 +12,7 @@ use super::Client;
 
 /// What the server process or container looks like, as observed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Server {
+pub(crate) enum Server {
     /// No container, or no live process of ours.
     Absent,
     /// The container exists but is not running, or the process died and left its files.
@@ -23,7 +23,7 @@ pub enum Server {
 /// The registry's condition as `registry status` reports it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case", tag = "state", content = "reason")]
-pub enum Condition {
+pub(crate) enum Condition {
     Healthy,
     /// Running but `GET /v2/` does not answer as a registry.
     Unhealthy(String),
@@ -33,7 +33,7 @@ pub enum Condition {
 
 impl Condition {
     /// The exit status of `registry status`: 0 healthy, 1 stopped or unhealthy, 2 not created.
-    pub fn exit_code(&self) -> u8 {
+    pub(crate) fn exit_code(&self) -> u8 {
         match self {
             Condition::Healthy => 0,
             Condition::Unhealthy(_) | Condition::Stopped => 1,
@@ -41,7 +41,7 @@ impl Condition {
         }
     }
 
-    pub fn word(&self) -> &'static str {
+    pub(crate) fn word(&self) -> &'static str {
         match self {
             Condition::Healthy => "running",
             Condition::Unhealthy(_) => "unhealthy",
@@ -53,7 +53,7 @@ impl Condition {
 
 /// Pure: the condition from the observed server, whether anything of ours is left (state file,
 /// volume, data directory) and, for a running server, what `GET /v2/` said.
-pub fn condition(server: Server, leftovers: bool, ping: Option<&Result<()>>) -> Condition {
+pub(crate) fn condition(server: Server, leftovers: bool, ping: Option<&Result<()>>) -> Condition {
     match server {
         Server::Running => match ping {
             Some(Ok(())) => Condition::Healthy,
@@ -67,11 +67,11 @@ pub fn condition(server: Server, leftovers: bool, ping: Option<&Result<()>>) -> 
 }
 
 /// How long a registry may take to answer after it was started.
-pub const START_TIMEOUT: Duration = Duration::from_secs(30);
+pub(crate) const START_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Polls `GET /v2/` with a bounded backoff until it answers, `alive` reports the server gone,
 /// or `timeout` passes. `alive` returns an error describing why the server is not running.
-pub fn wait_until_healthy(port: u16, timeout: Duration, mut alive: impl FnMut() -> Result<()>) -> Result<()> {
+pub(crate) fn wait_until_healthy(port: u16, timeout: Duration, mut alive: impl FnMut() -> Result<()>) -> Result<()> {
     let client = Client::with_timeout(port, 1);
     let start = Instant::now();
     let mut delay = Duration::from_millis(25);
@@ -95,7 +95,7 @@ pub fn wait_until_healthy(port: u16, timeout: Duration, mut alive: impl FnMut() 
 /// Whether nothing listens on 127.0.0.1:`port` (nor on the wildcard address for that port).
 /// `localhost` may resolve to ::1 first, so a listener there would take twoliter's requests:
 /// that counts as taken too (a host without IPv6 cannot have one).
-pub fn port_is_free(port: u16) -> bool {
+pub(crate) fn port_is_free(port: u16) -> bool {
     let v6_free = match TcpListener::bind(("::1", port)) {
         Ok(_) => true,
         Err(err) => err.kind() != std::io::ErrorKind::AddrInUse,
@@ -104,7 +104,7 @@ pub fn port_is_free(port: u16) -> bool {
 }
 
 /// Fails with a message naming the port, who holds it (as `ss -ltnp` shows) and the fix.
-pub fn ensure_port_free(sh: &Shell, port: u16) -> Result<()> {
+pub(crate) fn ensure_port_free(sh: &Shell, port: u16) -> Result<()> {
     if port_is_free(port) {
         return Ok(());
     }

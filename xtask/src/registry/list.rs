@@ -10,27 +10,27 @@ use crate::ui;
 
 /// One tag of one repository.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Row {
-    pub repository: String,
+pub(crate) struct Row {
+    pub(crate) repository: String,
     /// `None` when the repository's tags could not be listed.
-    pub tag: Option<String>,
+    pub(crate) tag: Option<String>,
     /// The registry's content digest of the manifest.
-    pub digest: Option<String>,
-    pub media_type: Option<String>,
+    pub(crate) digest: Option<String>,
+    pub(crate) media_type: Option<String>,
     /// `os/arch[/variant]` of each image of an index; empty for a single image.
-    pub platforms: Vec<String>,
+    pub(crate) platforms: Vec<String>,
     /// Bytes of config and layers: for an index, summed over the images it references.
-    pub size: Option<u64>,
-    pub error: Option<String>,
+    pub(crate) size: Option<u64>,
+    pub(crate) error: Option<String>,
 }
 
 /// Pure: bytes of an image manifest's config and layers.
-pub fn image_size(config: &Descriptor, layers: &[Descriptor]) -> u64 {
+pub(crate) fn image_size(config: &Descriptor, layers: &[Descriptor]) -> u64 {
     config.size + layers.iter().map(|l| l.size).sum::<u64>()
 }
 
 /// Every row of the registry, following pagination.
-pub fn rows(client: &Client) -> Result<Vec<Row>> {
+pub(crate) fn rows(client: &Client) -> Result<Vec<Row>> {
     let repositories = client.catalog().context("cannot list the registry's repositories")?;
     let mut rows = Vec::new();
     for repository in repositories {
@@ -110,7 +110,7 @@ fn index_size(client: &Client, repository: &str, manifests: &[Descriptor]) -> Re
 }
 
 /// Pure: the human table.
-pub fn table(rows: &[Row]) -> String {
+pub(crate) fn table(rows: &[Row]) -> String {
     if rows.is_empty() {
         return "the registry holds no repositories\n".to_string();
     }

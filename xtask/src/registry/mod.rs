@@ -6,10 +6,10 @@
 //! checks), `docker` and `native` (the backends), `list` (what the registry holds), `client`
 //! (the Distribution API).
 
-pub mod client;
+pub(crate) mod client;
 mod docker;
 mod health;
-pub mod list;
+pub(crate) mod list;
 mod native;
 mod state;
 
@@ -19,9 +19,8 @@ use anyhow::{bail, Context, Result};
 use serde::Serialize;
 use xshell::Shell;
 
-pub use client::Client;
-pub use health::Condition;
-pub use state::{DEFAULT_IMAGE, IMAGE_ENV};
+pub(crate) use client::Client;
+pub(crate) use health::Condition;
 
 use health::Server;
 use state::{Identity, Paths, State};
@@ -29,7 +28,7 @@ use state::{Identity, Paths, State};
 /// Which server runs the registry.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
-pub enum Backend {
+pub(crate) enum Backend {
     /// A container of the registry image, published on 127.0.0.1 only
     Docker,
     /// Debian's `docker-registry` (or a `registry` binary) run as a detached process
@@ -37,7 +36,7 @@ pub enum Backend {
 }
 
 impl Backend {
-    pub fn name(self) -> &'static str {
+    pub(crate) fn name(self) -> &'static str {
         match self {
             Backend::Docker => "docker",
             Backend::Native => "native",
@@ -62,49 +61,49 @@ pub(crate) fn local_port(registry: &str) -> Result<u16> {
 
 /// How to start the registry; `None` fields take the remembered or default value.
 #[derive(Debug, Clone, Default)]
-pub struct StartOptions {
-    pub port: Option<u16>,
-    pub backend: Option<Backend>,
+pub(crate) struct StartOptions {
+    pub(crate) port: Option<u16>,
+    pub(crate) backend: Option<Backend>,
     /// Image for the docker backend (default `registry:2`, or `XTASK_REGISTRY_IMAGE`).
-    pub image: Option<String>,
+    pub(crate) image: Option<String>,
 }
 
 /// A running, healthy registry.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Endpoint {
-    pub port: u16,
-    pub backend: Backend,
+pub(crate) struct Endpoint {
+    pub(crate) port: u16,
+    pub(crate) backend: Backend,
 }
 
 impl Endpoint {
     /// The address twoliter accepts over plain HTTP: `localhost:<port>`.
-    pub fn url(&self) -> String {
+    pub(crate) fn url(&self) -> String {
         format!("localhost:{}", self.port)
     }
 
-    pub fn client(&self) -> Client {
+    pub(crate) fn client(&self) -> Client {
         Client::new(self.port)
     }
 }
 
 /// What [`start`] found and did.
 #[derive(Debug, Clone)]
-pub struct Started {
-    pub endpoint: Endpoint,
+pub(crate) struct Started {
+    pub(crate) endpoint: Endpoint,
     /// `reused`, `started`, `restarted`, `recreated` or `created`.
-    pub action: &'static str,
+    pub(crate) action: &'static str,
     /// The container (docker) or the data directory (native).
-    pub location: String,
+    pub(crate) location: String,
 }
 
 /// Starts the registry, or reuses it when it is already healthy; returns once `GET /v2/`
 /// answers. Idempotent, and fast when the registry is healthy: this is what workflows call.
-pub fn ensure_running(sh: &Shell, options: &StartOptions) -> Result<Endpoint> {
+pub(crate) fn ensure_running(sh: &Shell, options: &StartOptions) -> Result<Endpoint> {
     start(sh, options).map(|started| started.endpoint)
 }
 
 /// [`ensure_running`], saying what it did.
-pub fn start(sh: &Shell, options: &StartOptions) -> Result<Started> {
+pub(crate) fn start(sh: &Shell, options: &StartOptions) -> Result<Started> {
     if options.port == Some(0) {
         bail!("port 0 cannot be published: give a port from 1024 to 65535 with `--port`");
     }
@@ -112,7 +111,7 @@ pub fn start(sh: &Shell, options: &StartOptions) -> Result<Started> {
     let paths = Paths::current();
     let _lock = state::lock(&paths)?;
     let remembered = state::load(&paths)?;
-    let env_image = std::env::var(IMAGE_ENV).ok();
+    let env_image = crate::project::settings().registry_image.clone();
     let desired = state::desired(
         options,
         env_image.as_deref(),
@@ -182,7 +181,7 @@ fn docker_hint(err: anyhow::Error, options: &StartOptions) -> anyhow::Error {
 
 /// The registry when it is running and healthy, without starting it; otherwise an error that
 /// says to run `cargo xtask registry start`.
-pub fn running(sh: &Shell) -> Result<Endpoint> {
+pub(crate) fn running(sh: &Shell) -> Result<Endpoint> {
     let report = observe(sh, false)?;
     match (&report.condition, report.backend) {
         (Condition::Healthy, Some(backend)) => Ok(Endpoint {
@@ -204,31 +203,31 @@ pub fn running(sh: &Shell) -> Result<Endpoint> {
 
 /// What `registry status` shows.
 #[derive(Debug, Clone, Serialize)]
-pub struct Report {
+pub(crate) struct Report {
     #[serde(flatten)]
-    pub condition: Condition,
-    pub backend: Option<Backend>,
+    pub(crate) condition: Condition,
+    pub(crate) backend: Option<Backend>,
     /// `localhost:<port>`
-    pub url: String,
-    pub port: u16,
+    pub(crate) url: String,
+    pub(crate) port: u16,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub image: Option<String>,
+    pub(crate) image: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub container: Option<String>,
+    pub(crate) container: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub volume: Option<String>,
+    pub(crate) volume: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub data_dir: Option<PathBuf>,
+    pub(crate) data_dir: Option<PathBuf>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub log: Option<String>,
+    pub(crate) log: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub pid: Option<u32>,
+    pub(crate) pid: Option<u32>,
     /// Repositories in the catalog (when healthy).
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub repositories: Option<usize>,
+    pub(crate) repositories: Option<usize>,
 }
 
-pub fn status(sh: &Shell) -> Result<Report> {
+pub(crate) fn status(sh: &Shell) -> Result<Report> {
     observe(sh, true)
 }
 
@@ -303,7 +302,7 @@ fn observe(sh: &Shell, count: bool) -> Result<Report> {
 
 /// The address of this checkout's registry (remembered, else the checkout's default port),
 /// and whether it is healthy.
-pub fn url(sh: &Shell) -> Result<(String, bool)> {
+pub(crate) fn url(sh: &Shell) -> Result<(String, bool)> {
     let report = observe(sh, false)?;
     Ok((report.url, report.condition == Condition::Healthy))
 }
@@ -319,7 +318,7 @@ fn stop_backend(sh: &Shell, paths: &Paths, identity: &Identity, backend: Backend
 }
 
 /// Stops the registry, keeping its data; `Ok(false)` when it was not running.
-pub fn stop(sh: &Shell) -> Result<bool> {
+pub(crate) fn stop(sh: &Shell) -> Result<bool> {
     let identity = Identity::current();
     let paths = Paths::current();
     let _lock = state::lock(&paths)?;
@@ -332,7 +331,7 @@ pub fn stop(sh: &Shell) -> Result<bool> {
 }
 
 /// Removes the server and its data; returns what was removed.
-pub fn clean(sh: &Shell) -> Result<Vec<String>> {
+pub(crate) fn clean(sh: &Shell) -> Result<Vec<String>> {
     let identity = Identity::current();
     let paths = Paths::current();
     let _lock = state::lock(&paths)?;
@@ -370,7 +369,7 @@ pub fn clean(sh: &Shell) -> Result<Vec<String>> {
 }
 
 /// Prints the registry's log (also for a stopped registry); `follow` keeps printing.
-pub fn logs(sh: &Shell, follow: bool) -> Result<()> {
+pub(crate) fn logs(sh: &Shell, follow: bool) -> Result<()> {
     let identity = Identity::current();
     let paths = Paths::current();
     let remembered = state::load(&paths)?;

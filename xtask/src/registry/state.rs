@@ -13,32 +13,32 @@ use crate::fsx;
 
 /// Default ports are picked in this range: above the usual development ports, below the
 /// kernel's ephemeral range (32768 and up), so an outgoing connection rarely holds one.
-pub const PORT_BASE: u16 = 20000;
-pub const PORT_SPAN: u16 = 10000;
+pub(crate) const PORT_BASE: u16 = 20000;
+pub(crate) const PORT_SPAN: u16 = 10000;
 
-/// The image of the docker backend when neither `--image` nor `XTASK_REGISTRY_IMAGE` says.
-pub const DEFAULT_IMAGE: &str = "registry:2";
-pub const IMAGE_ENV: &str = "XTASK_REGISTRY_IMAGE";
+/// The image of the docker backend when neither `--image` nor `--registry-image`
+/// (`XTASK_REGISTRY_IMAGE`) says.
+pub(crate) const DEFAULT_IMAGE: &str = "registry:2";
 
 /// Docker labels put on the container and the volume.
-pub const LABEL: &str = "dev.bottlerocket.xtask.registry";
-pub const LABEL_CHECKOUT: &str = "dev.bottlerocket.xtask.registry.checkout";
+pub(crate) const LABEL: &str = "dev.bottlerocket.xtask.registry";
+pub(crate) const LABEL_CHECKOUT: &str = "dev.bottlerocket.xtask.registry.checkout";
 
 /// Names derived from the checkout path; the same path always gives the same names.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Identity {
+pub(crate) struct Identity {
     /// The canonical checkout path the names are derived from.
-    pub checkout: PathBuf,
+    pub(crate) checkout: PathBuf,
     /// First 8 hex digits of SHA-256 of the path.
-    pub hash: String,
-    pub default_port: u16,
-    pub container: String,
-    pub volume: String,
+    pub(crate) hash: String,
+    pub(crate) default_port: u16,
+    pub(crate) container: String,
+    pub(crate) volume: String,
 }
 
 impl Identity {
     /// Pure: the identity of the checkout at `checkout` (already canonical).
-    pub fn of(checkout: &Path) -> Identity {
+    pub(crate) fn of(checkout: &Path) -> Identity {
         let digest = Sha256::hash(checkout.as_os_str().as_encoded_bytes());
         let hash = fsx::hex(&digest[..4]);
         let n = u32::from_be_bytes([digest[0], digest[1], digest[2], digest[3]]);
@@ -53,7 +53,7 @@ impl Identity {
     }
 
     /// The identity of this checkout (`project::root()`, canonicalised when it exists).
-    pub fn current() -> Identity {
+    pub(crate) fn current() -> Identity {
         let root = crate::project::root();
         Identity::of(&std::fs::canonicalize(&root).unwrap_or(root))
     }
@@ -61,78 +61,78 @@ impl Identity {
 
 /// Where the per-checkout files live: `planning/.registry/`.
 #[derive(Debug, Clone)]
-pub struct Paths {
-    pub dir: PathBuf,
+pub(crate) struct Paths {
+    pub(crate) dir: PathBuf,
 }
 
 impl Paths {
-    pub fn current() -> Paths {
+    pub(crate) fn current() -> Paths {
         Paths {
             dir: crate::project::planning_dir().join(".registry"),
         }
     }
-    pub fn state(&self) -> PathBuf {
+    pub(crate) fn state(&self) -> PathBuf {
         self.dir.join("state.json")
     }
-    pub fn lock(&self) -> PathBuf {
+    pub(crate) fn lock(&self) -> PathBuf {
         self.dir.join("lock")
     }
-    pub fn native_dir(&self) -> PathBuf {
+    pub(crate) fn native_dir(&self) -> PathBuf {
         self.dir.join("native")
     }
-    pub fn config(&self) -> PathBuf {
+    pub(crate) fn config(&self) -> PathBuf {
         self.native_dir().join("config.yml")
     }
-    pub fn data(&self) -> PathBuf {
+    pub(crate) fn data(&self) -> PathBuf {
         self.native_dir().join("data")
     }
-    pub fn log(&self) -> PathBuf {
+    pub(crate) fn log(&self) -> PathBuf {
         self.native_dir().join("registry.log")
     }
-    pub fn pid(&self) -> PathBuf {
+    pub(crate) fn pid(&self) -> PathBuf {
         self.native_dir().join("registry.pid")
     }
 }
 
 /// What was last started, remembered in `state.json`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct State {
-    pub backend: Backend,
-    pub port: u16,
+pub(crate) struct State {
+    pub(crate) backend: Backend,
+    pub(crate) port: u16,
     /// The image, for the docker backend.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub image: Option<String>,
+    pub(crate) image: Option<String>,
     /// The checkout this state belongs to, to spot a copied planning/ directory.
-    pub checkout: PathBuf,
+    pub(crate) checkout: PathBuf,
     /// When it was last started (Unix seconds).
     #[serde(default)]
-    pub started_at: u64,
+    pub(crate) started_at: u64,
 }
 
-pub fn load(paths: &Paths) -> Result<Option<State>> {
+pub(crate) fn load(paths: &Paths) -> Result<Option<State>> {
     fsx::read_json(&paths.state())
 }
 
-pub fn save(paths: &Paths, state: &State) -> Result<()> {
+pub(crate) fn save(paths: &Paths, state: &State) -> Result<()> {
     fsx::write_json_atomic(&paths.state(), state)
 }
 
 /// Held while a start, stop or clean changes the registry, so two at once give one server.
-pub fn lock(paths: &Paths) -> Result<fsx::Lock> {
+pub(crate) fn lock(paths: &Paths) -> Result<fsx::Lock> {
     fsx::Lock::acquire(&paths.lock(), Duration::from_secs(180))
 }
 
 /// What to start: explicit options win, then what was remembered, then the defaults.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Desired {
-    pub backend: Backend,
-    pub port: u16,
-    pub image: String,
+pub(crate) struct Desired {
+    pub(crate) backend: Backend,
+    pub(crate) port: u16,
+    pub(crate) image: String,
 }
 
 /// Pure: combines the options, the environment's image, the remembered state and the checkout's
 /// defaults. `docker_answers` is only asked when nothing else names a backend.
-pub fn desired(
+pub(crate) fn desired(
     options: &super::StartOptions,
     env_image: Option<&str>,
     remembered: Option<&State>,

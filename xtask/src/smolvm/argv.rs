@@ -7,37 +7,37 @@ use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 
-pub type Argv = Vec<String>;
+pub(crate) type Argv = Vec<String>;
 
 /// Where `sandbox up` clones the checkout in the guest (on the machine's persistent disk).
-pub const GUEST_CHECKOUT: &str = "/workspace/checkout";
+pub(crate) const GUEST_CHECKOUT: &str = "/workspace/checkout";
 /// Where the previous clone is kept when `sandbox up` runs again, so one generation of work
 /// done in the guest survives a re-provisioning.
-pub const GUEST_PREVIOUS_CHECKOUT: &str = "/workspace/checkout.previous";
+pub(crate) const GUEST_PREVIOUS_CHECKOUT: &str = "/workspace/checkout.previous";
 /// Where the checkout bundle lands before the clone; removed right after it.
-pub const GUEST_BUNDLE: &str = "/workspace/.xtask-checkout.bundle";
+pub(crate) const GUEST_BUNDLE: &str = "/workspace/.xtask-checkout.bundle";
 /// Where the skills tar lands before it is unpacked; removed right after it.
-pub const GUEST_SKILLS_TAR: &str = "/tmp/xtask-skills.tar";
+pub(crate) const GUEST_SKILLS_TAR: &str = "/tmp/xtask-skills.tar";
 /// The build machine's Docker data, on its storage disk.
-pub const GUEST_DOCKER_ROOT: &str = "/storage/docker";
+pub(crate) const GUEST_DOCKER_ROOT: &str = "/storage/docker";
 /// The build machine's cargo target dir: not the host's `target/`, which holds host binaries.
-pub const GUEST_TARGET_DIR: &str = "/storage/target";
+pub(crate) const GUEST_TARGET_DIR: &str = "/storage/target";
 /// Where the build machine sees the host checkout.
-pub const GUEST_WORKSPACE: &str = "/workspace";
+pub(crate) const GUEST_WORKSPACE: &str = "/workspace";
 /// Where the build machine sees `$FOREST_ROOT`, when it is set.
-pub const GUEST_FOREST: &str = "/forest";
+pub(crate) const GUEST_FOREST: &str = "/forest";
 
 fn strings(items: &[&str]) -> Argv {
     items.iter().map(|s| s.to_string()).collect()
 }
 
-pub fn version() -> Argv {
+pub(crate) fn version() -> Argv {
     strings(&["--version"])
 }
 
 /// A machine name is also half of `cp`'s `NAME:/path`, so keep it to letters, digits, `-`, `_`.
 /// A leading `-` would be read as an option.
-pub fn check_name(name: &str) -> Result<()> {
+pub(crate) fn check_name(name: &str) -> Result<()> {
     crate::project::check_identifier("machine name", name)?;
     if name.starts_with('-') {
         bail!("machine name `{name}` starts with `-`: start it with a letter or digit");
@@ -47,7 +47,7 @@ pub fn check_name(name: &str) -> Result<()> {
 
 /// A host path as smolvm takes it: UTF-8, and without `:`, which `cp` would read as
 /// `MACHINE:/guest/path` and `-v` as the separator.
-pub fn host_path(path: &Path) -> Result<&str> {
+pub(crate) fn host_path(path: &Path) -> Result<&str> {
     let text = path
         .to_str()
         .with_context(|| format!("{} is not valid UTF-8: smolvm cannot take it", path.display()))?;
@@ -62,25 +62,25 @@ pub fn host_path(path: &Path) -> Result<&str> {
 
 /// A directory shared with the guest (`-v HOST:GUEST[:ro]`).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Volume {
-    pub host: PathBuf,
-    pub guest: String,
-    pub read_only: bool,
+pub(crate) struct Volume {
+    pub(crate) host: PathBuf,
+    pub(crate) guest: String,
+    pub(crate) read_only: bool,
 }
 
 /// What `machine create` is given.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct CreateSpec {
-    pub name: String,
-    pub image: Option<String>,
-    pub cpus: Option<u32>,
-    pub mem_mib: Option<u32>,
-    pub storage_gib: Option<u32>,
-    pub net: bool,
-    pub volumes: Vec<Volume>,
+pub(crate) struct CreateSpec {
+    pub(crate) name: String,
+    pub(crate) image: Option<String>,
+    pub(crate) cpus: Option<u32>,
+    pub(crate) mem_mib: Option<u32>,
+    pub(crate) storage_gib: Option<u32>,
+    pub(crate) net: bool,
+    pub(crate) volumes: Vec<Volume>,
 }
 
-pub fn create(spec: &CreateSpec) -> Result<Argv> {
+pub(crate) fn create(spec: &CreateSpec) -> Result<Argv> {
     check_name(&spec.name)?;
     let mut argv = strings(&["machine", "create", "--name", &spec.name]);
     if let Some(image) = &spec.image {
@@ -106,36 +106,36 @@ pub fn create(spec: &CreateSpec) -> Result<Argv> {
     Ok(argv)
 }
 
-pub fn start(name: &str) -> Argv {
+pub(crate) fn start(name: &str) -> Argv {
     strings(&["machine", "start", "--name", name])
 }
 
-pub fn status(name: &str) -> Argv {
+pub(crate) fn status(name: &str) -> Argv {
     strings(&["machine", "status", "--name", name, "--json"])
 }
 
-pub fn stop(name: &str) -> Argv {
+pub(crate) fn stop(name: &str) -> Argv {
     strings(&["machine", "stop", "--name", name])
 }
 
 /// `-f` always: without it smolvm prompts, and with no terminal it prints "Cancelled" and
 /// exits 0 without deleting anything.
-pub fn delete(name: &str) -> Argv {
+pub(crate) fn delete(name: &str) -> Argv {
     strings(&["machine", "delete", "--name", name, "-f"])
 }
 
 /// Options of `machine exec`.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct ExecOpts {
+pub(crate) struct ExecOpts {
     /// Output as it comes (without it smolvm holds everything until the command exits).
-    pub stream: bool,
-    pub workdir: Option<String>,
-    pub env: Vec<(String, String)>,
-    pub timeout: Option<Duration>,
+    pub(crate) stream: bool,
+    pub(crate) workdir: Option<String>,
+    pub(crate) env: Vec<(String, String)>,
+    pub(crate) timeout: Option<Duration>,
 }
 
 impl ExecOpts {
-    pub fn streamed() -> ExecOpts {
+    pub(crate) fn streamed() -> ExecOpts {
         ExecOpts {
             stream: true,
             ..ExecOpts::default()
@@ -145,7 +145,7 @@ impl ExecOpts {
 
 /// `machine exec --name N [opts] -- GUEST…`: only the long `--name` is accepted, and the guest
 /// argv always follows `--` so its own flags are never read as smolvm's.
-pub fn exec(name: &str, opts: &ExecOpts, guest: &[String]) -> Argv {
+pub(crate) fn exec(name: &str, opts: &ExecOpts, guest: &[String]) -> Argv {
     let mut argv = strings(&["machine", "exec", "--name", name]);
     if opts.stream {
         argv.push("--stream".into());
@@ -169,7 +169,7 @@ fn exec_plain(name: &str, guest: &[&str]) -> Argv {
 }
 
 /// Uploads one regular file (smolvm's `cp` refuses directories).
-pub fn upload(host: &Path, name: &str, guest: &str) -> Result<Argv> {
+pub(crate) fn upload(host: &Path, name: &str, guest: &str) -> Result<Argv> {
     let host = host_path(host)?;
     Ok(vec![
         "machine".into(),
@@ -180,7 +180,7 @@ pub fn upload(host: &Path, name: &str, guest: &str) -> Result<Argv> {
 }
 
 /// The probe polled after `start` until the guest agent answers.
-pub fn ready_probe(name: &str, timeout: Duration) -> Argv {
+pub(crate) fn ready_probe(name: &str, timeout: Duration) -> Argv {
     exec(
         name,
         &ExecOpts {
@@ -193,7 +193,7 @@ pub fn ready_probe(name: &str, timeout: Duration) -> Argv {
 
 /// A skills directory in the guest: absolute, and never `/` or containing `..`, since each
 /// skill's old copy under it is removed with `rm -rf`.
-pub fn check_guest_dir(dir: &str) -> Result<()> {
+pub(crate) fn check_guest_dir(dir: &str) -> Result<()> {
     let trimmed = dir.trim_end_matches('/');
     if !dir.starts_with('/') || trimmed.is_empty() || dir.split('/').any(|c| c == "..") {
         bail!("guest skills directory `{dir}` must be an absolute path other than `/`, without `..`");
@@ -203,21 +203,21 @@ pub fn check_guest_dir(dir: &str) -> Result<()> {
 
 /// What `sandbox up` puts in a running machine.
 #[derive(Debug)]
-pub struct Provision<'a> {
-    pub name: &'a str,
+pub(crate) struct Provision<'a> {
+    pub(crate) name: &'a str,
     /// `git bundle` of the checkout, on the host.
-    pub bundle: &'a Path,
+    pub(crate) bundle: &'a Path,
     /// One tar holding every skill directory at its top level, on the host.
-    pub skills_tar: &'a Path,
+    pub(crate) skills_tar: &'a Path,
     /// Skill names as they appear in the guest (the tar's top-level directories).
-    pub skills: &'a [String],
-    pub skills_dir: &'a str,
+    pub(crate) skills: &'a [String],
+    pub(crate) skills_dir: &'a str,
 }
 
 /// Every smolvm call that provisions a machine, in order: the checkout is replaced by a fresh
 /// clone of the bundle (the previous clone moved to `checkout.previous`), each skill's old copy is removed before the tar is unpacked, and the
 /// uploaded files are removed from the guest afterwards.
-pub fn provision(p: &Provision<'_>) -> Result<Vec<Argv>> {
+pub(crate) fn provision(p: &Provision<'_>) -> Result<Vec<Argv>> {
     check_name(p.name)?;
     check_guest_dir(p.skills_dir)?;
     let dir = p.skills_dir.trim_end_matches('/');
@@ -251,7 +251,7 @@ pub fn provision(p: &Provision<'_>) -> Result<Vec<Argv>> {
 }
 
 /// Whether Docker answers in the build machine.
-pub fn docker_probe(name: &str) -> Argv {
+pub(crate) fn docker_probe(name: &str) -> Argv {
     exec(
         name,
         &ExecOpts {
@@ -263,14 +263,14 @@ pub fn docker_probe(name: &str) -> Argv {
 }
 
 /// Installs Docker Engine in a Debian-based image that lacks it (the default image does).
-pub fn docker_install(name: &str) -> Argv {
+pub(crate) fn docker_install(name: &str) -> Argv {
     let script = "command -v dockerd >/dev/null 2>&1 || { apt-get update -qq && \
                   apt-get install -y -qq --no-install-recommends docker.io make git; }";
     exec(name, &ExecOpts::streamed(), &["sh".into(), "-c".into(), script.into()])
 }
 
 /// Starts dockerd in the background with its data on the storage disk.
-pub fn docker_start(name: &str) -> Argv {
+pub(crate) fn docker_start(name: &str) -> Argv {
     let script = format!("nohup dockerd --data-root={GUEST_DOCKER_ROOT} >/var/log/dockerd.log 2>&1 &");
     exec(name, &ExecOpts::default(), &["sh".into(), "-c".into(), script])
 }
@@ -278,7 +278,7 @@ pub fn docker_start(name: &str) -> Argv {
 /// `cargo xtask ARGS…` in the mounted checkout, streamed.
 /// With `forest`, `FOREST_ROOT` points at its mount, so kit and variant repos found through
 /// it resolve in the guest too.
-pub fn in_vm_build(name: &str, forest: bool, xtask_args: &[String]) -> Argv {
+pub(crate) fn in_vm_build(name: &str, forest: bool, xtask_args: &[String]) -> Argv {
     let mut env = vec![("CARGO_TARGET_DIR".to_string(), GUEST_TARGET_DIR.to_string())];
     if forest {
         env.push(("FOREST_ROOT".into(), GUEST_FOREST.into()));

@@ -2,9 +2,9 @@
 //! machine (`--in-vm`). `argv` decides every command line, `preflight` checks the engine,
 //! `provision` prepares what goes into a sandbox; `Smolvm` here is the one runner.
 
-pub mod argv;
-pub mod preflight;
-pub mod provision;
+pub(crate) mod argv;
+pub(crate) mod preflight;
+pub(crate) mod provision;
 
 use std::path::{Path, PathBuf};
 use std::process::{ExitCode, ExitStatus, Output};
@@ -14,30 +14,33 @@ use anyhow::{bail, Context, Result};
 use semver::Version;
 use xshell::Shell;
 
-pub use provision::{up, UpOptions};
+pub(crate) use provision::{up, UpOptions};
 
 use crate::ui;
 use argv::CreateSpec;
 
-/// The engine, found and checked by [`Smolvm::preflight`].
-#[derive(Debug)]
-pub struct Smolvm {
-    bin: PathBuf,
-    pub version: Version,
+/// Where the engine is and how patient to be with it (from the command line or environment).
+#[derive(Debug, Clone)]
+pub(crate) struct Engine {
+    /// The binary, when not `smolvm` on PATH.
+    pub(crate) bin: Option<PathBuf>,
+    /// Checked on Linux before smolvm runs.
+    pub(crate) kvm_device: PathBuf,
+    /// How long `start` may take before `exec` answers.
+    pub(crate) ready: Duration,
 }
 
-/// How long `start` may take before `exec` answers; `XTASK_SANDBOX_READY_SECS` changes it.
-fn ready_deadline() -> Duration {
-    let secs = std::env::var("XTASK_SANDBOX_READY_SECS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(60);
-    Duration::from_secs(secs)
+/// The engine, found and checked by [`Smolvm::preflight`].
+#[derive(Debug)]
+pub(crate) struct Smolvm {
+    bin: PathBuf,
+    pub(crate) version: Version,
+    ready: Duration,
 }
 
 /// Polls `probe` with a doubling delay (100 ms up to 2 s) until it succeeds or `deadline`
-/// passes; returns the last failure's description.
-fn poll(deadline: Duration, mut probe: impl FnMut() -> Result<(), String>) -> Result<u32, String> {
+/// passes; the number of probes, or the last failure.
+fn poll(deadline: Duration, mut probe: impl FnMut() -> Result<()>) -> Result<u32> {
     let start = Instant::now();
     let mut delay = Duration::from_millis(100);
     let mut attempts = 0;
@@ -64,7 +67,7 @@ fn describe(output: &Output) -> String {
 }
 
 /// The exit code of a streamed child, passed through (a signal becomes a plain failure).
-pub fn exit_code(status: ExitStatus) -> ExitCode {
+pub(crate) fn exit_code(status: ExitStatus) -> ExitCode {
     match status.code() {
         Some(code) => ExitCode::from(code.clamp(0, 255) as u8),
         None => ExitCode::FAILURE,
@@ -74,10 +77,10 @@ pub fn exit_code(status: ExitStatus) -> ExitCode {
 impl Smolvm {
     /// The binary from `$SMOLVM` or PATH; on Linux a usable KVM device; `--version` printing
     /// `smolvm X.Y.Z` with X.Y.Z ≥ 1.9.0.
-    pub fn preflight(sh: &Shell) -> Result<Smolvm> {
-        let bin = preflight::find_binary(std::env::var_os("SMOLVM"))?;
+    pub(crate) fn preflight(sh: &Shell, engine: &Engine) -> Result<Smolvm> {
+        let bin = preflight::find_binary(engine.bin.as_deref())?;
         if cfg!(target_os = "linux") {
-            preflight::check_kvm(&preflight::kvm_device())?;
+            preflight::check_kvm(&engine.kvm_device)?;
         }
         let output = sh
             .cmd(&bin)
@@ -92,11 +95,15 @@ impl Smolvm {
             &output.stderr
         };
         let version = preflight::parse_version(&bin, &String::from_utf8_lossy(printed))?;
-        Ok(Smolvm { bin, version })
+        Ok(Smolvm {
+            bin,
+            version,
+            ready: engine.ready,
+        })
     }
 
     /// Runs one smolvm argv, captured; fails with its stderr unless it succeeds.
-    pub fn run(&self, sh: &Shell, argv: &[String]) -> Result<String> {
+    pub(crate) fn run(&self, sh: &Shell, argv: &[String]) -> Result<String> {
         crate::process::read(sh.cmd(&self.bin).args(argv))
     }
 
@@ -111,7 +118,7 @@ impl Smolvm {
     }
 
     /// Runs one smolvm argv with our stdin, stdout and stderr, and passes its exit code through.
-    pub fn stream(&self, argv: &[String]) -> Result<ExitCode> {
+    pub(crate) fn stream(&self, argv: &[String]) -> Result<ExitCode> {
         let status = std::process::Command::new(&self.bin)
             .args(argv)
             .status()
@@ -120,7 +127,7 @@ impl Smolvm {
     }
 
     /// The machine's `status --json` document, or `None` when no machine has that name.
-    pub fn status(&self, sh: &Shell, name: &str) -> Result<Option<serde_json::Value>> {
+    pub(crate) fn status(&self, sh: &Shell, name: &str) -> Result<Option<serde_json::Value>> {
         let output = self.probe(sh, &argv::status(name))?;
         if !output.status.success() {
             let stderr = String::from_utf8_lossy(&output.stderr);
@@ -137,7 +144,7 @@ impl Smolvm {
 
     /// Creates the machine unless it exists, starts it and waits until `exec` answers.
     /// Returns whether it was created.
-    pub fn ensure_running(&self, sh: &Shell, spec: &CreateSpec) -> Result<bool> {
+    pub(crate) fn ensure_running(&self, sh: &Shell, spec: &CreateSpec) -> Result<bool> {
         let create = argv::create(spec)?;
         let created = self.status(sh, &spec.name)?.is_none();
         if created {
@@ -157,14 +164,13 @@ impl Smolvm {
     }
 
     /// Right after `start` the guest agent may not answer yet: poll `exec -- true`.
-    pub fn wait_ready(&self, sh: &Shell, name: &str) -> Result<()> {
-        let deadline = ready_deadline();
+    pub(crate) fn wait_ready(&self, sh: &Shell, name: &str) -> Result<()> {
+        let deadline = self.ready;
         let probe = argv::ready_probe(name, Duration::from_secs(10));
         let started = Instant::now();
-        match poll(deadline, || match self.probe(sh, &probe) {
-            Ok(output) if output.status.success() => Ok(()),
-            Ok(output) => Err(describe(&output)),
-            Err(err) => Err(format!("{err:#}")),
+        match poll(deadline, || match self.probe(sh, &probe)? {
+            output if output.status.success() => Ok(()),
+            output => bail!("{}", describe(&output)),
         }) {
             Ok(attempts) => {
                 ui::info(format!(
@@ -174,7 +180,7 @@ impl Smolvm {
                 Ok(())
             }
             Err(last) => bail!(
-                "machine {name} does not answer `exec` {}s after start (last: {last}): retry, or \
+                "machine {name} does not answer `exec` {}s after start (last: {last:#}): retry, or \
                  recreate it with `cargo xtask sandbox down --name {name}`",
                 deadline.as_secs()
             ),
@@ -184,10 +190,9 @@ impl Smolvm {
     /// Starts dockerd in the build machine unless Docker already answers, and waits for it.
     fn ensure_docker(&self, sh: &Shell, name: &str) -> Result<()> {
         let probe = argv::docker_probe(name);
-        let answers = || match self.probe(sh, &probe) {
-            Ok(output) if output.status.success() => Ok(()),
-            Ok(output) => Err(describe(&output)),
-            Err(err) => Err(format!("{err:#}")),
+        let answers = || match self.probe(sh, &probe)? {
+            output if output.status.success() => Ok(()),
+            output => bail!("{}", describe(&output)),
         };
         if answers().is_ok() {
             return Ok(());
@@ -200,11 +205,11 @@ impl Smolvm {
             .with_context(|| format!("cannot install Docker in {name}"))?;
         self.run(sh, &argv::docker_start(name))
             .with_context(|| format!("cannot start dockerd in {name}"))?;
-        if let Err(last) = poll(ready_deadline(), answers) {
+        if let Err(last) = poll(self.ready, answers) {
             bail!(
-                "Docker does not answer in machine {name} (last: {last}): read \
+                "Docker does not answer in machine {name} (last: {last:#}): read \
                  `cargo xtask sandbox exec --name {name} -- cat /var/log/dockerd.log`; the image \
-                 (XTASK_VM_IMAGE) must provide Docker Engine, cargo, git and make"
+                 (--vm-image) must provide Docker Engine, cargo, git and make"
             );
         }
         Ok(())
@@ -213,18 +218,15 @@ impl Smolvm {
 
 /// Held while a machine is created, started and provisioned, so that two xtask processes do
 /// not race on one machine (smolvm machine names are per user, hence the system temp dir).
-pub fn lock_machine(name: &str) -> Result<crate::fsx::Lock> {
+pub(crate) fn lock_machine(name: &str) -> Result<crate::fsx::Lock> {
     argv::check_name(name)?;
     let path = std::env::temp_dir().join(format!("xtask-smolvm-{name}.lock"));
     crate::fsx::Lock::acquire(&path, Duration::from_secs(600))
 }
 
-/// The image of the build machine unless `XTASK_VM_IMAGE` names another.
-pub const DEFAULT_VM_IMAGE: &str = "docker.io/library/rust:1-bookworm";
-
 /// One build machine per checkout (and forest), since both are mounted when the machine is
 /// created.
-pub fn build_machine_name(root: &Path, forest: Option<&Path>) -> String {
+pub(crate) fn build_machine_name(root: &Path, forest: Option<&Path>) -> String {
     use hmac_sha256::Hash as Sha256;
     let mut hasher = Sha256::new();
     hasher.update(root.as_os_str().as_encoded_bytes());
@@ -238,7 +240,7 @@ pub fn build_machine_name(root: &Path, forest: Option<&Path>) -> String {
 /// The build machine: the checkout at `/workspace` and `$FOREST_ROOT` at `/forest` (writable:
 /// builds write `build/` and `planning/` there), a storage disk for Docker and cargo, and the
 /// network for twoliter's fetches.
-pub fn build_machine_spec(root: &Path, forest: Option<&Path>, image: Option<String>) -> CreateSpec {
+pub(crate) fn build_machine_spec(root: &Path, forest: Option<&Path>, image: &str) -> CreateSpec {
     let cpus = std::thread::available_parallelism()
         .map(|n| n.get() as u32)
         .unwrap_or(4);
@@ -251,7 +253,7 @@ pub fn build_machine_spec(root: &Path, forest: Option<&Path>, image: Option<Stri
     volumes.extend(forest.map(|forest| mount(forest, argv::GUEST_FOREST)));
     CreateSpec {
         name: build_machine_name(root, forest),
-        image: Some(image.unwrap_or_else(|| DEFAULT_VM_IMAGE.into())),
+        image: Some(image.to_string()),
         cpus: Some(cpus),
         mem_mib: Some(8192),
         storage_gib: Some(100),
@@ -266,14 +268,13 @@ pub fn build_machine_spec(root: &Path, forest: Option<&Path>, image: Option<Stri
 /// Opt-in and unverified on real hardware. `xtask_args` is the command line without `--in-vm`;
 /// host paths in it are not translated, so repos are best found through the checkout or
 /// `$FOREST_ROOT`.
-pub fn run_in_vm(sh: &Shell, xtask_args: &[String]) -> Result<ExitCode> {
+pub(crate) fn run_in_vm(sh: &Shell, engine: &Engine, image: &str, xtask_args: &[String]) -> Result<ExitCode> {
     let root = crate::project::root();
     let forest = crate::project::forest_root();
-    let image = std::env::var("XTASK_VM_IMAGE").ok().filter(|v| !v.is_empty());
     let spec = build_machine_spec(&root, forest.as_deref(), image);
     // Checked before anything runs: the mounts' host paths.
     argv::create(&spec).context("the checkout or $FOREST_ROOT cannot be mounted into the build machine")?;
-    let vm = Smolvm::preflight(sh)?;
+    let vm = Smolvm::preflight(sh, engine)?;
     ui::step(format!(
         "running in build machine {} with smolvm {} (--in-vm is unverified on real hardware)",
         spec.name, vm.version
@@ -302,22 +303,23 @@ mod tests {
         let attempts = poll(Duration::from_secs(5), || {
             calls += 1;
             if calls < 3 {
-                Err(format!("not ready {calls}"))
+                bail!("not ready {calls}")
             } else {
                 Ok(())
             }
         })
         .unwrap();
         assert_eq!(attempts, 3);
-        let last = poll(Duration::from_millis(250), || Err("never".to_string())).unwrap_err();
-        assert_eq!(last, "never");
+        let last = poll(Duration::from_millis(250), || bail!("never")).unwrap_err();
+        assert_eq!(last.to_string(), "never");
     }
 
     #[test]
     fn build_machine_is_per_checkout() {
-        let a = build_machine_spec(Path::new("/src/a"), None, None);
-        let b = build_machine_spec(Path::new("/src/b"), None, Some("img".into()));
-        let c = build_machine_spec(Path::new("/src/a"), Some(Path::new("/forest")), None);
+        const DEFAULT_VM_IMAGE: &str = "docker.io/library/rust:1-bookworm";
+        let a = build_machine_spec(Path::new("/src/a"), None, DEFAULT_VM_IMAGE);
+        let b = build_machine_spec(Path::new("/src/b"), None, "img");
+        let c = build_machine_spec(Path::new("/src/a"), Some(Path::new("/forest")), DEFAULT_VM_IMAGE);
         assert_ne!(a.name, c.name, "a forest gets its own machine");
         assert_eq!(c.volumes.len(), 2);
         assert!(argv::create(&c)

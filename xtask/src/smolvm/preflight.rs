@@ -1,31 +1,32 @@
 //! Before any smolvm call: the right program (an unrelated PyPI package installs a `smolvm`
 //! command too), a supported version, and on Linux a usable `/dev/kvm`.
 
-use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 use semver::Version;
 
-pub const MIN_VERSION: Version = Version::new(1, 9, 0);
+pub(crate) const MIN_VERSION: Version = Version::new(1, 9, 0);
 
-pub const INSTALL_REMEDY: &str = "install smolvm 1.9.0 or later from \
+pub(crate) const INSTALL_REMEDY: &str = "install smolvm 1.9.0 or later from \
      https://github.com/smol-machines/smolvm, or set SMOLVM to its path";
 
-/// `$SMOLVM` when set, else `smolvm` on PATH.
-pub fn find_binary(env_value: Option<OsString>) -> Result<PathBuf> {
-    if let Some(value) = env_value.filter(|v| !v.is_empty()) {
-        let path = PathBuf::from(value);
-        if !crate::tools::is_executable(&path) {
-            bail!("SMOLVM={} is not an executable file: {INSTALL_REMEDY}", path.display());
+/// `--smolvm` (`$SMOLVM`) when given, else `smolvm` on PATH.
+pub(crate) fn find_binary(given: Option<&Path>) -> Result<PathBuf> {
+    if let Some(path) = given.filter(|p| !p.as_os_str().is_empty()) {
+        if !crate::tools::is_executable(path) {
+            bail!(
+                "--smolvm / SMOLVM={} is not an executable file: {INSTALL_REMEDY}",
+                path.display()
+            );
         }
-        return Ok(path);
+        return Ok(path.to_path_buf());
     }
     crate::tools::require("smolvm", INSTALL_REMEDY)
 }
 
 /// Reads `smolvm --version` output: `smolvm X.Y.Z` (anything after the version is ignored).
-pub fn parse_version(bin: &Path, output: &str) -> Result<Version> {
+pub(crate) fn parse_version(bin: &Path, output: &str) -> Result<Version> {
     let first = output.lines().next().unwrap_or("").trim();
     let mut words = first.split_whitespace();
     let (Some("smolvm"), Some(version)) = (words.next(), words.next()) else {
@@ -51,16 +52,8 @@ pub fn parse_version(bin: &Path, output: &str) -> Result<Version> {
     Ok(version)
 }
 
-/// The KVM device, which `XTASK_KVM_DEVICE` replaces (for tests).
-pub fn kvm_device() -> PathBuf {
-    std::env::var_os("XTASK_KVM_DEVICE")
-        .filter(|v| !v.is_empty())
-        .map(PathBuf::from)
-        .unwrap_or_else(|| "/dev/kvm".into())
-}
-
 /// smolvm on Linux needs read-write access to KVM.
-pub fn check_kvm(device: &Path) -> Result<()> {
+pub(crate) fn check_kvm(device: &Path) -> Result<()> {
     match std::fs::OpenOptions::new().read(true).write(true).open(device) {
         Ok(_) => Ok(()),
         Err(err) if err.kind() == std::io::ErrorKind::NotFound => bail!(
@@ -121,7 +114,9 @@ mod tests {
 
     #[test]
     fn smolvm_env_must_be_executable() {
-        let err = find_binary(Some("/nonexistent/smolvm".into())).unwrap_err().to_string();
+        let err = find_binary(Some(Path::new("/nonexistent/smolvm")))
+            .unwrap_err()
+            .to_string();
         assert!(
             err.contains("SMOLVM=/nonexistent/smolvm") && err.contains("install smolvm"),
             "{err}"

@@ -11,32 +11,31 @@ use super::argv::{self, CreateSpec};
 use super::Smolvm;
 use crate::{project, tools, ui};
 
-/// The guest's skills directory unless `XTASK_SANDBOX_SKILLS_DIR` names another.
-pub const DEFAULT_SKILLS_DIR: &str = "/root/.claude/skills";
-
 /// This project's phase instructions, provisioned as skills: (directory under `phases/`, skill
 /// name in the guest). Prefixed so they stand out among a user's own skills.
-pub const PROJECT_SKILLS: [(&str, &str); 2] = [("kit", "bottlerocket-kit"), ("variant", "bottlerocket-variant")];
+pub(crate) const PROJECT_SKILLS: [(&str, &str); 2] = [("kit", "bottlerocket-kit"), ("variant", "bottlerocket-variant")];
 
 #[derive(Debug, Clone, Default)]
-pub struct UpOptions {
-    pub name: String,
-    pub image: Option<String>,
+pub(crate) struct UpOptions {
+    pub(crate) name: String,
+    pub(crate) image: Option<String>,
     /// Names of skills under the host's `~/.claude/skills/`.
-    pub skills: Vec<String>,
-    pub cpus: Option<u32>,
-    pub mem_mib: Option<u32>,
+    pub(crate) skills: Vec<String>,
+    pub(crate) cpus: Option<u32>,
+    pub(crate) mem_mib: Option<u32>,
+    /// The guest directory the skills go to.
+    pub(crate) skills_dir: String,
 }
 
 /// A skill directory on the host and the name it gets in the guest.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SkillSource {
-    pub name: String,
-    pub dir: PathBuf,
+pub(crate) struct SkillSource {
+    pub(crate) name: String,
+    pub(crate) dir: PathBuf,
 }
 
 /// Every skill to provision, checked on the host before anything is copied.
-pub fn skill_sources(root: &Path, home: Option<&Path>, requested: &[String]) -> Result<Vec<SkillSource>> {
+pub(crate) fn skill_sources(root: &Path, home: Option<&Path>, requested: &[String]) -> Result<Vec<SkillSource>> {
     let mut sources = Vec::new();
     for (phase, name) in PROJECT_SKILLS {
         let dir = root.join("phases").join(phase);
@@ -72,14 +71,6 @@ pub fn skill_sources(root: &Path, home: Option<&Path>, requested: &[String]) -> 
         });
     }
     Ok(sources)
-}
-
-/// The guest skills directory: `XTASK_SANDBOX_SKILLS_DIR` or the default.
-pub fn guest_skills_dir() -> Result<String> {
-    let dir = std::env::var("XTASK_SANDBOX_SKILLS_DIR").ok().filter(|v| !v.is_empty());
-    let dir = dir.unwrap_or_else(|| DEFAULT_SKILLS_DIR.into());
-    argv::check_guest_dir(&dir).context("fix XTASK_SANDBOX_SKILLS_DIR")?;
-    Ok(dir)
 }
 
 /// A directory under the system temp dir, removed (with its contents) when dropped.
@@ -162,10 +153,11 @@ fn bundle_checkout(sh: &Shell, root: &Path, tmp: &Path) -> Result<PathBuf> {
 /// `sandbox up`: the machine exists and answers, holds a fresh clone of the checkout at
 /// `/workspace/checkout` (the previous one moved to `/workspace/checkout.previous`) and the
 /// skills (old copies replaced) in the guest skills directory.
-pub fn up(sh: &Shell, vm: &Smolvm, opts: &UpOptions) -> Result<()> {
+pub(crate) fn up(sh: &Shell, vm: &Smolvm, opts: &UpOptions) -> Result<()> {
     argv::check_name(&opts.name)?;
     let root = project::root();
-    let skills_dir = guest_skills_dir()?;
+    argv::check_guest_dir(&opts.skills_dir).context("fix --skills-dir (XTASK_SANDBOX_SKILLS_DIR)")?;
+    let skills_dir = &opts.skills_dir;
     let home = std::env::var_os("HOME").filter(|v| !v.is_empty()).map(PathBuf::from);
     let sources = skill_sources(&root, home.as_deref(), &opts.skills)?;
 
@@ -179,7 +171,7 @@ pub fn up(sh: &Shell, vm: &Smolvm, opts: &UpOptions) -> Result<()> {
         bundle: &bundle,
         skills_tar: &skills_tar,
         skills: &names,
-        skills_dir: &skills_dir,
+        skills_dir,
     })?;
 
     let spec = CreateSpec {

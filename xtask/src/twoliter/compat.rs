@@ -20,11 +20,11 @@ use anyhow::{anyhow, Result};
 use semver::Version;
 
 /// The newest twoliter minor release whose metadata generation is known.
-pub const LAST_CHECKED: (u64, u64) = (0, 25);
+pub(crate) const LAST_CHECKED: (u64, u64) = (0, 25);
 
 /// The kit metadata generation (the `N` of `dev.bottlerocket.kit.vN`) a twoliter version writes
 /// and reads.
-pub fn metadata_generation(twoliter_version: &Version) -> u8 {
+pub(crate) fn metadata_generation(twoliter_version: &Version) -> u8 {
     let v = (twoliter_version.major, twoliter_version.minor, twoliter_version.patch);
     if v < (0, 5, 0) {
         1
@@ -39,7 +39,7 @@ pub fn metadata_generation(twoliter_version: &Version) -> u8 {
 
 /// A warning when a kit built with `kit_twoliter` may not be usable by a variant repo on
 /// `variant_twoliter`; `None` when they agree.
-pub fn metadata_mismatch(kit_twoliter: &Version, variant_twoliter: &Version) -> Option<String> {
+pub(crate) fn metadata_mismatch(kit_twoliter: &Version, variant_twoliter: &Version) -> Option<String> {
     let (kit, variant) = (metadata_generation(kit_twoliter), metadata_generation(variant_twoliter));
     if kit != variant {
         return Some(format!(
@@ -63,7 +63,7 @@ pub fn metadata_mismatch(kit_twoliter: &Version, variant_twoliter: &Version) -> 
 }
 
 /// The version in `twoliter --version` output such as `twoliter 0.12.0`.
-pub fn parse_twoliter_version(output: &str) -> Result<Version> {
+pub(crate) fn parse_twoliter_version(output: &str) -> Result<Version> {
     fn from_line(line: &str) -> Option<&str> {
         let mut words = line.split_whitespace();
         (words.next() == Some("twoliter")).then(|| words.next()).flatten()

@@ -14,7 +14,7 @@ const FILE: &str = "Infra.toml";
 /// Infra.toml text with `[vendor.<vendor>] registry = "<registry>"` set. `None` (no file yet)
 /// gives a minimal file; an existing file keeps its other vendors, keys and comments, and a
 /// vendor pointing elsewhere is repointed. Running it twice gives the same text as once.
-pub fn set_vendor_registry(infra_toml: Option<&str>, vendor: &str, registry: &str) -> Result<String> {
+pub(crate) fn set_vendor_registry(infra_toml: Option<&str>, vendor: &str, registry: &str) -> Result<String> {
     check_identifier("vendor", vendor)?;
     check_registry(registry)?;
     let mut doc = Doc::parse(FILE, infra_toml.unwrap_or(""))?;
@@ -24,7 +24,7 @@ pub fn set_vendor_registry(infra_toml: Option<&str>, vendor: &str, registry: &st
 }
 
 /// The registry `[vendor.<vendor>]` names in Infra.toml, if it names one.
-pub fn vendor_registry(infra_toml: &str, vendor: &str) -> Result<Option<String>> {
+pub(crate) fn vendor_registry(infra_toml: &str, vendor: &str) -> Result<Option<String>> {
     let mut doc = Doc::parse(FILE, infra_toml)?;
     vendor_registry_in(doc.root(), FILE, vendor)
 }
@@ -102,7 +102,7 @@ fn not_a_vendor_entry(file: &str, vendor: &str, item: &Item) -> anyhow::Error {
 
 /// Errors when a vendor table is missing or names another registry; the gate uses it to
 /// re-check SETUP.
-pub fn check_vendor_registry(infra_toml: &str, vendor: &str, registry: &str) -> Result<()> {
+pub(crate) fn check_vendor_registry(infra_toml: &str, vendor: &str, registry: &str) -> Result<()> {
     match vendor_registry(infra_toml, vendor)? {
         Some(found) if found == registry => Ok(()),
         Some(found) => bail!(

@@ -15,26 +15,26 @@ const REMEDY: &str = "run `tools/twoliter/twoliter update` in the variant repo";
 
 /// One locked artifact.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct LockEntry {
-    pub name: String,
-    pub version: String,
-    pub vendor: String,
+pub(crate) struct LockEntry {
+    pub(crate) name: String,
+    pub(crate) version: String,
+    pub(crate) vendor: String,
     /// The address the artifact was resolved as (kept even when an override redirected it).
-    pub source: String,
+    pub(crate) source: String,
     /// base64 of SHA-256 over the canonical JSON of the image index or manifest.
-    pub digest: String,
+    pub(crate) digest: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Lock {
-    pub schema_version: i64,
+pub(crate) struct Lock {
+    pub(crate) schema_version: i64,
     /// `project-vendor` (lock schema-version 2).
-    pub project_vendor: Option<String>,
-    pub sdk: Option<LockEntry>,
-    pub kits: Vec<LockEntry>,
+    pub(crate) project_vendor: Option<String>,
+    pub(crate) sdk: Option<LockEntry>,
+    pub(crate) kits: Vec<LockEntry>,
 }
 
-pub fn parse_lock(text: &str) -> Result<Lock> {
+pub(crate) fn parse_lock(text: &str) -> Result<Lock> {
     let mut doc = Doc::parse(FILE, text).map_err(|err| anyhow!("{err}: {REMEDY} to rewrite it"))?;
     let root = doc.root();
     let schema_version = match root.get("schema-version") {
@@ -83,20 +83,20 @@ fn entry(table: &dyn TableLike, what: &str) -> Result<LockEntry> {
 /// What the lock should say about one kit: the version asked for and the digest computed from
 /// what the local registry serves.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ExpectedKit {
-    pub name: String,
-    pub version: String,
-    pub digest: String,
+pub(crate) struct ExpectedKit {
+    pub(crate) name: String,
+    pub(crate) version: String,
+    pub(crate) digest: String,
 }
 
 /// One way the lock disagrees with what is expected.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct LockMismatch {
-    pub kit: String,
+pub(crate) struct LockMismatch {
+    pub(crate) kit: String,
     /// `entry` (missing or locked more than once), `version` or `digest`.
-    pub field: String,
-    pub expected: String,
-    pub found: String,
+    pub(crate) field: String,
+    pub(crate) expected: String,
+    pub(crate) found: String,
 }
 
 impl fmt::Display for LockMismatch {
@@ -120,7 +120,7 @@ impl fmt::Display for LockMismatch {
 }
 
 /// Every disagreement between the lock and the expected kits, in the order given.
-pub fn lock_mismatches(lock: &Lock, expected: &[ExpectedKit]) -> Vec<LockMismatch> {
+pub(crate) fn lock_mismatches(lock: &Lock, expected: &[ExpectedKit]) -> Vec<LockMismatch> {
     let mut mismatches = Vec::new();
     for want in expected {
         let found: Vec<&LockEntry> = lock.kits.iter().filter(|k| k.name == want.name).collect();
@@ -151,7 +151,7 @@ pub fn lock_mismatches(lock: &Lock, expected: &[ExpectedKit]) -> Vec<LockMismatc
 }
 
 /// [`lock_mismatches`] as an error listing every mismatch, one per line.
-pub fn check_lock(lock: &Lock, expected: &[ExpectedKit]) -> Result<()> {
+pub(crate) fn check_lock(lock: &Lock, expected: &[ExpectedKit]) -> Result<()> {
     let mismatches = lock_mismatches(lock, expected);
     if mismatches.is_empty() {
         return Ok(());

@@ -8,9 +8,9 @@
 /// strategy.
 pub(crate) const LOCAL_VENDOR: &str = "local";
 
-pub mod compat;
-pub mod infra;
-pub mod lock;
-pub mod override_file;
-pub mod project;
-pub mod toml_doc;
+pub(crate) mod compat;
+pub(crate) mod infra;
+pub(crate) mod lock;
+pub(crate) mod override_file;
+pub(crate) mod project;
+pub(crate) mod toml_doc;

@@ -24,14 +24,14 @@ const NEW_FILE_HEADER: &str = "# Fetch these kits from a local registry (written
 
 /// One override: where to fetch an artifact from, and under which repository name.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Override {
-    pub registry: Option<String>,
-    pub name: Option<String>,
+pub(crate) struct Override {
+    pub(crate) registry: Option<String>,
+    pub(crate) name: Option<String>,
 }
 
 /// Reads the overrides: (vendor, artifact) → override. Errors on anything twoliter would fail
 /// to read, saying how to fix it.
-pub fn parse_overrides(text: &str) -> Result<BTreeMap<(String, String), Override>> {
+pub(crate) fn parse_overrides(text: &str) -> Result<BTreeMap<(String, String), Override>> {
     let mut doc = parse_doc(text)?;
     let mut overrides = BTreeMap::new();
     for (vendor, artifacts) in doc.root().iter() {
@@ -55,7 +55,7 @@ pub fn parse_overrides(text: &str) -> Result<BTreeMap<(String, String), Override
 /// other entries and comments. An entry's `name` is dropped when it differs from the kit's, as
 /// the local registry serves the kit under its own name. `None` (no file yet) starts a new file.
 /// Running it twice gives the same text as once.
-pub fn set_overrides(existing: Option<&str>, entries: &[(String, String, String)]) -> Result<String> {
+pub(crate) fn set_overrides(existing: Option<&str>, entries: &[(String, String, String)]) -> Result<String> {
     for (vendor, kit, registry) in entries {
         check_identifier("vendor", vendor)?;
         check_identifier("kit", kit)?;

@@ -25,28 +25,28 @@ const FILE: &str = "Twoliter.toml";
 
 /// A kit or SDK dependency: `name`, `version`, `vendor`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct KitRef {
-    pub name: String,
-    pub version: String,
-    pub vendor: String,
+pub(crate) struct KitRef {
+    pub(crate) name: String,
+    pub(crate) version: String,
+    pub(crate) vendor: String,
 }
 
 /// What a variant repo's Twoliter.toml declares.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ProjectInfo {
-    pub schema_version: i64,
-    pub release_version: String,
+pub(crate) struct ProjectInfo {
+    pub(crate) schema_version: i64,
+    pub(crate) release_version: String,
     /// `project-vendor` (schema-version 2, twoliter 0.12 and later).
-    pub project_vendor: Option<String>,
+    pub(crate) project_vendor: Option<String>,
     /// Vendor name → registry.
-    pub vendors: BTreeMap<String, String>,
-    pub sdk: Option<KitRef>,
-    pub kits: Vec<KitRef>,
+    pub(crate) vendors: BTreeMap<String, String>,
+    pub(crate) sdk: Option<KitRef>,
+    pub(crate) kits: Vec<KitRef>,
 }
 
 /// Reads and checks Twoliter.toml the way twoliter would: names and vendors are identifiers,
 /// versions are semver, and every vendor a kit or the SDK names is declared.
-pub fn parse(twoliter_toml: &str) -> Result<ProjectInfo> {
+pub(crate) fn parse(twoliter_toml: &str) -> Result<ProjectInfo> {
     let mut doc = Doc::parse(FILE, twoliter_toml)?;
     let root: &Table = doc.root();
 
@@ -142,7 +142,7 @@ fn dependency(table: &dyn TableLike, what: &str) -> Result<KitRef> {
 
 /// Sets the `version` of each named kit, keeping layout and inline comments. A kit missing from
 /// the file, or a version that is not semver, is an error.
-pub fn set_kit_versions(twoliter_toml: &str, versions: &[(String, String)]) -> Result<String> {
+pub(crate) fn set_kit_versions(twoliter_toml: &str, versions: &[(String, String)]) -> Result<String> {
     for (kit, version) in versions {
         check_kit_version(kit, version)?;
     }
@@ -171,7 +171,12 @@ pub fn set_kit_versions(twoliter_toml: &str, versions: &[(String, String)]) -> R
 /// that another kit also depends on gets locked twice, under two vendors: once from the local
 /// registry and once upstream through the other kit's metadata, and both copies are fetched into
 /// the build. This strategy also edits a tracked file, where the override file is gitignored.
-pub fn switch_kits_to_vendor(twoliter_toml: &str, vendor: &str, registry: &str, kits: &[String]) -> Result<String> {
+pub(crate) fn switch_kits_to_vendor(
+    twoliter_toml: &str,
+    vendor: &str,
+    registry: &str,
+    kits: &[String],
+) -> Result<String> {
     check_identifier("vendor", vendor)?;
     check_registry(registry)?;
     let info = parse(twoliter_toml)?;
@@ -235,7 +240,7 @@ where
 }
 
 /// The kit's version: Twoliter.toml `release-version`, which must be semver.
-pub fn release_version(twoliter_toml: &str) -> Result<semver::Version> {
+pub(crate) fn release_version(twoliter_toml: &str) -> Result<semver::Version> {
     let doc = twoliter_toml
         .parse::<DocumentMut>()
         .map_err(|err| anyhow!("Twoliter.toml is not valid TOML: {}", err.to_string().trim_end()))?;
@@ -257,7 +262,7 @@ pub fn release_version(twoliter_toml: &str) -> Result<semver::Version> {
 }
 
 /// Checks a version given for a kit (`3.1.1`): semver, without a leading `v`.
-pub fn check_kit_version(kit: &str, version: &str) -> Result<()> {
+pub(crate) fn check_kit_version(kit: &str, version: &str) -> Result<()> {
     if version.starts_with('v') && semver::Version::parse(&version[1..]).is_ok() {
         bail!(
             "kit `{kit}` version `{version}`: drop the leading `v` (write `{}`)",

@@ -13,7 +13,7 @@ use toml_edit::{DocumentMut, Item, Table, TableLike, Value};
 
 /// A parsed file plus what is needed to give its text back in the same style.
 pub(crate) struct Doc {
-    pub doc: DocumentMut,
+    pub(crate) doc: DocumentMut,
     original: String,
     crlf: bool,
     changed: bool,
@@ -21,7 +21,7 @@ pub(crate) struct Doc {
 
 impl Doc {
     /// Parses `text`; errors name `file` and the parse error.
-    pub fn parse(file: &str, text: &str) -> Result<Doc> {
+    pub(crate) fn parse(file: &str, text: &str) -> Result<Doc> {
         let newlines = text.matches('\n').count();
         let crlf = text.matches("\r\n").count() * 2 > newlines;
         let normalized = if crlf {
@@ -41,18 +41,18 @@ impl Doc {
     }
 
     /// Records that an edit changed the document (see [`Doc::render`]).
-    pub fn mark_changed(&mut self, changed: bool) {
+    pub(crate) fn mark_changed(&mut self, changed: bool) {
         self.changed |= changed;
     }
 
     /// The root table, for reading and editing.
-    pub fn root(&mut self) -> &mut Table {
+    pub(crate) fn root(&mut self) -> &mut Table {
         self.doc.as_table_mut()
     }
 
     /// The edited text. When no edit changed anything, the original text byte for byte, so
     /// running an edit again never reformats a file.
-    pub fn render(self) -> String {
+    pub(crate) fn render(self) -> String {
         if !self.changed {
             return self.original;
         }

@@ -13,31 +13,31 @@ use serde::{Deserialize, Serialize};
 use crate::fsx;
 
 /// The files the variant workflow may change, relative to the variant repo.
-pub const FILES: [&str; 3] = ["Twoliter.toml", "Twoliter.lock", "Twoliter.override"];
+pub(crate) const FILES: [&str; 3] = ["Twoliter.toml", "Twoliter.lock", "Twoliter.override"];
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Entry {
-    pub name: String,
+pub(crate) struct Entry {
+    pub(crate) name: String,
     /// SHA-256 of the original, or None when the file did not exist.
-    pub original: Option<String>,
+    pub(crate) original: Option<String>,
     /// SHA-256 of what the workflow last left in the file (None: removed or never touched).
-    pub ours: Option<String>,
+    pub(crate) ours: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Manifest {
-    pub repo: PathBuf,
-    pub created_at: u64,
-    pub entries: Vec<Entry>,
+pub(crate) struct Manifest {
+    pub(crate) repo: PathBuf,
+    pub(crate) created_at: u64,
+    pub(crate) entries: Vec<Entry>,
 }
 
-pub struct Backup {
-    pub dir: PathBuf,
+pub(crate) struct Backup {
+    pub(crate) dir: PathBuf,
 }
 
 /// What `restore` did or would do to one file.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub enum Plan {
+pub(crate) enum Plan {
     /// Already as it was.
     Unchanged,
     /// Write the original back.
@@ -49,7 +49,7 @@ pub enum Plan {
 }
 
 /// Decides what to do with one file from its hashes (pure).
-pub fn plan(entry: &Entry, current: Option<&str>) -> Plan {
+pub(crate) fn plan(entry: &Entry, current: Option<&str>) -> Plan {
     if current == entry.original.as_deref() {
         return Plan::Unchanged;
     }
@@ -65,7 +65,7 @@ pub fn plan(entry: &Entry, current: Option<&str>) -> Plan {
 }
 
 impl Backup {
-    pub fn new(ws_dir: &Path) -> Backup {
+    pub(crate) fn new(ws_dir: &Path) -> Backup {
         Backup {
             dir: ws_dir.join("backups"),
         }
@@ -75,12 +75,12 @@ impl Backup {
         self.dir.join("manifest.json")
     }
 
-    pub fn manifest(&self) -> Result<Option<Manifest>> {
+    pub(crate) fn manifest(&self) -> Result<Option<Manifest>> {
         fsx::read_json(&self.manifest_path())
     }
 
     /// Takes the backup unless one is already held (a rerun must keep the true originals).
-    pub fn take(&self, repo: &Path) -> Result<Manifest> {
+    pub(crate) fn take(&self, repo: &Path) -> Result<Manifest> {
         if let Some(existing) = self.manifest()? {
             if existing.repo != repo {
                 bail!(
@@ -121,7 +121,7 @@ impl Backup {
     }
 
     /// Records what the workflow left in `name` (call after every write the workflow makes).
-    pub fn record_ours(&self, repo: &Path, name: &str) -> Result<()> {
+    pub(crate) fn record_ours(&self, repo: &Path, name: &str) -> Result<()> {
         let mut manifest = self
             .manifest()?
             .context("no backup was taken before changing the variant repo")?;
@@ -137,7 +137,7 @@ impl Backup {
     /// Puts every file back byte for byte, removing those that did not exist. Refuses, naming
     /// the files, when someone else changed them since the workflow did, unless `force`.
     /// Returns the names restored or removed; the backup is dropped once everything is back.
-    pub fn restore(&self, force: bool) -> Result<Vec<(String, Plan)>> {
+    pub(crate) fn restore(&self, force: bool) -> Result<Vec<(String, Plan)>> {
         let manifest = self.manifest()?.with_context(|| {
             format!(
                 "{} holds no backup: nothing to restore (the variant repo was not changed from this workspace)",

@@ -11,18 +11,18 @@ use crate::workflow::{Phase, VariantPhase};
 use crate::{process, tools, ui};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct BuildData {
-    pub variant: String,
-    pub arch: String,
+pub(crate) struct BuildData {
+    pub(crate) variant: String,
+    pub(crate) arch: String,
     /// When the build started, in milliseconds since the epoch: images must be newer.
-    pub started_at_ms: u64,
-    pub seconds: f64,
-    pub argv: Vec<String>,
+    pub(crate) started_at_ms: u64,
+    pub(crate) seconds: f64,
+    pub(crate) argv: Vec<String>,
     /// What the build depended on (see `kit::fingerprint`): the gate notices later edits.
-    pub fingerprint: String,
+    pub(crate) fingerprint: String,
 }
 
-pub fn argv(v: &Variant) -> Vec<String> {
+pub(crate) fn argv(v: &Variant) -> Vec<String> {
     vec![
         "cargo".into(),
         "make".into(),

@@ -344,11 +344,8 @@ pub(crate) fn variants_in(repo: &Path) -> Vec<String> {
     names
 }
 
-/// The variant to build when none is named: `BUILDSYS_VARIANT`, else the only one.
+/// The variant to build when none is named: the only one.
 pub(crate) fn default_variant(repo: &Path) -> Result<String> {
-    if let Some(v) = std::env::var("BUILDSYS_VARIANT").ok().filter(|v| !v.is_empty()) {
-        return Ok(v);
-    }
     match variants_in(repo).as_slice() {
         [only] => Ok(only.clone()),
         [] => bail!("{} has no variants under variants/: pass --variant", repo.display()),

@@ -22,27 +22,27 @@ use crate::workflow::{KitPhase, Phase, VariantPhase, Workspace};
 use crate::{fsx, project, ui};
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ResolvedKit {
-    pub name: String,
-    pub version: String,
+pub(crate) struct ResolvedKit {
+    pub(crate) name: String,
+    pub(crate) version: String,
     /// The kit's vendor in `Twoliter.toml` (and so in `Twoliter.lock` and `build/external-kits`).
-    pub vendor: String,
+    pub(crate) vendor: String,
     /// Where the version came from: `input`, `verify` (a kit workspace's VERIFY) or `registry`.
-    pub version_from: String,
+    pub(crate) version_from: String,
     /// The kit repo that published it, when a VERIFY record names it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub kit_dir: Option<PathBuf>,
+    pub(crate) kit_dir: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ConfigData {
-    pub registry: String,
-    pub port: u16,
-    pub strategy: String,
-    pub release_version: String,
-    pub kits: Vec<ResolvedKit>,
+pub(crate) struct ConfigData {
+    pub(crate) registry: String,
+    pub(crate) port: u16,
+    pub(crate) strategy: String,
+    pub(crate) release_version: String,
+    pub(crate) kits: Vec<ResolvedKit>,
     /// Files this phase wrote.
-    pub changed: Vec<String>,
+    pub(crate) changed: Vec<String>,
 }
 
 /// UPDATE_CONFIG: the variant repo points at the local kits; its originals are backed up.
@@ -279,7 +279,7 @@ fn resolve_version(
 }
 
 /// The highest `v<semver>` index tag (per-arch tags `v<ver>-<build-id>-<arch>` are skipped).
-pub fn highest_version(tags: &[String]) -> Option<semver::Version> {
+pub(crate) fn highest_version(tags: &[String]) -> Option<semver::Version> {
     tags.iter()
         .filter(|t| !t.ends_with("-x86_64") && !t.ends_with("-aarch64"))
         .filter_map(|t| t.strip_prefix('v'))

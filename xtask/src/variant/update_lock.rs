@@ -14,18 +14,18 @@ use crate::workflow::{Phase, VariantPhase};
 use crate::{process, tools, ui};
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct LockedKit {
-    pub name: String,
-    pub version: String,
-    pub lock_digest: String,
-    pub index_digest: String,
+pub(crate) struct LockedKit {
+    pub(crate) name: String,
+    pub(crate) version: String,
+    pub(crate) lock_digest: String,
+    pub(crate) index_digest: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct LockData {
-    pub kits: Vec<LockedKit>,
+pub(crate) struct LockData {
+    pub(crate) kits: Vec<LockedKit>,
     /// False when the lock already matched and `twoliter update` was skipped.
-    pub update_ran: bool,
+    pub(crate) update_ran: bool,
 }
 
 /// What the registry serves now for each kit of UPDATE_CONFIG.
@@ -79,7 +79,7 @@ impl Phase for UpdateLock {
     type Data = LockData;
     const PHASE: VariantPhase = VariantPhase::UpdateLock;
 
-    fn run(sh: &Shell, v: &Variant) -> Result<(LockData, String)> {
+    fn run(_sh: &Shell, v: &Variant) -> Result<(LockData, String)> {
         let phase = VariantPhase::UpdateLock;
         let kits = expected(v)?;
         let update_ran = if check(v, &kits).is_ok() {
@@ -96,7 +96,6 @@ impl Phase for UpdateLock {
             true
         };
         check(v, &kits)?;
-        let _ = sh;
         let mut report = String::from("# UPDATE_LOCK\n\n");
         report.push_str(if update_ran {
             "- ran `twoliter update`\n"

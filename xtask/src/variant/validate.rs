@@ -18,21 +18,21 @@ use crate::ui;
 use crate::workflow::{Phase, PhaseKind, VariantPhase};
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct FetchedKit {
-    pub name: String,
-    pub version: String,
-    pub vendor: String,
+pub(crate) struct FetchedKit {
+    pub(crate) name: String,
+    pub(crate) version: String,
+    pub(crate) vendor: String,
     /// `build/external-kits/<vendor>/<kit>/<arch>/digest`
-    pub digest_file: std::path::PathBuf,
-    pub digest: String,
+    pub(crate) digest_file: std::path::PathBuf,
+    pub(crate) digest: String,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct ValidateData {
-    pub images: ImageReport,
-    pub kits: Vec<FetchedKit>,
+pub(crate) struct ValidateData {
+    pub(crate) images: ImageReport,
+    pub(crate) kits: Vec<FetchedKit>,
     /// Size and modification time of each image file, so the gate can tell they are untouched.
-    pub stamps: Vec<(std::path::PathBuf, u64, u64)>,
+    pub(crate) stamps: Vec<(std::path::PathBuf, u64, u64)>,
 }
 
 /// VALIDATE: the images are complete and intact, built from the published kits.
@@ -43,7 +43,7 @@ impl Phase for Validate {
     type Data = ValidateData;
     const PHASE: VariantPhase = VariantPhase::Validate;
 
-    fn run(sh: &Shell, v: &Variant) -> Result<(ValidateData, String)> {
+    fn run(_sh: &Shell, v: &Variant) -> Result<(ValidateData, String)> {
         let config = v.config()?;
         let build: BuildData = v.ws.succeeded::<build::Build>()?;
         let expect = Expect {
@@ -55,7 +55,6 @@ impl Phase for Validate {
         let images = image::validate(&v.images_root(), &expect)?;
         let kits = check_fetched_kits(v)?;
         let stamps = stamps(&images)?;
-        let _ = sh;
         let report = final_report(v, &images, &kits);
         Ok((ValidateData { images, kits, stamps }, report))
     }
