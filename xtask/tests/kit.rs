@@ -179,7 +179,7 @@ fn workspace(dir: &Path, repo: &KitRepo) -> PathBuf {
 
 fn next_step(repo: &KitRepo, ws: &Path, extra: &[&str]) -> Value {
     let out = support::run_ok(xtask(repo).arg("next-step").arg(ws).args(extra));
-    serde_json::from_str(out.trim()).expect("one JSON object")
+    support::answer(&out)
 }
 
 /// Plays the sub-agent honestly: runs the phase command it was given.
@@ -351,7 +351,7 @@ fn concurrent_next_step_calls_serialize() {
         .map(|c| {
             let out = c.wait_with_output().unwrap();
             assert!(out.status.success());
-            let action: Value = serde_json::from_slice(&out.stdout).expect("each call prints valid JSON");
+            let action: Value = support::answer(&String::from_utf8(out.stdout).unwrap());
             format!("{} {}", action["action"].as_str().unwrap(), action["attempt"])
         })
         .collect();

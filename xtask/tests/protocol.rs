@@ -10,9 +10,7 @@ use serde_json::Value;
 fn next_step(root: &Path, ws: &Path) -> (i32, Value, String) {
     let output = support::run(support::xtask(root, &[]).arg("next-step").arg(ws));
     let stdout = String::from_utf8(output.stdout.clone()).unwrap();
-    let mut lines = stdout.lines();
-    let value: Value = serde_json::from_str(lines.next().expect("one line on stdout")).expect("stdout is JSON");
-    assert!(lines.next().is_none(), "stdout is exactly one JSON object:\n{stdout}");
+    let value: Value = support::answer(&stdout);
     (output.status.code().unwrap(), value, support::stderr(&output))
 }
 

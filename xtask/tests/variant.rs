@@ -145,7 +145,7 @@ fn variant_builds_from_the_published_kit_and_restores_the_repo() {
 
 fn next_step(forest: &Forest, ws: &Path) -> Value {
     let out = support::run_ok(forest.xtask().arg("next-step").arg(ws));
-    serde_json::from_str(out.trim()).unwrap()
+    support::answer(&out)
 }
 
 #[test]

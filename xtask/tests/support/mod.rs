@@ -2,6 +2,7 @@
 //! stand-in tools on PATH and a real registry on loopback.
 #![allow(dead_code)]
 
+pub mod json_schema;
 pub mod kit_repo;
 pub mod registry;
 pub mod variant_repo;
@@ -52,6 +53,23 @@ pub fn run_ok(cmd: &mut Command) -> String {
     let output = run(cmd);
     assert!(output.status.success(), "command failed: {cmd:?}");
     String::from_utf8(output.stdout).unwrap()
+}
+
+/// A `next-step` answer read from its stdout, which must be exactly one JSON object that the
+/// shipped schema (`phases/next-step.schema.json`) accepts.
+pub fn answer(stdout: &str) -> serde_json::Value {
+    let mut lines = stdout.lines();
+    let value: serde_json::Value =
+        serde_json::from_str(lines.next().expect("one line on stdout")).expect("stdout is JSON");
+    assert!(lines.next().is_none(), "stdout is exactly one JSON object:\n{stdout}");
+    let path = repo_root().join("phases/next-step.schema.json");
+    let schema: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    let faults = json_schema::faults(&schema, &value);
+    assert!(
+        faults.is_empty(),
+        "the answer does not match the schema: {faults:?}\n{value}"
+    );
+    value
 }
 
 /// What each phase of a `build-kit --json` / `variant --json` summary did: `ran`, `skipped`, `failed`.
