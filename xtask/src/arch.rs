@@ -53,6 +53,14 @@ impl Arch {
     }
 }
 
+impl std::str::FromStr for Arch {
+    type Err = anyhow::Error;
+
+    fn from_str(text: &str) -> Result<Arch> {
+        Arch::parse(text)
+    }
+}
+
 impl fmt::Display for Arch {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.name())

@@ -27,7 +27,9 @@ pub(crate) fn compute(sh: &Shell, repo: &Path, arch: Arch) -> Result<String> {
     // Uncommitted changes to tracked files, staged or not, binary-safe.
     let diff = cmd!(sh, "git diff HEAD --binary --no-ext-diff").quiet().output()?;
     hasher.update(&diff.stdout);
-    let untracked = cmd!(sh, "git ls-files -z --others --exclude-standard")
+    // `planning/` holds workspaces and the registry's data, which the build never reads and
+    // which change while the workflow runs.
+    let untracked = cmd!(sh, "git ls-files -z --others --exclude-standard -- . :!:planning")
         .quiet()
         .output()?;
     for path in untracked.stdout.split(|b| *b == 0).filter(|p| !p.is_empty()) {

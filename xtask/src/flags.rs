@@ -202,9 +202,13 @@ pub(crate) struct NextStep {
     /// Why the phase failed, as the sub-agent said it
     #[arg(long)]
     pub(crate) reason: Option<String>,
-    /// Attempts per phase before answering gate_failed
-    #[arg(long, default_value_t = 3)]
+    /// Attempts per phase before answering gate_failed (a larger number gives a phase that
+    /// gave up more attempts)
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..))]
     pub(crate) max_attempts: u32,
+    /// Reopen a phase that gave up, with fresh attempts (its history is kept)
+    #[arg(long)]
+    pub(crate) retry: bool,
 }
 
 #[derive(Debug, Args)]

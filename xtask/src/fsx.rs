@@ -83,6 +83,17 @@ pub(crate) fn read_json<T: DeserializeOwned>(path: &Path) -> Result<Option<T>> {
     Ok(Some(value))
 }
 
+/// The last `max` bytes of a file, as text (lossy), for logs that may be large.
+pub(crate) fn read_tail(path: &Path, max: u64) -> Result<String> {
+    use std::io::{Read, Seek, SeekFrom};
+    let mut file = File::open(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let len = file.metadata()?.len();
+    file.seek(SeekFrom::Start(len.saturating_sub(max)))?;
+    let mut bytes = Vec::new();
+    file.take(max).read_to_end(&mut bytes)?;
+    Ok(String::from_utf8_lossy(&bytes).into_owned())
+}
+
 /// A text file's contents; `Ok(None)` when it does not exist.
 pub(crate) fn read_optional(path: &Path) -> Result<Option<String>> {
     match std::fs::read_to_string(path) {
@@ -99,6 +110,14 @@ pub(crate) struct Lock {
 }
 
 impl Lock {
+    /// Whether another process holds the lock at `path` right now (it is not taken).
+    pub(crate) fn is_held(path: &Path) -> bool {
+        let Ok(file) = OpenOptions::new().write(true).open(path) else {
+            return false;
+        };
+        matches!(file.try_lock(), Err(TryLockError::WouldBlock))
+    }
+
     /// Waits up to `timeout` for the lock at `path` (created if needed).
     pub(crate) fn acquire(path: &Path, timeout: Duration) -> Result<Lock> {
         if let Some(dir) = path.parent() {

@@ -16,6 +16,16 @@ pub(crate) struct Settings {
 
 static SETTINGS: OnceLock<Settings> = OnceLock::new();
 
+/// The checkout a workspace recorded on its first call, used when `--root` is not given.
+static RECORDED_ROOT: OnceLock<PathBuf> = OnceLock::new();
+
+/// Acts for the checkout a workspace recorded, unless `--root` says otherwise.
+pub(crate) fn use_recorded_root(root: &Path) {
+    if settings().root.as_ref().is_none_or(|r| r.as_os_str().is_empty()) {
+        let _ = RECORDED_ROOT.set(root.to_path_buf());
+    }
+}
+
 /// Records the settings; `main` calls it once, before any command runs.
 pub(crate) fn init(settings: Settings) {
     let _ = SETTINGS.set(settings);
@@ -37,6 +47,14 @@ pub(crate) fn root() -> PathBuf {
     if let Some(root) = settings().root.clone().filter(|r| !r.as_os_str().is_empty()) {
         return root;
     }
+    if let Some(root) = RECORDED_ROOT.get() {
+        return root.clone();
+    }
+    builtin_root()
+}
+
+/// The checkout this xtask was built in.
+fn builtin_root() -> PathBuf {
     let manifest_dir = Path::new(env!("CARGO_MANIFEST_DIR"));
     manifest_dir.parent().unwrap_or(manifest_dir).to_path_buf()
 }
@@ -54,6 +72,24 @@ pub(crate) fn phases_dir() -> PathBuf {
         .unwrap_or(here)
 }
 
+/// The xtask's own command line with `args`, runnable from any directory: `cargo run` of this
+/// crate's manifest (what the `cargo xtask` alias does in the checkout), with `--root` when this
+/// process acts for another checkout.
+pub(crate) fn xtask_command(args: &[&str]) -> Vec<String> {
+    let manifest = Path::new(env!("CARGO_MANIFEST_DIR")).join("Cargo.toml");
+    let mut argv: Vec<String> = ["cargo", "run", "--quiet", "--manifest-path"]
+        .into_iter()
+        .map(String::from)
+        .chain([manifest.display().to_string(), "--".into()])
+        .collect();
+    let root = root();
+    if root != builtin_root() {
+        argv.extend(["--root".into(), root.display().to_string()]);
+    }
+    argv.extend(args.iter().map(|a| a.to_string()));
+    argv
+}
+
 /// `planning/` under the root: workspaces and per-checkout state, ignored by git.
 pub(crate) fn planning_dir() -> PathBuf {
     root().join("planning")
@@ -63,6 +99,11 @@ pub(crate) fn planning_dir() -> PathBuf {
 /// `bottlerocket/`.
 pub(crate) fn forest_root() -> Option<PathBuf> {
     settings().forest_root.clone().filter(|r| !r.as_os_str().is_empty())
+}
+
+/// A value of `input.json` as orchestrators write it: an empty string means "not given".
+pub(crate) fn given(value: Option<String>) -> Option<String> {
+    value.filter(|v| !v.trim().is_empty())
 }
 
 /// A name twoliter accepts for kits, vendors and variants: non-empty, `A-Z a-z 0-9 _ -` only.

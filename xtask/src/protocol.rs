@@ -19,8 +19,12 @@ pub(crate) struct Answer(pub(crate) Action);
 #[serde(tag = "action", rename_all = "snake_case")]
 pub(crate) enum Action {
     /// Run a sub-agent with `prompt`, `context_files` and `context_data`, and write its answer
-    /// to `<workspace>/<output_file>`; then call `next-step` again.
+    /// to `<workspace>/<output_file>`; then call `next-step` again. Asked again with nothing new
+    /// (no answer file, no result, no `--phase-result`), the same spawn and attempt come back.
     Spawn(Box<Spawn>),
+    /// The phase command is running now (in this or another process): call again after
+    /// `retry_after_s` seconds. No attempt is spent.
+    Wait(Wait),
     /// The phase failed its gate on every attempt; `reason` has each attempt's.
     GateFailed(GateFailed),
     /// Every phase passed its gate; read `summary_file`.
@@ -41,8 +45,25 @@ pub(crate) struct Spawn {
     /// The phase instruction file under `phases/`.
     pub(crate) context_files: Vec<PathBuf>,
     pub(crate) context_data: ContextData,
-    /// Relative to the workspace.
+    /// Relative to the workspace, under `answers/`, which the xtask creates and never writes to.
     pub(crate) output_file: String,
+    /// Something the orchestrator should know, e.g. that the last answer file was missing.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) note: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(schemars::JsonSchema))]
+#[serde(deny_unknown_fields)]
+pub(crate) struct Wait {
+    pub(crate) workflow: Workflow,
+    /// The title of the phase whose command is running.
+    pub(crate) phase: String,
+    pub(crate) reason: String,
+    pub(crate) retry_after_s: u32,
+    /// The running command's log, to follow its progress.
+    pub(crate) log_file: PathBuf,
+    pub(crate) workspace: PathBuf,
 }
 
 /// What a sub-agent needs to know about its phase.
@@ -110,6 +131,8 @@ pub(crate) struct GateFailed {
     pub(crate) reason: String,
     pub(crate) attempts: Vec<Failure>,
     pub(crate) workspace: PathBuf,
+    /// Reopens the phase with fresh attempts (its history is kept), once the cause is fixed.
+    pub(crate) resume_command: Vec<String>,
     /// The variant repo stays as the failed phase left it, for diagnosis; this puts it back.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(crate) restore_command: Option<Vec<String>>,
@@ -131,13 +154,17 @@ pub(crate) struct Failure {
 #[serde(deny_unknown_fields)]
 pub(crate) struct Done {
     pub(crate) workflow: Workflow,
-    /// The checked summary: the last phase's report.
+    /// The checked summary (the last phase's report), written where the original skills'
+    /// loops read it: `<workspace>/04-verify.md` or `<workspace>/FINAL.md`.
     pub(crate) summary_file: PathBuf,
     pub(crate) workspace: PathBuf,
     pub(crate) phases: Vec<DonePhase>,
     /// Variant workflow: whether the variant repo's files were put back.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(crate) restored: Option<bool>,
+    /// Something the orchestrator should know, e.g. that the last answer file was missing.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) note: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -162,6 +189,7 @@ impl Action {
     fn word(&self) -> &'static str {
         match self {
             Action::Spawn(_) => "spawn",
+            Action::Wait(_) => "wait",
             Action::GateFailed(_) => "gate_failed",
             Action::Done(_) => "done",
             Action::Error(_) => "error",

@@ -33,12 +33,12 @@ fn bad_inputs_are_error_actions_and_change_nothing() {
     let root = tempfile::tempdir().unwrap();
     let cases = [
         ("{not json", "not valid JSON"),
-        (r#"{"kit_name": "core-kit"}"#, "missing field `arch`"),
+        (r#"{"kit_name": ""}"#, "kit_name in input.json is empty"),
         (r#"{"kit_name": "../../etc", "arch": "x86_64"}"#, "contains `.`"),
         (r#"{"kit_name": "a/b", "arch": "x86_64"}"#, "contains `/`"),
         (
             r#"{"kit_name": "core-kit", "arch": "sparc"}"#,
-            "unknown variant `sparc`",
+            "`arch` in input.json: unknown arch `sparc`: use x86_64 (amd64) or aarch64 (arm64)",
         ),
         (r#"{"kits": [{"name": "core-kit", "version": "one"}]}"#, "not semver"),
         (

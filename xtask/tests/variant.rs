@@ -166,9 +166,8 @@ fn next_step_finishes_in_four_spawns_and_restores() {
                 spawned.push(action["output_file"].as_str().unwrap().to_string());
                 assert!(Path::new(action["context_files"][0].as_str().unwrap()).is_file());
                 assert_eq!(action["context_data"]["variant"], VARIANT);
-                let argv: Vec<String> =
-                    serde_json::from_value(action["context_data"]["phase_command"].clone()).unwrap();
-                support::run_ok(forest.xtask().args(&argv[2..]));
+                let args = support::xtask_args(&action["context_data"]["phase_command"]);
+                support::run_ok(forest.xtask().args(&args));
                 std::fs::write(ws.join(action["output_file"].as_str().unwrap()), "done").unwrap();
             }
             "done" => break action,
@@ -178,10 +177,10 @@ fn next_step_finishes_in_four_spawns_and_restores() {
     assert_eq!(
         spawned,
         [
-            "01-config-updated.md",
-            "02-lock-updated.md",
-            "03-build-complete.md",
-            "FINAL.md"
+            "answers/01-config-updated.md",
+            "answers/02-lock-updated.md",
+            "answers/03-build-complete.md",
+            "answers/FINAL.md"
         ]
     );
     assert_eq!(done["restored"], true);
@@ -569,7 +568,8 @@ fn a_lying_subagent_changes_nothing_and_the_failure_names_the_restore_command() 
     }
     assert_eq!(last["action"], "gate_failed", "{last}");
     assert_eq!(last["phase"], "UPDATE_CONFIG");
-    assert_eq!(last["restore_command"][2], "restore");
+    let restore = support::xtask_args(&last["restore_command"]);
+    assert_eq!(restore[2..], ["restore", ws.to_str().unwrap()]);
     assert!(
         last["reason"].as_str().unwrap().contains("UPDATE_CONFIG has no result"),
         "{last}"

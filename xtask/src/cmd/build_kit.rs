@@ -36,6 +36,7 @@ impl flags::BuildKit {
         let kit = Kit::resolve(&ws, &input)?;
         crate::tools::twoliter(&kit.repo)?;
         ws.write_input(&input)?;
+        crate::orchestrate::Subject::Kit(kit.clone()).record()?;
         ui::step(format!(
             "build-kit {} for {} (workspace {})",
             kit.name,

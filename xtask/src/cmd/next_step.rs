@@ -6,8 +6,9 @@ use anyhow::Result;
 use xshell::Shell;
 
 use crate::flags::{self, PhaseResultFlag};
+use crate::orchestrate::agent::{self, Call};
 use crate::orchestrate::machine::Report;
-use crate::orchestrate::{agent, Subject};
+use crate::orchestrate::Subject;
 use crate::protocol::{Action, Answer, ErrorAnswer};
 use crate::workflow::Workspace;
 
@@ -29,10 +30,14 @@ impl flags::NextStep {
     fn answer(&self, sh: &Shell) -> Result<Action> {
         let ws = Workspace::new(&self.workspace);
         let subject = Subject::load(&ws)?;
-        let report = Report {
-            success: self.phase_result.map(|r| r == PhaseResultFlag::Success),
-            reason: self.reason.clone(),
+        let call = Call {
+            report: Report {
+                success: self.phase_result.map(|r| r == PhaseResultFlag::Success),
+                reason: self.reason.clone(),
+            },
+            max_attempts: self.max_attempts,
+            retry: self.retry,
         };
-        agent::next_step(sh, &subject, &report, self.max_attempts)
+        agent::next_step(sh, &subject, &call)
     }
 }

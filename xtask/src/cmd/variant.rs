@@ -6,7 +6,7 @@ use anyhow::Result;
 use xshell::Shell;
 
 use crate::flags;
-use crate::orchestrate::direct;
+use crate::orchestrate::{direct, progress};
 use crate::protocol::VariantSummary;
 use crate::variant::backup::Backup;
 use crate::variant::validate::Validate;
@@ -46,6 +46,7 @@ impl flags::Variant {
         // Check the inputs fully before writing anything.
         let variant = Variant::resolve(&ws, &input)?;
         ws.write_input(&input)?;
+        crate::orchestrate::Subject::Variant(variant.clone()).record()?;
         ui::step(format!(
             "variant {} for {} in {} (workspace {})",
             variant.variant,
@@ -55,6 +56,14 @@ impl flags::Variant {
         ));
         let (outcomes, result) = direct::run_all(sh, &variant, false);
         let restored = if self.keep_config { None } else { Some(restore(&ws)) };
+        if result.is_ok() && matches!(restored, Some(Ok(()))) {
+            // A later `next-step` answers `done` from the images, not from the restored repo.
+            progress::update::<VariantPhase>(&ws, |p, _| {
+                if let Some(completed) = &mut p.completed {
+                    completed.restored = Some(true);
+                }
+            })?;
+        }
         let validated = ws.succeeded::<Validate>().ok();
         eprintln!();
         super::print_outcomes(&outcomes, 14);

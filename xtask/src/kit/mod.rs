@@ -19,8 +19,10 @@ use crate::project;
 use crate::workflow::record::{check, execute};
 use crate::workflow::{Flow, Gate, KitPhase, Workspace};
 
-/// `input.json` of the kit workflow, in the shape existing orchestrators write.
+/// `input.json` of the kit workflow, in the shape existing orchestrators write. Empty strings
+/// mean "not given"; `arch` defaults to the host's.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "RawKitInput")]
 pub(crate) struct KitInput {
     pub(crate) kit_name: String,
     pub(crate) arch: Arch,
@@ -29,6 +31,37 @@ pub(crate) struct KitInput {
     pub(crate) registry: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(crate) kit_dir: Option<PathBuf>,
+}
+
+/// `input.json` of the kit workflow as written, before its values are checked.
+#[derive(Deserialize)]
+struct RawKitInput {
+    kit_name: String,
+    #[serde(default)]
+    arch: Option<String>,
+    #[serde(default)]
+    registry: Option<String>,
+    #[serde(default)]
+    kit_dir: Option<String>,
+}
+
+impl TryFrom<RawKitInput> for KitInput {
+    type Error = String;
+
+    fn try_from(raw: RawKitInput) -> Result<KitInput, String> {
+        let arch = match project::given(raw.arch) {
+            Some(arch) => arch
+                .parse::<Arch>()
+                .map_err(|e| format!("`arch` in input.json: {e:#}"))?,
+            None => Arch::host().map_err(|e| format!("`arch` is not set in input.json, and {e:#}"))?,
+        };
+        Ok(KitInput {
+            kit_name: raw.kit_name,
+            arch,
+            registry: project::given(raw.registry),
+            kit_dir: project::given(raw.kit_dir).map(PathBuf::from),
+        })
+    }
 }
 
 impl KitInput {
@@ -130,6 +163,15 @@ impl Flow for Kit {
 
     fn ws(&self) -> &Workspace {
         &self.ws
+    }
+
+    fn identity(&self) -> serde_json::Value {
+        serde_json::json!({
+            "kit": self.name,
+            "arch": self.arch,
+            "repo": self.repo,
+            "registry": self.input.registry,
+        })
     }
 
     fn run(&self, sh: &Shell, phase: KitPhase) -> Result<()> {

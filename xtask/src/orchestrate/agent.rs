@@ -1,25 +1,27 @@
 //! `next-step`: the state machine's decision, carried out by sub-agents. Each call observes
-//! the gates, saves progress and answers one [`Action`].
+//! reality, saves progress and answers one [`Action`].
+
+use std::collections::BTreeSet;
 
 use anyhow::Result;
 use xshell::Shell;
 
 use super::machine::{self, Observer, Report};
-use super::{progress, Subject};
+use super::progress::{self, Completed, Marks, Progress};
+use super::{marks, Subject};
 use crate::kit::Kit;
-use crate::protocol::{self, Action, ContextData, DonePhase, GateFailed, Spawn};
+use crate::protocol::{self, Action, ContextData, DonePhase, GateFailed, Spawn, Wait};
 use crate::variant::Variant;
-use crate::workflow::record::command;
 use crate::workflow::{Flow, Gate, PhaseKind};
 use crate::{fsx, project};
 
 /// What the agent loop needs to know of a workflow beyond its phases.
 pub(crate) trait Agented: Flow {
     /// What the workflow works on, for `context_data`.
-    fn subject(&self) -> protocol::Subject;
+    fn subject(&self, sh: &Shell) -> protocol::Subject;
     /// The same in words, for the prompt.
     fn subject_line(&self) -> String;
-    /// Extra advice when a phase gave up.
+    /// The command that puts the repo's files back, when the workflow changes any.
     fn restore_command(&self) -> Option<Vec<String>> {
         None
     }
@@ -30,18 +32,29 @@ pub(crate) trait Agented: Flow {
     }
 }
 
+/// What the caller asked of this call besides the next action.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Call {
+    pub(crate) report: Report,
+    pub(crate) max_attempts: u32,
+    /// `--retry`: reopen a phase that gave up, with fresh attempts.
+    pub(crate) retry: bool,
+}
+
 /// Answers the next action for the workspace of `subject`.
-pub(crate) fn next_step(sh: &Shell, subject: &Subject, report: &Report, max_attempts: u32) -> Result<Action> {
+pub(crate) fn next_step(sh: &Shell, subject: &Subject, call: &Call) -> Result<Action> {
     match subject {
-        Subject::Kit(kit) => answer(sh, kit, report, max_attempts),
-        Subject::Variant(variant) => answer(sh, variant, report, max_attempts),
+        Subject::Kit(kit) => answer(sh, kit, call),
+        Subject::Variant(variant) => answer(sh, variant, call),
     }
 }
 
-/// Observes gates for the state machine.
+/// Observes reality for the state machine. A gate that passed once in a call is not checked
+/// again in the same call.
 struct RealObserver<'a, F> {
     sh: &'a Shell,
     flow: &'a F,
+    passed: BTreeSet<usize>,
 }
 
 impl<F: Flow> Observer<F::Phase> for RealObserver<'_, F> {
@@ -50,24 +63,74 @@ impl<F: Flow> Observer<F::Phase> for RealObserver<'_, F> {
     }
 
     fn gate(&mut self, phase: F::Phase) -> Gate {
-        self.flow.gate(self.sh, phase)
+        if self.passed.contains(&phase.index()) {
+            return Gate::Passed;
+        }
+        let gate = self.flow.gate(self.sh, phase);
+        if gate == Gate::Passed {
+            self.passed.insert(phase.index());
+        }
+        gate
+    }
+
+    fn running(&mut self, phase: F::Phase) -> bool {
+        self.flow.ws().phase_running(phase)
+    }
+
+    fn marks(&mut self, phase: F::Phase) -> Marks {
+        marks(self.flow.ws(), phase)
     }
 }
 
-fn answer<F: Agented>(sh: &Shell, flow: &F, report: &Report, max_attempts: u32) -> Result<Action> {
+fn answer<F: Agented>(sh: &Shell, flow: &F, call: &Call) -> Result<Action> {
     let ws = flow.ws();
     let workflow = F::Phase::WORKFLOW;
     let _lock = ws.lock()?;
-    let progress = progress::load::<F::Phase>(ws)?;
-    let mut observer = RealObserver { sh, flow };
-    let (progress, action) = machine::decide(progress, report, max_attempts, fsx::now_unix(), &mut observer);
-    progress::save(ws, &progress)?;
-    Ok(match action {
+    // Orchestrators write answers here; the xtask never writes into it.
+    fs_err::create_dir_all(ws.dir.join("answers"))?;
+    let mut progress = progress::load::<F::Phase>(ws)?;
+    let now = fsx::now_unix();
+    if call.retry && progress.retry::<F::Phase>(now).is_none() {
+        crate::ui::info("--retry: no phase had given up; nothing to reopen");
+    }
+    let mut observer = RealObserver {
+        sh,
+        flow,
+        passed: BTreeSet::new(),
+    };
+    if let Some(done) = finished_and_restored(flow, &progress, &mut observer) {
+        return Ok(done);
+    }
+    let decision = machine::decide(progress, &call.report, call.max_attempts, now, &mut observer);
+    progress = decision.progress;
+    let note = (!decision.notes.is_empty()).then(|| decision.notes.join("; "));
+    let action = match decision.action {
         machine::Action::Spawn {
             phase,
             attempt,
             last_failure,
-        } => Action::Spawn(Box::new(spawn(flow, phase, attempt, max_attempts, last_failure))),
+        } => Action::Spawn(Box::new(spawn(
+            sh,
+            flow,
+            phase,
+            attempt,
+            call.max_attempts,
+            last_failure,
+            note,
+        ))),
+        machine::Action::Wait { phase } => Action::Wait(Wait {
+            workflow,
+            phase: phase.title().into(),
+            reason: format!(
+                "the {} phase command is running (its lock is held): call again when it ends; \
+                 follow it in {}",
+                phase.title(),
+                ws.log_path(phase).display()
+            ),
+            retry_after_s: retry_after(phase),
+            log_file: ws.log_path(phase),
+            workspace: ws.dir.clone(),
+        }),
         machine::Action::GateFailed { phase, failures } => {
             let reasons: Vec<String> = failures
                 .iter()
@@ -84,36 +147,85 @@ fn answer<F: Agented>(sh: &Shell, flow: &F, report: &Report, max_attempts: u32) 
                 ),
                 attempts: failures,
                 workspace: ws.dir.clone(),
+                resume_command: project::xtask_command(&["next-step", &ws.dir.display().to_string(), "--retry"]),
                 restore_command: flow.restore_command(),
             })
         }
         machine::Action::Done => {
-            let last = *F::Phase::ALL.last().expect("a workflow has phases");
-            Action::Done(protocol::Done {
-                workflow,
-                summary_file: ws.report_path(last),
-                workspace: ws.dir.clone(),
-                phases: progress
-                    .phases
-                    .iter()
-                    .map(|p| DonePhase {
-                        phase: p.id.clone(),
-                        attempts: p.attempts,
-                        note: p.note.clone(),
-                    })
-                    .collect(),
-                restored: flow.after_done()?,
-            })
+            let summary = write_summary(flow)?;
+            let restored = flow.after_done()?;
+            progress.completed = Some(Completed { at: now, restored });
+            done(flow, &progress, summary, note)
         }
+    };
+    progress::save(ws, &progress)?;
+    Ok(action)
+}
+
+/// A variant workflow that finished and put the repo's files back cannot be re-checked phase
+/// by phase (the repo no longer points at the local kits, by design): it stays done while its
+/// last phase (the images and the kits they were built from) still passes its gate.
+fn finished_and_restored<F: Agented>(
+    flow: &F,
+    progress: &Progress,
+    observer: &mut RealObserver<'_, F>,
+) -> Option<Action> {
+    progress.completed.as_ref().filter(|c| c.restored == Some(true))?;
+    let last = *F::Phase::ALL.last().expect("a workflow has phases");
+    let summary = flow.ws().dir.join(last.output_file());
+    let report = fs_err::read(flow.ws().report_path(last)).ok()?;
+    if observer.gate(last) != Gate::Passed || std::fs::read(&summary).ok()? != report {
+        return None;
+    }
+    Some(done(flow, progress, summary, None))
+}
+
+fn done<F: Agented>(flow: &F, progress: &Progress, summary_file: std::path::PathBuf, note: Option<String>) -> Action {
+    Action::Done(protocol::Done {
+        workflow: F::Phase::WORKFLOW,
+        summary_file,
+        workspace: flow.ws().dir.clone(),
+        phases: progress
+            .phases
+            .iter()
+            .map(|p| DonePhase {
+                phase: p.id.clone(),
+                attempts: p.attempts,
+                note: p.note.clone(),
+            })
+            .collect(),
+        restored: progress.completed.as_ref().and_then(|c| c.restored),
+        note,
     })
 }
 
+/// The last phase's checked report, copied where the original skills' loops read their summary:
+/// `<workspace>/04-verify.md` (kit) or `<workspace>/FINAL.md` (variant).
+pub(crate) fn write_summary<F: Flow>(flow: &F) -> Result<std::path::PathBuf> {
+    let ws = flow.ws();
+    let last = *F::Phase::ALL.last().expect("a workflow has phases");
+    let path = ws.dir.join(last.output_file());
+    fsx::write_atomic(&path, &fs_err::read(ws.report_path(last))?)?;
+    Ok(path)
+}
+
+/// How long to wait before asking again: builds take minutes, the rest seconds.
+fn retry_after(phase: impl PhaseKind) -> u32 {
+    if phase.id() == "build" {
+        30
+    } else {
+        5
+    }
+}
+
 fn spawn<F: Agented>(
+    sh: &Shell,
     flow: &F,
     phase: F::Phase,
     attempt: u32,
     max_attempts: u32,
     last_failure: Option<String>,
+    note: Option<String>,
 ) -> Spawn {
     let ws = flow.ws();
     let workflow = F::Phase::WORKFLOW;
@@ -121,7 +233,7 @@ fn spawn<F: Agented>(
     let phase_file = project::phases_dir()
         .join(workflow.name())
         .join(format!("{}.md", phase.title()));
-    let command = command(ws, phase);
+    let command = project::xtask_command(&["phase", phase.id(), &ws.dir.display().to_string()]);
     let retry = match &last_failure {
         Some(reason) => format!(
             "\n\nThis is attempt {attempt} of {max_attempts}. The previous attempt failed its gate: {reason}\nFix the cause before running the command again; do not work around the check."
@@ -130,7 +242,7 @@ fn spawn<F: Agented>(
     };
     let prompt = format!(
         "You run the {title} phase of the Bottlerocket {wf} workflow for {subject}.\n\
-         Read {file} and follow it. In {cwd}, run exactly:\n\n    {cmd}\n\n\
+         Read {file} and follow it. Run exactly (from any directory):\n\n    {cmd}\n\n\
          It does the work and checks it; its report is written to {report} and its log to {log}. \
          If it fails, read the log, fix the cause (Docker down, port taken, build error, …) as the \
          phase file says, and run it again. Do not edit files in the workspace. Answer with what you \
@@ -139,8 +251,7 @@ fn spawn<F: Agented>(
         wf = workflow.name(),
         subject = flow.subject_line(),
         file = phase_file.display(),
-        cwd = root.display(),
-        cmd = command.join(" "),
+        cmd = shell_words(&command),
         report = ws.report_path(phase).display(),
         log = ws.log_path(phase).display(),
     );
@@ -162,23 +273,45 @@ fn spawn<F: Agented>(
             result_file: ws.result_path(phase),
             report_file: ws.report_path(phase),
             log_file: ws.log_path(phase),
-            subject: flow.subject(),
+            subject: flow.subject(sh),
         },
-        output_file: phase.output_file().into(),
+        output_file: phase.answer_file(),
+        note,
     }
 }
 
+/// An argv as one line a shell runs as it is (words quoted when they need it).
+fn shell_words(argv: &[String]) -> String {
+    argv.iter()
+        .map(|word| {
+            let plain = !word.is_empty()
+                && word
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "-_./:=@+,%".contains(c));
+            if plain {
+                word.clone()
+            } else {
+                format!("'{}'", word.replace('\'', r"'\''"))
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
 impl Agented for Kit {
-    fn subject(&self) -> protocol::Subject {
+    fn subject(&self, sh: &Shell) -> protocol::Subject {
+        let registry = match self.registry_port() {
+            Ok(port) => format!("localhost:{port}"),
+            Err(_) => match &self.input.registry {
+                Some(registry) => registry.clone(),
+                None => crate::registry::url(sh).map(|(url, _)| url).unwrap_or_default(),
+            },
+        };
         protocol::Subject::Kit {
             kit: self.name.clone(),
             arch: self.arch.to_string(),
             kit_dir: self.repo.clone(),
-            registry: self
-                .registry_port()
-                .ok()
-                .map(|p| format!("localhost:{p}"))
-                .or(self.input.registry.clone()),
+            registry: Some(registry).filter(|r| !r.is_empty()),
         }
     }
 
@@ -188,7 +321,12 @@ impl Agented for Kit {
 }
 
 impl Agented for Variant {
-    fn subject(&self) -> protocol::Subject {
+    fn subject(&self, sh: &Shell) -> protocol::Subject {
+        let registry = match (self.config(), &self.input.registry) {
+            (Ok(config), _) => config.registry,
+            (Err(_), Some(registry)) => registry.clone(),
+            (Err(_), None) => crate::registry::url(sh).map(|(url, _)| url).unwrap_or_default(),
+        };
         protocol::Subject::Variant {
             variant_dir: self.repo.clone(),
             variant: self.variant.clone(),
@@ -203,7 +341,7 @@ impl Agented for Variant {
                 })
                 .collect(),
             strategy: self.strategy.name().into(),
-            registry: self.input.registry.clone(),
+            registry: Some(registry).filter(|r| !r.is_empty()),
         }
     }
 
@@ -212,12 +350,7 @@ impl Agented for Variant {
     }
 
     fn restore_command(&self) -> Option<Vec<String>> {
-        Some(vec![
-            "cargo".into(),
-            "xtask".into(),
-            "restore".into(),
-            self.ws.dir.display().to_string(),
-        ])
+        Some(project::xtask_command(&["restore", &self.ws.dir.display().to_string()]))
     }
 
     /// Like `cargo xtask variant`, a finished variant workflow puts the repo's files back unless

@@ -9,7 +9,7 @@ use anyhow::{anyhow, Result};
 use xshell::Shell;
 
 use super::machine::{self, Observer, Report};
-use super::progress;
+use super::progress::{self, Completed, Marks};
 use crate::protocol::{Outcome, PhaseOutcome};
 use crate::workflow::{Flow, Gate, PhaseKind};
 use crate::{fsx, ui};
@@ -22,7 +22,7 @@ pub(crate) fn run_all<F: Flow>(sh: &Shell, flow: &F, force: bool) -> (Vec<PhaseO
         flow,
         force,
         ran: BTreeSet::new(),
-        just_ran: None,
+        passed: BTreeSet::new(),
         outcomes: Vec::new(),
     };
     let result = drive(&mut observer);
@@ -32,18 +32,34 @@ pub(crate) fn run_all<F: Flow>(sh: &Shell, flow: &F, force: bool) -> (Vec<PhaseO
 fn drive<F: Flow>(observer: &mut Direct<'_, F>) -> Result<()> {
     let ws = observer.flow.ws();
     // Nothing counts as passed until its gate is checked again in this run.
-    progress::update::<F::Phase>(ws, |p, now| p.reopen_all(now))?;
+    progress::update::<F::Phase>(ws, |p, now| p.reopen_all::<F::Phase>(now))?;
     loop {
         let action = {
             let _lock = ws.lock()?;
             let progress = progress::load::<F::Phase>(ws)?;
-            let (progress, action) = machine::decide(progress, &Report::default(), u32::MAX, fsx::now_unix(), observer);
-            progress::save(ws, &progress)?;
-            action
+            let now = fsx::now_unix();
+            let mut decision = machine::decide(progress, &Report::default(), u32::MAX, now, observer);
+            if decision.action == machine::Action::Done {
+                super::agent::write_summary(observer.flow)?;
+                decision.progress.completed = Some(Completed {
+                    at: now,
+                    restored: None,
+                });
+            }
+            progress::save(ws, &decision.progress)?;
+            decision.action
         };
         match action {
             machine::Action::Done => return Ok(()),
             machine::Action::Spawn { phase, .. } => observer.run(phase)?,
+            machine::Action::Wait { phase } => {
+                return Err(anyhow!(
+                    "{} is running in another process for this workspace: wait for it to end \
+                     (its log: {}), then run this again",
+                    phase.title(),
+                    ws.log_path(phase).display()
+                ))
+            }
             machine::Action::GateFailed { phase, failures } => {
                 let last = failures.last().map_or("no reason recorded", |f| f.reason.as_str());
                 return Err(anyhow!("{} gave up: {last}", phase.title()));
@@ -59,8 +75,9 @@ struct Direct<'a, F: Flow> {
     force: bool,
     /// Phases run in this invocation (with `force`, only their results count).
     ran: BTreeSet<usize>,
-    /// The phase that just ran and passed its gate while running, so it is not checked twice.
-    just_ran: Option<F::Phase>,
+    /// Phases whose gate passed in this invocation (a phase that ran passed its gate while
+    /// running), so none is checked twice.
+    passed: BTreeSet<usize>,
     outcomes: Vec<PhaseOutcome>,
 }
 
@@ -74,10 +91,7 @@ impl<F: Flow> Direct<'_, F> {
         self.ran.insert(phase.index());
         match result {
             Ok(()) => {
-                self.just_ran = Some(phase);
-                // The report also goes where an orchestrator would have put its sub-agent's.
-                let report = fs_err::read(ws.report_path(phase))?;
-                fsx::write_atomic(&ws.dir.join(phase.output_file()), &report)?;
+                self.passed.insert(phase.index());
                 self.outcomes.push(PhaseOutcome {
                     phase: phase.id().into(),
                     outcome: Outcome::Ran,
@@ -112,13 +126,14 @@ impl<F: Flow> Observer<F::Phase> for Direct<'_, F> {
     }
 
     fn gate(&mut self, phase: F::Phase) -> Gate {
-        if self.just_ran.take() == Some(phase) {
+        if self.passed.contains(&phase.index()) {
             return Gate::Passed;
         }
         // Any other gate is the check of a pending phase: passing means it is skipped.
         let start = Instant::now();
         let gate = self.flow.gate(self.sh, phase);
         if gate == Gate::Passed {
+            self.passed.insert(phase.index());
             let reason = phase.skip_reason();
             ui::step(format!("{}: skipped, {reason}", phase.title()));
             self.outcomes.push(PhaseOutcome {
@@ -129,5 +144,13 @@ impl<F: Flow> Observer<F::Phase> for Direct<'_, F> {
             });
         }
         gate
+    }
+
+    fn running(&mut self, phase: F::Phase) -> bool {
+        self.flow.ws().phase_running(phase)
+    }
+
+    fn marks(&mut self, phase: F::Phase) -> Marks {
+        super::marks(self.flow.ws(), phase)
     }
 }

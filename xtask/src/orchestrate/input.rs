@@ -1,7 +1,11 @@
 //! `input.json`: which workflow a workspace runs, and with what.
 
-use anyhow::{bail, Context, Result};
+use std::path::PathBuf;
 
+use anyhow::{bail, Context, Result};
+use serde::{Deserialize, Serialize};
+
+use crate::arch::Arch;
 use crate::kit::KitInput;
 use crate::variant::VariantInput;
 use crate::workflow::{Workflow, Workspace};
@@ -51,6 +55,28 @@ impl Input {
     }
 }
 
+/// What a workspace's calls resolved, kept in `resolved.json` so that later calls do not
+/// depend on where they are made from or on their environment (`--root`, `FOREST_ROOT`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct Resolved {
+    /// The checkout holding the xtask: its planning/ and registry.
+    pub(crate) root: PathBuf,
+    /// The kit or variant repo.
+    pub(crate) repo: PathBuf,
+    pub(crate) arch: Arch,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) variant: Option<String>,
+}
+
+pub(crate) fn resolved_path(ws: &Workspace) -> PathBuf {
+    ws.dir.join("resolved.json")
+}
+
+/// The recorded resolution, if any (an unreadable one is ignored: it is recomputed).
+pub(crate) fn read_resolved(ws: &Workspace) -> Option<Resolved> {
+    crate::fsx::read_json(&resolved_path(ws)).ok().flatten()
+}
+
 /// Reads a workspace's `input.json`; a missing one says how to write it.
 pub(crate) fn read(ws: &Workspace) -> Result<Input> {
     let path = ws.input_path();
@@ -86,6 +112,28 @@ mod tests {
     }
 
     #[test]
+    fn inputs_as_the_original_skills_write_them() {
+        // The kit template: arch may be left out (the host's, as in the variant workflow).
+        let Input::Kit(kit) = Input::parse(r#"{"kit_name": "core-kit"}"#).unwrap() else {
+            panic!()
+        };
+        assert_eq!(kit.arch, Arch::host().unwrap());
+        let Input::Kit(kit) = Input::parse(r#"{"kit_name": "core-kit", "arch": ""}"#).unwrap() else {
+            panic!()
+        };
+        assert_eq!(kit.arch, Arch::host().unwrap());
+        // The variant template: empty strings mean "not chosen".
+        let text = r#"{"kits": [{"name": "core-kit", "version": "3.1.1"}, {"name": "kernel-kit", "version": ""}],
+                       "variant": "", "arch": ""}"#;
+        let Input::Variant(variant) = Input::parse(text).unwrap() else {
+            panic!()
+        };
+        assert_eq!((variant.variant, variant.arch), (None, None));
+        assert_eq!(variant.kits[1].version, None);
+        assert_eq!(variant.kits[0].version.as_deref(), Some("3.1.1"));
+    }
+
+    #[test]
     fn variant_input() {
         let input = Input::parse(
             r#"{"kits": [{"name": "core-kit", "version": "1.2.3"}, {"name": "k2"}], "variant": "aws-dev"}"#,
@@ -101,10 +149,17 @@ mod tests {
             ("[]", "must be a JSON object"),
             ("{}", "neither `kit_name`"),
             (r#"{"kit_name": "a", "kits": []}"#, "both"),
-            (r#"{"kit_name": "core-kit"}"#, "missing field `arch`"),
+            (r#"{"arch": "x86_64"}"#, "neither `kit_name`"),
             (r#"{"kit_name": "../x", "arch": "x86_64"}"#, "contains `.`"),
             (r#"{"kit_name": "a/b", "arch": "x86_64"}"#, "contains `/`"),
-            (r#"{"kit_name": "k", "arch": "mips"}"#, "unknown variant `mips`"),
+            (
+                r#"{"kit_name": "k", "arch": "mips"}"#,
+                "`arch` in input.json: unknown arch `mips`: use x86_64 (amd64) or aarch64 (arm64)",
+            ),
+            (
+                r#"{"kits": [{"name": "k"}], "arch": "sparc"}"#,
+                "`arch` in input.json: unknown arch `sparc`",
+            ),
             (
                 r#"{"kit_name": "k", "arch": "x86_64", "registry": "example.com:5000"}"#,
                 "not a local registry",

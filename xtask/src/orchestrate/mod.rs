@@ -12,8 +12,9 @@ use anyhow::Result;
 
 use crate::kit::Kit;
 use crate::variant::Variant;
-use crate::workflow::Workspace;
+use crate::workflow::{PhaseKind, Workspace};
 use input::Input;
+use progress::Marks;
 
 /// A workspace with its inputs resolved: the workflow it runs.
 #[derive(Debug, Clone)]
@@ -23,11 +24,78 @@ pub(crate) enum Subject {
 }
 
 impl Subject {
-    /// Reads and resolves the workspace's `input.json`.
+    /// Reads and resolves the workspace's `input.json`, with what an earlier call resolved
+    /// (`resolved.json`) for whatever the input leaves open, and records what it resolved.
     pub(crate) fn load(ws: &Workspace) -> Result<Subject> {
-        Ok(match input::read(ws)? {
-            Input::Kit(input) => Subject::Kit(Kit::resolve(ws, &input)?),
-            Input::Variant(input) => Subject::Variant(Variant::resolve(ws, &input)?),
-        })
+        let recorded = input::read_resolved(ws);
+        if let Some(recorded) = &recorded {
+            crate::project::use_recorded_root(&recorded.root);
+        }
+        let subject = match input::read(ws)? {
+            Input::Kit(mut input) => {
+                if let Some(recorded) = &recorded {
+                    input.kit_dir.get_or_insert_with(|| recorded.repo.clone());
+                }
+                Subject::Kit(Kit::resolve(ws, &input)?)
+            }
+            Input::Variant(mut input) => {
+                if let Some(recorded) = &recorded {
+                    input.variant_dir.get_or_insert_with(|| recorded.repo.clone());
+                    input.arch = input.arch.or(Some(recorded.arch));
+                    input.variant = input.variant.or(recorded.variant.clone());
+                }
+                Subject::Variant(Variant::resolve(ws, &input)?)
+            }
+        };
+        subject.record()?;
+        Ok(subject)
+    }
+
+    /// Writes `resolved.json` when it would change.
+    pub(crate) fn record(&self) -> Result<()> {
+        let (ws, resolved) = match self {
+            Subject::Kit(kit) => (
+                &kit.ws,
+                input::Resolved {
+                    root: crate::project::root(),
+                    repo: kit.repo.clone(),
+                    arch: kit.arch,
+                    variant: None,
+                },
+            ),
+            Subject::Variant(variant) => (
+                &variant.ws,
+                input::Resolved {
+                    root: crate::project::root(),
+                    repo: variant.repo.clone(),
+                    arch: variant.arch,
+                    variant: Some(variant.variant.clone()),
+                },
+            ),
+        };
+        if input::read_resolved(ws).as_ref() != Some(&resolved) {
+            crate::fsx::write_json_state(&input::resolved_path(ws), &resolved)?;
+        }
+        Ok(())
+    }
+}
+
+/// What is in the workspace for a phase now: the id of its result and the size and time of
+/// the answer file an orchestrator writes.
+pub(crate) fn marks(ws: &Workspace, phase: impl PhaseKind) -> Marks {
+    let answer = std::fs::metadata(ws.answer_path(phase))
+        .ok()
+        .filter(|m| m.is_file())
+        .map(|m| {
+            let modified = m
+                .modified()
+                .ok()
+                .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+                .map_or(0, |d| d.as_millis());
+            (m.len(), modified)
+        });
+    Marks {
+        result: ws.result_value(phase).ok().flatten().map(|r| r.id),
+        answer,
     }
 }

@@ -1,5 +1,6 @@
 //! `progress.json`: the state of each phase of a workspace, with a schema version. Written
-//! atomically, only while the workspace lock is held.
+//! atomically, only while the workspace lock is held. It is a cache of what was proven, not
+//! proof: every gate is checked against reality again before `done`.
 
 use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
@@ -7,14 +8,16 @@ use serde::{Deserialize, Serialize};
 use crate::fsx;
 use crate::workflow::{PhaseKind, Workflow, Workspace};
 
-pub(crate) const SCHEMA_VERSION: u32 = 1;
+/// 2: spawn marks, reports, fresh attempts after `--retry`, completion. A version 1 file reads
+/// as version 2 with none of those yet.
+pub(crate) const SCHEMA_VERSION: u32 = 2;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub(crate) enum PhaseState {
     /// Not started, or failed and waiting for another attempt.
     Pending,
-    /// A sub-agent was spawned for it; the next `next-step` call checks its gate.
+    /// A sub-agent was spawned for it; the next `next-step` call with evidence checks its gate.
     Spawned,
     /// Its gate passed.
     Passed,
@@ -24,14 +27,45 @@ pub(crate) enum PhaseState {
 
 pub(crate) use crate::protocol::Failure;
 
+/// What was in the workspace for a phase at one moment: its result (by id) and the answer
+/// file an orchestrator writes. A change since the spawn is evidence that an attempt was made.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct Marks {
+    /// The id of the phase's result file.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) result: Option<String>,
+    /// The answer file's size and modification time (milliseconds since the epoch).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) answer: Option<(u64, u128)>,
+}
+
+/// What a caller said about a spawned phase (`--phase-result`), and what the gate said.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct Reported {
+    pub(crate) attempt: u32,
+    pub(crate) success: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) reason: Option<String>,
+    pub(crate) gate_passed: bool,
+    pub(crate) at: u64,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) struct PhaseProgress {
     pub(crate) id: String,
     pub(crate) state: PhaseState,
     /// Attempts started so far (spawns and direct runs).
     pub(crate) attempts: u32,
+    /// Attempts that count against `--max-attempts` start after this many (`--retry` moves it).
+    #[serde(default)]
+    pub(crate) retry_base: u32,
     #[serde(default)]
     pub(crate) failures: Vec<Failure>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub(crate) reports: Vec<Reported>,
+    /// What was there when the phase was last spawned.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) spawn_marks: Option<Marks>,
     #[serde(default)]
     pub(crate) started_at: Option<u64>,
     #[serde(default)]
@@ -41,6 +75,22 @@ pub(crate) struct PhaseProgress {
     pub(crate) note: Option<String>,
 }
 
+impl PhaseProgress {
+    /// Attempts that count against the limit.
+    pub(crate) fn counted_attempts(&self) -> u32 {
+        self.attempts.saturating_sub(self.retry_base)
+    }
+}
+
+/// The workflow reached `done`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct Completed {
+    pub(crate) at: u64,
+    /// Variant workflow: whether the repo's files were put back then.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) restored: Option<bool>,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) struct Progress {
     pub(crate) schema_version: u32,
@@ -48,6 +98,8 @@ pub(crate) struct Progress {
     pub(crate) phases: Vec<PhaseProgress>,
     pub(crate) created_at: u64,
     pub(crate) updated_at: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) completed: Option<Completed>,
 }
 
 impl Progress {
@@ -58,7 +110,10 @@ impl Progress {
                 id: p.id().to_string(),
                 state: PhaseState::Pending,
                 attempts: 0,
+                retry_base: 0,
                 failures: Vec::new(),
+                reports: Vec::new(),
+                spawn_marks: None,
                 started_at: None,
                 passed_at: None,
                 note: None,
@@ -70,6 +125,7 @@ impl Progress {
             phases,
             created_at: now,
             updated_at: now,
+            completed: None,
         }
     }
 
@@ -121,11 +177,12 @@ impl Progress {
         self.phases.iter().find(|p| p.state != PhaseState::Passed)
     }
 
-    /// Records an attempt of a phase starting.
-    pub(crate) fn start<P: PhaseKind>(&mut self, p: P, now: u64) -> u32 {
+    /// Records an attempt of a phase starting, with what was there at that moment.
+    pub(crate) fn start<P: PhaseKind>(&mut self, p: P, marks: Marks, now: u64) -> u32 {
         let phase = self.phase_mut(p);
         phase.attempts += 1;
         phase.state = PhaseState::Spawned;
+        phase.spawn_marks = Some(marks);
         phase.started_at = Some(now);
         self.updated_at = now;
         self.phase(p).attempts
@@ -148,7 +205,7 @@ impl Progress {
             reason,
             at: now,
         });
-        let gave_up = phase.attempts >= max_attempts;
+        let gave_up = phase.counted_attempts() >= max_attempts;
         phase.state = if gave_up {
             PhaseState::GaveUp
         } else {
@@ -158,27 +215,48 @@ impl Progress {
         gave_up
     }
 
-    /// Makes every phase pending again, so that each is re-checked before it counts as passed;
+    /// Makes `p` and every later phase pending again (their results no longer count as proof);
     /// attempts and failures are kept.
-    pub(crate) fn reopen_all(&mut self, now: u64) {
-        for phase in &mut self.phases {
+    pub(crate) fn reopen_from<P: PhaseKind>(&mut self, p: P, now: u64) {
+        for phase in &mut self.phases[p.index()..] {
             if phase.state != PhaseState::Pending {
                 phase.state = PhaseState::Pending;
                 phase.passed_at = None;
                 phase.note = None;
             }
         }
+        self.completed = None;
         self.updated_at = now;
+    }
+
+    /// Makes every phase pending again, so that each is re-checked before it counts as passed.
+    pub(crate) fn reopen_all<P: PhaseKind>(&mut self, now: u64) {
+        self.reopen_from(P::ALL[0], now);
+    }
+
+    /// `--retry`: a phase that gave up gets fresh attempts; its history stays. Returns the phase
+    /// reopened, if one had given up.
+    pub(crate) fn retry<P: PhaseKind>(&mut self, now: u64) -> Option<P> {
+        let p = self.current::<P>()?;
+        let phase = self.phase_mut(p);
+        if phase.state != PhaseState::GaveUp {
+            return None;
+        }
+        phase.state = PhaseState::Pending;
+        phase.retry_base = phase.attempts;
+        self.updated_at = now;
+        Some(p)
     }
 }
 
 /// The saved progress of a workspace, or a fresh one. Call with the workspace lock held.
 pub(crate) fn load<P: PhaseKind>(ws: &Workspace) -> Result<Progress> {
     match fsx::read_json::<Progress>(&ws.progress_path())? {
-        Some(progress) => {
+        Some(mut progress) => {
             progress
                 .check::<P>()
                 .with_context(|| format!("in {}", ws.progress_path().display()))?;
+            progress.schema_version = SCHEMA_VERSION;
             Ok(progress)
         }
         None => Ok(Progress::new::<P>(fsx::now_unix())),

@@ -87,7 +87,8 @@ fn spawn_for_a_kit() {
                 registry: Some("localhost:21806".into()),
             },
         ),
-        output_file: "02-build.md".into(),
+        output_file: "answers/02-build.md".into(),
+        note: Some("no answer from the SETUP sub-agent in answers/01-setup.md".into()),
     }));
     check(
         action,
@@ -121,7 +122,8 @@ fn spawn_for_a_kit() {
               "context_files": [
                 "/repo/phases/kit/BUILD.md"
               ],
-              "output_file": "02-build.md",
+              "note": "no answer from the SETUP sub-agent in answers/01-setup.md",
+              "output_file": "answers/02-build.md",
               "phase": "BUILD",
               "prompt": "You run the BUILD phase …",
               "type": "spawn",
@@ -163,7 +165,8 @@ fn spawn_for_a_variant() {
             prompt: "You run the UPDATE_LOCK phase …".into(),
             context_files: vec!["/repo/phases/variant/UPDATE_LOCK.md".into()],
             context_data: data,
-            output_file: "02-lock-updated.md".into(),
+            output_file: "answers/02-lock-updated.md".into(),
+            note: None,
         })),
         expect![[r#"
             {
@@ -205,7 +208,7 @@ fn spawn_for_a_variant() {
               "context_files": [
                 "/repo/phases/variant/UPDATE_LOCK.md"
               ],
-              "output_file": "02-lock-updated.md",
+              "output_file": "answers/02-lock-updated.md",
               "phase": "UPDATE_LOCK",
               "prompt": "You run the UPDATE_LOCK phase …",
               "type": "spawn",
@@ -230,6 +233,19 @@ fn gate_failed_names_every_attempt_and_the_restore() {
             reason: "BUILD did not pass its gate after 2 attempts. attempt 1: … | attempt 2: …".into(),
             attempts,
             workspace: "/repo/planning/ws".into(),
+            resume_command: [
+                "cargo",
+                "run",
+                "--quiet",
+                "--manifest-path",
+                "/repo/xtask/Cargo.toml",
+                "--",
+                "next-step",
+                "/repo/planning/ws",
+                "--retry",
+            ]
+            .map(String::from)
+            .to_vec(),
             restore_command: Some(
                 ["cargo", "xtask", "restore", "/repo/planning/ws"]
                     .map(String::from)
@@ -259,6 +275,17 @@ fn gate_failed_names_every_attempt_and_the_restore() {
                 "restore",
                 "/repo/planning/ws"
               ],
+              "resume_command": [
+                "cargo",
+                "run",
+                "--quiet",
+                "--manifest-path",
+                "/repo/xtask/Cargo.toml",
+                "--",
+                "next-step",
+                "/repo/planning/ws",
+                "--retry"
+              ],
               "type": "gate_failed",
               "workflow": "variant",
               "workspace": "/repo/planning/ws"
@@ -286,6 +313,7 @@ fn done_points_at_the_summary() {
                 },
             ],
             restored: None,
+            note: None,
         }),
         expect![[r#"
             {
@@ -304,6 +332,31 @@ fn done_points_at_the_summary() {
               ],
               "summary_file": "/repo/planning/ws/reports/04-verify.md",
               "type": "done",
+              "workflow": "kit",
+              "workspace": "/repo/planning/ws"
+            }"#]],
+    );
+}
+
+#[test]
+fn wait_while_the_phase_command_runs() {
+    check(
+        Action::Wait(Wait {
+            workflow: Workflow::Kit,
+            phase: "BUILD".into(),
+            reason: "the BUILD phase command is running".into(),
+            retry_after_s: 30,
+            log_file: "/repo/planning/ws/logs/build.log".into(),
+            workspace: "/repo/planning/ws".into(),
+        }),
+        expect![[r#"
+            {
+              "action": "wait",
+              "log_file": "/repo/planning/ws/logs/build.log",
+              "phase": "BUILD",
+              "reason": "the BUILD phase command is running",
+              "retry_after_s": 30,
+              "type": "wait",
               "workflow": "kit",
               "workspace": "/repo/planning/ws"
             }"#]],

@@ -57,9 +57,15 @@ impl TryFrom<String> for Strategy {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) struct KitSpec {
     pub(crate) name: String,
-    /// Default: the version the last VERIFY recorded, else the highest `v<semver>` tag.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// Default: the version the last VERIFY recorded, else the highest `v<semver>` tag. An
+    /// empty string in input.json means the same.
+    #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "given_string")]
     pub(crate) version: Option<String>,
+}
+
+/// An optional string of input.json, empty meaning "not given".
+fn given_string<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    Ok(project::given(Option::<String>::deserialize(d)?))
 }
 
 impl KitSpec {
@@ -81,8 +87,10 @@ impl KitSpec {
     }
 }
 
-/// `input.json` of the variant workflow.
+/// `input.json` of the variant workflow, in the shape existing orchestrators write. Empty
+/// strings mean "not given" (`"variant": ""`, `"arch": ""`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "RawVariantInput")]
 pub(crate) struct VariantInput {
     pub(crate) kits: Vec<KitSpec>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -98,6 +106,47 @@ pub(crate) struct VariantInput {
     /// Leave the repo pointed at the local kits after the run.
     #[serde(default)]
     pub(crate) keep_config: bool,
+}
+
+/// `input.json` of the variant workflow as written, before its values are checked.
+#[derive(Deserialize)]
+struct RawVariantInput {
+    kits: Vec<KitSpec>,
+    #[serde(default)]
+    variant: Option<String>,
+    #[serde(default)]
+    arch: Option<String>,
+    #[serde(default)]
+    registry: Option<String>,
+    #[serde(default)]
+    variant_dir: Option<String>,
+    #[serde(default)]
+    strategy: Option<String>,
+    #[serde(default)]
+    keep_config: bool,
+}
+
+impl TryFrom<RawVariantInput> for VariantInput {
+    type Error = String;
+
+    fn try_from(raw: RawVariantInput) -> Result<VariantInput, String> {
+        let arch = project::given(raw.arch)
+            .map(|arch| arch.parse::<Arch>().map_err(|e| format!("`arch` in input.json: {e:#}")))
+            .transpose()?;
+        let strategy = project::given(raw.strategy)
+            .map(|s| Strategy::try_from(s).map_err(|e| format!("`strategy` in input.json: {e}")))
+            .transpose()?
+            .unwrap_or_default();
+        Ok(VariantInput {
+            kits: raw.kits,
+            variant: project::given(raw.variant),
+            arch,
+            registry: project::given(raw.registry),
+            variant_dir: project::given(raw.variant_dir).map(PathBuf::from),
+            strategy,
+            keep_config: raw.keep_config,
+        })
+    }
 }
 
 /// What `cargo xtask variant` was asked for on its command line.
@@ -262,6 +311,17 @@ impl Flow for Variant {
 
     fn ws(&self) -> &Workspace {
         &self.ws
+    }
+
+    fn identity(&self) -> serde_json::Value {
+        serde_json::json!({
+            "repo": self.repo,
+            "variant": self.variant,
+            "arch": self.arch,
+            "kits": self.input.kits,
+            "registry": self.input.registry,
+            "strategy": self.strategy,
+        })
     }
 
     fn run(&self, sh: &Shell, phase: VariantPhase) -> Result<()> {

@@ -161,13 +161,12 @@ fn final_report(v: &Variant, images: &ImageReport, kits: &[FetchedKit]) -> Strin
         ));
     }
     out.push_str("\n## Time per phase\n\n");
-    for &phase in VariantPhase::ALL {
+    for &phase in VariantPhase::ALL.iter().filter(|p| **p != VariantPhase::Validate) {
         if let Ok(Some(r)) = v.ws.result_value(phase) {
-            let secs = r.finished_at.saturating_sub(r.started_at);
             out.push_str(&format!(
                 "- {}: {}\n",
                 phase.title(),
-                ui::duration(Duration::from_secs(secs))
+                ui::duration(Duration::from_millis(r.duration_ms))
             ));
         }
     }

@@ -46,11 +46,17 @@ pub(crate) trait PhaseKind: Copy + Eq + Debug + 'static {
     fn id(self) -> &'static str;
     /// As in the phase files: `SETUP`, `UPDATE_LOCK`, …
     fn title(self) -> &'static str;
-    /// Where an orchestrator writes its sub-agent's answer (relative to the workspace), and the
-    /// name of the phase's own report under `reports/`.
+    /// The name of the phase's report under `reports/` and of its sub-agent's answer under
+    /// `answers/` (the names the original skills used for answers).
     fn output_file(self) -> &'static str;
     /// Why a phase whose gate passes need not run again, in one line.
     fn skip_reason(self) -> &'static str;
+
+    /// Where an orchestrator writes its sub-agent's answer, relative to the workspace: under
+    /// `answers/`, apart from everything the xtask writes.
+    fn answer_file(self) -> String {
+        format!("answers/{}", self.output_file())
+    }
 
     /// Its position in [`Self::ALL`].
     fn index(self) -> usize {
@@ -188,6 +194,9 @@ pub(crate) enum Gate {
 pub(crate) trait Flow {
     type Phase: PhaseKind;
     fn ws(&self) -> &Workspace;
+    /// What the workflow was asked to do, as resolved (repo, arch, kits, registry, …): every
+    /// result is bound to it, and a result made for anything else is not taken.
+    fn identity(&self) -> serde_json::Value;
     /// Runs a phase: it acts, its gate is checked, and the outcome is recorded.
     fn run(&self, sh: &Shell, phase: Self::Phase) -> Result<()>;
     /// Re-checks a phase from its recorded result against reality.

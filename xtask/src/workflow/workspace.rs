@@ -61,6 +61,16 @@ impl Workspace {
             .with_context(|| format!("phase {} is already running in this workspace", phase.title()))
     }
 
+    /// Whether the phase command is running now, in this process or another.
+    pub(crate) fn phase_running(&self, phase: impl PhaseKind) -> bool {
+        fsx::Lock::is_held(&self.dir.join(format!(".{}.lock", phase.id())))
+    }
+
+    /// Where an orchestrator writes the sub-agent's answer for the phase.
+    pub(crate) fn answer_path(&self, phase: impl PhaseKind) -> PathBuf {
+        self.dir.join(phase.answer_file())
+    }
+
     /// A phase's recorded result, whatever its data; `Ok(None)` when it has none.
     pub(crate) fn result_value(&self, phase: impl PhaseKind) -> Result<Option<PhaseResult<serde_json::Value>>> {
         fsx::read_json(&self.result_path(phase))

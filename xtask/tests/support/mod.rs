@@ -72,6 +72,20 @@ pub fn answer(stdout: &str) -> serde_json::Value {
     value
 }
 
+/// The xtask arguments of a command the xtask hands out (`phase_command`, `resume_command`,
+/// `restore_command`): `cargo run --quiet --manifest-path <this crate> -- <args>`, runnable
+/// from any directory. Returns `<args>`, to run with the binary under test.
+pub fn xtask_args(argv: &serde_json::Value) -> Vec<String> {
+    let argv: Vec<String> = serde_json::from_value(argv.clone()).expect("an argv array");
+    let manifest = repo_root().join("xtask/Cargo.toml").display().to_string();
+    assert_eq!(
+        argv[..6],
+        ["cargo", "run", "--quiet", "--manifest-path", &manifest, "--"],
+        "{argv:?}"
+    );
+    argv[6..].to_vec()
+}
+
 /// What each phase of a `build-kit --json` / `variant --json` summary did: `ran`, `skipped`, `failed`.
 pub fn phase_outcomes(summary: &serde_json::Value) -> Vec<String> {
     let phases = summary["phases"]
