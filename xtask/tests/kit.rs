@@ -350,7 +350,7 @@ fn concurrent_next_step_calls_serialize() {
                 .unwrap()
         })
         .collect();
-    let mut answers: Vec<String> = children
+    let answers: Vec<String> = children
         .into_iter()
         .map(|c| {
             let out = c.wait_with_output().unwrap();
@@ -513,4 +513,410 @@ fn work_is_redone_exactly_when_its_inputs_change() {
     // And if the archive is gone too, the kit is rebuilt.
     std::fs::remove_dir_all(repo.path().join("build/kits")).unwrap();
     assert_eq!(did(&build_kit_json(&repo, &[])), ["skipped", "ran", "ran", "ran"]);
+}
+
+/// The loop of the original kit skill, unchanged but for the command: a workspace
+/// `planning/build-kit-<kit>` with the template's input, every spawn's prose written to
+/// `<workspace>/<output_file>`, and `<workspace>/04-verify.md` read at `done`. Only the first call
+/// is made with `XTASK_ROOT` and from the checkout; later calls come from elsewhere, as an
+/// orchestrator in another directory would make them.
+#[test]
+fn the_original_kit_skill_loop_ends_with_the_checked_summary() {
+    let (repo, _registry) = setup();
+    let ws = repo.path().join(format!("planning/build-kit-{KIT}"));
+    std::fs::create_dir_all(&ws).unwrap();
+    std::fs::write(
+        ws.join("input.json"),
+        format!(r#"{{"kit_name": "{KIT}", "arch": "x86_64"}}"#),
+    )
+    .unwrap();
+    let elsewhere = tempfile::tempdir().unwrap();
+    let mut calls = 0;
+    let summary = loop {
+        calls += 1;
+        assert!(calls <= 6, "the loop does not end");
+        let mut call = xtask(&repo);
+        if calls > 1 {
+            call.env_remove("XTASK_ROOT").current_dir(elsewhere.path());
+        }
+        let action = support::answer(&support::run_ok(call.arg("next-step").arg(&ws)));
+        match action["type"].as_str().unwrap() {
+            "done" => break std::fs::read_to_string(ws.join("04-verify.md")).unwrap(),
+            "gate_failed" => panic!("{}", action["reason"]),
+            "spawn" => {
+                assert!(
+                    action["context_data"]["registry"]
+                        .as_str()
+                        .is_some_and(|r| r.starts_with("localhost:")),
+                    "{action}"
+                );
+                // The sub-agent runs the phase command from its own directory.
+                let args = support::xtask_args(&action["context_data"]["phase_command"]);
+                let mut sub_agent = Command::new(support::xtask_bin());
+                sub_agent.args(&args).envs(repo.env()).current_dir(elsewhere.path());
+                support::run_ok(&mut sub_agent);
+                std::fs::write(ws.join(action["output_file"].as_str().unwrap()), "All good!").unwrap();
+            }
+            other => panic!("unexpected {other}: {action}"),
+        }
+    };
+    assert_eq!(calls, 5);
+    // What the loop reads at the end is the tool's checked report, not a sub-agent's prose.
+    assert_eq!(
+        summary,
+        std::fs::read_to_string(ws.join("reports/04-verify.md")).unwrap()
+    );
+    let verified: Value =
+        serde_json::from_str(&std::fs::read_to_string(ws.join("results/verify.json")).unwrap()).unwrap();
+    assert!(
+        summary.contains(verified["data"]["index_digest"].as_str().unwrap()),
+        "{summary}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(ws.join("answers/04-verify.md")).unwrap(),
+        "All good!"
+    );
+    // Every phase kept a log, also those that run no tool.
+    for phase in ["setup", "build", "publish", "verify"] {
+        assert!(ws.join(format!("logs/{phase}.log")).is_file(), "{phase}");
+    }
+    assert!(
+        repo.is_clean(),
+        "{}",
+        support::git(repo.path(), &["status", "--porcelain"])
+    );
+}
+
+/// The first spawn of a fresh workspace, and the workspace's progress.
+fn first_spawn(repo: &KitRepo, ws: &Path) -> Value {
+    let action = next_step(repo, ws, &[]);
+    assert_eq!(
+        (action["action"].as_str(), action["phase"].as_str()),
+        (Some("spawn"), Some("SETUP"))
+    );
+    action
+}
+
+fn progress_of(ws: &Path) -> Value {
+    serde_json::from_str(&std::fs::read_to_string(ws.join("progress.json")).unwrap()).unwrap()
+}
+
+#[test]
+fn repeated_calls_spend_no_attempt_and_a_running_phase_means_wait() {
+    let (repo, _registry) = setup();
+    let tmp = tempfile::tempdir().unwrap();
+    let ws = workspace(tmp.path(), &repo);
+    let first = first_spawn(&repo, &ws);
+    // Nothing new: the same spawn, the same attempt, however often it is asked.
+    for _ in 0..3 {
+        let again = next_step(&repo, &ws, &[]);
+        assert_eq!(again["context_data"], first["context_data"]);
+        assert_eq!(again["attempt"], 1);
+    }
+    // Editing input.json after the spawn spends nothing either.
+    let input = serde_json::json!({"kit_name": KIT, "arch": "x86_64", "kit_dir": repo.path(), "registry": null});
+    std::fs::write(ws.join("input.json"), input.to_string()).unwrap();
+    assert_eq!(next_step(&repo, &ws, &[])["attempt"], 1);
+    run_phase_command(&repo, &first);
+    let build = next_step(&repo, &ws, &[]);
+    assert_eq!(
+        (build["phase"].as_str(), build["attempt"].as_u64()),
+        (Some("BUILD"), Some(1))
+    );
+    // The sub-agent's BUILD runs for a while; meanwhile the orchestrator is told to wait.
+    let args = support::xtask_args(&build["context_data"]["phase_command"]);
+    let mut running = xtask(&repo)
+        .args(&args)
+        .env("TWOLITER_STANDIN_BUILD_SECONDS", "4")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let started = std::time::Instant::now();
+    let wait = loop {
+        let action = next_step(&repo, &ws, &[]);
+        if action["action"] == "wait" {
+            break action;
+        }
+        assert_eq!(action["attempt"], 1, "{action}");
+        assert!(
+            started.elapsed().as_secs() < 20,
+            "the phase command never held its lock"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    assert_eq!(wait["phase"], "BUILD");
+    assert!(wait["retry_after_s"].as_u64().unwrap() > 0);
+    assert_eq!(wait["log_file"], ws.join("logs/build.log").display().to_string());
+    assert!(running.wait().unwrap().success());
+    let publish = next_step(&repo, &ws, &[]);
+    assert_eq!(
+        (publish["phase"].as_str(), publish["attempt"].as_u64()),
+        (Some("PUBLISH"), Some(1))
+    );
+    // No answer file was written for BUILD: the next action says so.
+    assert!(
+        publish["note"].as_str().unwrap().contains("answers/02-build.md"),
+        "{publish}"
+    );
+    let progress = progress_of(&ws);
+    assert_eq!(progress["phases"][0]["attempts"], 1);
+    assert_eq!(progress["phases"][1]["attempts"], 1);
+    assert!(progress["phases"][1]["failures"].as_array().unwrap().is_empty());
+}
+
+#[test]
+fn a_phase_that_gave_up_can_be_resumed() {
+    let (repo, _registry) = setup();
+    let tmp = tempfile::tempdir().unwrap();
+    let ws = workspace(tmp.path(), &repo);
+    let mut last = first_spawn(&repo, &ws);
+    for _ in 0..3 {
+        // Prose only, no phase command: evidence of an attempt, which the gate refuses.
+        std::fs::write(ws.join(last["output_file"].as_str().unwrap()), "Registry up!").unwrap();
+        last = next_step(&repo, &ws, &[]);
+    }
+    assert_eq!(last["action"], "gate_failed", "{last}");
+    let resume = support::xtask_args(&last["resume_command"]);
+    assert_eq!(resume[2..], ["next-step", ws.to_str().unwrap(), "--retry"]);
+    // A larger --max-attempts gives it another attempt.
+    let more = next_step(&repo, &ws, &["--max-attempts", "4"]);
+    assert_eq!(
+        (more["action"].as_str(), more["attempt"].as_u64()),
+        (Some("spawn"), Some(4))
+    );
+    std::fs::write(ws.join(more["output_file"].as_str().unwrap()), "Really up now!").unwrap();
+    assert_eq!(next_step(&repo, &ws, &["--max-attempts", "4"])["action"], "gate_failed");
+    // --retry: fresh attempts, the history kept.
+    let retried = support::answer(&support::run_ok(xtask(&repo).args(&resume)));
+    assert_eq!(
+        (retried["action"].as_str(), retried["attempt"].as_u64()),
+        (Some("spawn"), Some(5))
+    );
+    let progress = progress_of(&ws);
+    assert_eq!(progress["phases"][0]["failures"].as_array().unwrap().len(), 4);
+    // It gives up again after three more, not one.
+    let mut last = retried;
+    for _ in 0..2 {
+        std::fs::write(ws.join(last["output_file"].as_str().unwrap()), "Up!").unwrap();
+        last = next_step(&repo, &ws, &[]);
+        assert_eq!(last["action"], "spawn", "{last}");
+    }
+    std::fs::write(ws.join(last["output_file"].as_str().unwrap()), "Up!").unwrap();
+    assert_eq!(next_step(&repo, &ws, &[])["action"], "gate_failed");
+    // Running the phase by hand until it passes reopens the workflow by itself.
+    support::run_ok(xtask(&repo).arg("phase").arg("setup").arg(&ws));
+    let build = next_step(&repo, &ws, &[]);
+    assert_eq!(
+        (build["phase"].as_str(), build["attempt"].as_u64()),
+        (Some("BUILD"), Some(1))
+    );
+    // --max-attempts 0 is refused.
+    let zero = support::run(xtask(&repo).arg("next-step").arg(&ws).args(["--max-attempts", "0"]));
+    assert!(!zero.status.success());
+    assert!(
+        support::stderr(&zero).contains("--max-attempts"),
+        "{}",
+        support::stderr(&zero)
+    );
+}
+
+#[test]
+fn reported_failures_are_kept_with_the_gate_verdict() {
+    let (repo, _registry) = setup();
+    let tmp = tempfile::tempdir().unwrap();
+    let ws = workspace(tmp.path(), &repo);
+    let spawn = first_spawn(&repo, &ws);
+    run_phase_command(&repo, &spawn);
+    let build = next_step(&repo, &ws, &["--phase-result", "failure", "--reason", "it looked slow"]);
+    assert_eq!(build["phase"], "BUILD", "the gate decides: {build}");
+    let reports = progress_of(&ws)["phases"][0]["reports"].clone();
+    assert_eq!(
+        reports[0],
+        serde_json::json!({"attempt": 1, "success": false, "reason": "it looked slow", "gate_passed": true, "at": reports[0]["at"]})
+    );
+}
+
+#[test]
+fn a_tampered_workspace_never_reaches_done() {
+    let (repo, _registry) = setup();
+    // A workspace where everything really ran, for results to copy.
+    let real = build_kit_json(&repo, &[]);
+    let real_ws = PathBuf::from(real["workspace"].as_str().unwrap());
+    let tmp = tempfile::tempdir().unwrap();
+    let ws = workspace(tmp.path(), &repo);
+    // Every phase marked passed by hand.
+    first_spawn(&repo, &ws);
+    let mut progress = progress_of(&ws);
+    for phase in progress["phases"].as_array_mut().unwrap() {
+        phase["state"] = "passed".into();
+    }
+    std::fs::write(ws.join("progress.json"), progress.to_string()).unwrap();
+    let action = next_step(&repo, &ws, &[]);
+    assert_eq!(
+        (action["action"].as_str(), action["phase"].as_str()),
+        (Some("spawn"), Some("SETUP")),
+        "{action}"
+    );
+    assert!(
+        action["note"].as_str().unwrap().contains("no longer passes its gate"),
+        "{action}"
+    );
+    // Results copied from the workspace where the work was done.
+    for dir in ["results", "reports"] {
+        for entry in std::fs::read_dir(real_ws.join(dir)).unwrap() {
+            let entry = entry.unwrap();
+            std::fs::create_dir_all(ws.join(dir)).unwrap();
+            std::fs::copy(entry.path(), ws.join(dir).join(entry.file_name())).unwrap();
+        }
+    }
+    std::fs::write(ws.join("answers/01-setup.md"), "Copied it over, all done.").unwrap();
+    let action = next_step(&repo, &ws, &[]);
+    assert_eq!(action["action"], "spawn", "{action}");
+    assert!(
+        action["context_data"]["last_failure"]
+            .as_str()
+            .unwrap()
+            .contains("made in another workspace"),
+        "{action}"
+    );
+    // A result forged in this workspace, claiming a build of another state of the repo.
+    run_phase_command(&repo, &action);
+    let build = next_step(&repo, &ws, &[]);
+    assert_eq!(build["phase"], "BUILD");
+    let mut forged: Value =
+        serde_json::from_str(&std::fs::read_to_string(real_ws.join("results/build.json")).unwrap()).unwrap();
+    forged["workspace"] = ws.display().to_string().into();
+    forged["data"]["fingerprint"] = "0".repeat(64).into();
+    let setup: Value = serde_json::from_str(&std::fs::read_to_string(ws.join("results/setup.json")).unwrap()).unwrap();
+    forged["upstream"] = setup["id"].clone();
+    std::fs::write(ws.join("results/build.json"), forged.to_string()).unwrap();
+    std::fs::write(ws.join("answers/02-build.md"), "Built.").unwrap();
+    let action = next_step(&repo, &ws, &[]);
+    assert_eq!(
+        (action["phase"].as_str(), action["attempt"].as_u64()),
+        (Some("BUILD"), Some(2)),
+        "{action}"
+    );
+    // The real thing, then a clobbered report: noticed before done.
+    run_phase_command(&repo, &action);
+    let mut action = next_step(&repo, &ws, &[]);
+    while action["action"] == "spawn" {
+        run_phase_command(&repo, &action);
+        action = next_step(&repo, &ws, &[]);
+    }
+    assert_eq!(action["action"], "done", "{action}");
+    std::fs::write(ws.join("reports/02-build.md"), "# BUILD\n\nAll fine, trust me.\n").unwrap();
+    let action = next_step(&repo, &ws, &[]);
+    assert_eq!(
+        (action["action"].as_str(), action["phase"].as_str()),
+        (Some("spawn"), Some("BUILD")),
+        "{action}"
+    );
+    assert!(
+        action["note"]
+            .as_str()
+            .unwrap()
+            .contains("is not the one its run wrote"),
+        "{action}"
+    );
+}
+
+#[test]
+fn a_phase_command_killed_midway_did_not_finish() {
+    let (repo, _registry) = setup();
+    let tmp = tempfile::tempdir().unwrap();
+    let ws = workspace(tmp.path(), &repo);
+    let setup = first_spawn(&repo, &ws);
+    run_phase_command(&repo, &setup);
+    let build = next_step(&repo, &ws, &[]);
+    let args = support::xtask_args(&build["context_data"]["phase_command"]);
+    let mut child = xtask(&repo)
+        .args(&args)
+        .env("TWOLITER_STANDIN_BUILD_SECONDS", "30")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .process_group(0)
+        .spawn()
+        .unwrap();
+    let started = std::time::Instant::now();
+    while !std::fs::read_to_string(ws.join("logs/build.log"))
+        .unwrap_or_default()
+        .contains("phase started: BUILD")
+    {
+        assert!(started.elapsed().as_secs() < 20, "BUILD never started");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    let pgid = child.id() as i32;
+    assert!(Command::new("kill")
+        .args(["-KILL", "--", &format!("-{pgid}")])
+        .status()
+        .unwrap()
+        .success());
+    child.wait().unwrap();
+    std::fs::write(ws.join("answers/02-build.md"), "It crashed.").unwrap();
+    let again = next_step(&repo, &ws, &[]);
+    assert_eq!(
+        (again["phase"].as_str(), again["attempt"].as_u64()),
+        (Some("BUILD"), Some(2)),
+        "{again}"
+    );
+    let reason = again["context_data"]["last_failure"].as_str().unwrap();
+    assert!(
+        reason.contains("did not finish") && reason.contains("logs/build.log"),
+        "{reason}"
+    );
+}
+
+/// `phases/kit/TRANSCRIPT.md`: a full run of the kit workflow through `next-step`, as an
+/// orchestrator sees it. Generated here, so it never drifts from what the tool answers
+/// (`UPDATE_EXPECT=1 cargo nextest run` rewrites it).
+#[test]
+fn the_kit_transcript_is_current() {
+    let (repo, registry) = setup();
+    let ws = repo.path().join(format!("planning/build-kit-{KIT}"));
+    std::fs::create_dir_all(&ws).unwrap();
+    let input = format!(r#"{{"kit_name": "{KIT}", "arch": "x86_64"}}"#);
+    std::fs::write(ws.join("input.json"), &input).unwrap();
+    let checkout = support::repo_root();
+    let normalize = |text: &str| {
+        text.replace(ws.to_str().unwrap(), "<workspace>")
+            .replace(repo.path().to_str().unwrap(), "<kit repo>")
+            .replace(checkout.to_str().unwrap(), "<checkout>")
+            .replace(&registry.port.to_string(), "<port>")
+    };
+    let mut out = format!(
+        "# A kit workflow through `next-step`\n\n\
+         Every call and answer of a run where all goes well: four spawns, then `done`. Paths are \
+         shortened to `<workspace>`, `<kit repo>` (the kit repo, here also the checkout the xtask acts \
+         for) and `<checkout>` (where the xtask is built). This file is written by a test from real \
+         answers, so it matches what the tool says.\n\n\
+         `<workspace>/input.json`:\n\n```json\n{input}\n```\n"
+    );
+    for call in 1.. {
+        assert!(call <= 6, "the run does not end");
+        let action = next_step(&repo, &ws, &[]);
+        let pretty = serde_json::to_string_pretty(&action).unwrap();
+        out.push_str(&format!(
+            "\n## Call {call}\n\n    cargo xtask next-step <workspace>\n\n```json\n{}\n```\n",
+            normalize(&pretty)
+        ));
+        if action["action"] == "done" {
+            out.push_str("\nThe orchestrator reads `<workspace>/04-verify.md`, the checked summary, and stops.\n");
+            break;
+        }
+        run_phase_command(&repo, &action);
+        let answer = format!(
+            "Ran the {} phase command; it succeeded.",
+            action["phase"].as_str().unwrap()
+        );
+        std::fs::write(ws.join(action["output_file"].as_str().unwrap()), &answer).unwrap();
+        out.push_str(&format!(
+            "\nThe sub-agent ran `context_data.phase_command`; the orchestrator wrote its answer \
+             (\"{answer}\") to `<workspace>/{}`.\n",
+            action["output_file"].as_str().unwrap()
+        ));
+    }
+    expect_test::expect_file!["../../phases/kit/TRANSCRIPT.md"].assert_eq(&out);
 }

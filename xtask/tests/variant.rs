@@ -576,3 +576,61 @@ fn a_lying_subagent_changes_nothing_and_the_failure_names_the_restore_command() 
     );
     assert_eq!(forest.files(), before);
 }
+
+/// The loop of the original variant skill, unchanged but for the command: a workspace
+/// `planning/build-variant-<timestamp>` with the template's input (`"variant": ""`,
+/// `"arch": ""`), prose written to `<workspace>/<output_file>`, `<workspace>/FINAL.md` read at
+/// `done`. `FOREST_ROOT` and `XTASK_ROOT` are set for the first call only; later calls are made
+/// from another directory without them, which the workspace's recorded resolution makes work.
+#[test]
+fn the_original_variant_skill_loop_ends_with_the_checked_summary() {
+    let forest = Forest::published();
+    let before = forest.files();
+    let ws = forest.root.join("planning/build-variant-20261130T101500");
+    std::fs::create_dir_all(&ws).unwrap();
+    let input = serde_json::json!({"kits": [{"name": KIT, "version": KIT_VERSION}], "variant": "", "arch": ""});
+    std::fs::write(ws.join("input.json"), input.to_string()).unwrap();
+    let elsewhere = tempfile::tempdir().unwrap();
+    let mut calls = 0;
+    let done = loop {
+        calls += 1;
+        assert!(calls <= 6, "the loop does not end");
+        let mut call = forest.xtask();
+        if calls > 1 {
+            call.env_remove("FOREST_ROOT")
+                .env_remove("XTASK_ROOT")
+                .current_dir(elsewhere.path());
+        }
+        let action = support::answer(&support::run_ok(call.arg("next-step").arg(&ws)));
+        match action["type"].as_str().unwrap() {
+            "done" => break action,
+            "gate_failed" => panic!("{}", action["reason"]),
+            "spawn" => {
+                assert_eq!(action["context_data"]["registry"], forest.registry.url(), "{action}");
+                assert_eq!(action["context_data"]["variant"], VARIANT);
+                let args = support::xtask_args(&action["context_data"]["phase_command"]);
+                let mut sub_agent = Command::new(support::xtask_bin());
+                sub_agent
+                    .args(&args)
+                    .envs(forest.kit.env())
+                    .env("PATH", forest.variant.path_env())
+                    .current_dir(elsewhere.path());
+                support::run_ok(&mut sub_agent);
+                std::fs::write(ws.join(action["output_file"].as_str().unwrap()), "Looks great.").unwrap();
+            }
+            other => panic!("unexpected {other}: {action}"),
+        }
+    };
+    assert_eq!(calls, 5);
+    let summary = std::fs::read_to_string(ws.join("FINAL.md")).unwrap();
+    assert_eq!(summary, std::fs::read_to_string(ws.join("reports/FINAL.md")).unwrap());
+    assert!(summary.contains(&forest.arch_digest()), "{summary}");
+    // Phases under a second are timed in milliseconds, not as 0ms.
+    assert!(!summary.contains(": 0ms"), "{summary}");
+    assert_eq!(done["restored"], true);
+    assert_eq!(forest.files(), before, "the variant repo is restored byte for byte");
+    // done is stable: the repo stays restored and the answer does not change.
+    let again = support::answer(&support::run_ok(forest.xtask().arg("next-step").arg(&ws)));
+    assert_eq!(again, done);
+    assert_eq!(forest.files(), before);
+}

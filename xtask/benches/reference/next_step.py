@@ -396,14 +396,14 @@ def answer(args):
                   f"    {' '.join(command)}\n\nIt does the work and checks it.{retry}")
         return {"action": "spawn", "type": "spawn", "workflow": "kit", "phase": title,
                 "attempt": action["attempt"], "prompt": prompt, "context_files": [str(phase_file)],
-                "context_data": data, "output_file": output}
+                "context_data": data, "output_file": f"answers/{output}"}
     if action["action"] == "gate_failed":
         title = next(t for i, t, _ in PHASES if i == action["phase"])
         reasons = " | ".join(f"attempt {f['attempt']}: {f['reason']}" for f in action["failures"])
         return {"action": "gate_failed", "type": "gate_failed", "workflow": "kit", "phase": title,
                 "reason": f"{title} did not pass its gate after {len(action['failures'])} attempts. {reasons}",
                 "attempts": action["failures"], "workspace": str(ws)}
-    return {"action": "done", "type": "done", "workflow": "kit", "summary_file": str(ws / "reports" / PHASES[-1][2]),
+    return {"action": "done", "type": "done", "workflow": "kit", "summary_file": str(ws / PHASES[-1][2]),
             "workspace": str(ws),
             "phases": [{"phase": p["id"], "attempts": p["attempts"], "note": p.get("note")}
                        for p in progress["phases"]]}

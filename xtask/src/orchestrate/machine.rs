@@ -505,8 +505,10 @@ mod tests {
         assert_eq!(d.progress.phase(KitPhase::Setup).state, PhaseState::Passed);
         assert_eq!(d.progress.phase(KitPhase::Build).attempts, 0);
         // A stale result whose gate fails costs no attempt.
-        let mut obs = Script::default();
-        obs.with_result = vec!["setup"];
+        let mut obs = Script {
+            with_result: vec!["setup"],
+            ..Script::default()
+        };
         let d = step(Progress::new::<KitPhase>(0), &mut obs);
         assert_eq!(spawned(&d), ("setup", 1));
         assert!(d.progress.phase(KitPhase::Setup).failures.is_empty());
