@@ -39,7 +39,7 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 PHASES = [("setup", "SETUP", "01-setup.md"), ("build", "BUILD", "02-build.md"),
           ("publish", "PUBLISH", "03-publish.md"), ("verify", "VERIFY", "04-verify.md")]
 ARCHES = {"x86_64": "x86_64", "amd64": "x86_64", "aarch64": "aarch64", "arm64": "aarch64"}
@@ -186,7 +186,7 @@ def fingerprint(repo, arch):
     h.update(f"arch={arch}\n".encode())
     h.update(f"tree={git(repo, 'rev-parse', 'HEAD^{tree}').decode().strip()}\n".encode())
     h.update(git(repo, "diff", "HEAD", "--binary", "--no-ext-diff"))
-    for path in git(repo, "ls-files", "-z", "--others", "--exclude-standard").split(b"\0"):
+    for path in git(repo, "ls-files", "-z", "--others", "--exclude-standard", "--", ".", ":!:planning").split(b"\0"):
         if path:
             h.update(b"untracked=" + path + b"\n")
             try:
@@ -275,6 +275,23 @@ def result_path(ws, phase):
     return ws / "results" / f"{phase}.json"
 
 
+def identity(kit):
+    """What the workflow was asked to do, as the xtask binds results to it."""
+    value = {"kit": kit["kit"], "arch": kit["arch"], "repo": str(kit["repo"]), "registry": kit.get("registry")}
+    return hashlib.sha256(json.dumps(value, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+
+
+def upstream(ws, phase):
+    index = [p for p, _, _ in PHASES].index(phase)
+    if index == 0:
+        return None
+    try:
+        previous = json.loads(result_path(ws, PHASES[index - 1][0]).read_text())
+    except (OSError, ValueError):
+        return None
+    return previous.get("id") if previous.get("ok") else None
+
+
 def gate(ws, kit, phase, title):
     command = f"cargo xtask phase {phase} {ws}"
     try:
@@ -285,6 +302,19 @@ def gate(ws, kit, phase, title):
         return f"{title} result unreadable: {e}; run `{command}`"
     if not (result.get("ok") and result.get("data")):
         return f"{title} failed: {result.get('error') or 'no reason recorded'}"
+    if result.get("workspace") != str(ws):
+        return f"{title}'s result was made in another workspace"
+    if result.get("subject") != identity(kit):
+        return f"{title}'s result was made for other inputs"
+    output = next(o for i, _, o in PHASES if i == phase)
+    try:
+        report = (ws / "reports" / output).read_bytes()
+    except OSError:
+        report = b""
+    if hashlib.sha256(report).hexdigest() != result.get("report_sha256"):
+        return f"{title}'s report is not the one its run wrote"
+    if result.get("upstream") != upstream(ws, phase):
+        return f"{title}'s result was made before the phase before it last ran"
     try:
         GATES[phase](kit, result["data"])
     except GateFailed as e:
@@ -295,13 +325,52 @@ def gate(ws, kit, phase, title):
 # ------------------------------------------------------------------ the decision
 
 
+def marks(ws, phase):
+    """The phase's result id and answer file, as the xtask compares them with the spawn's."""
+    try:
+        result = json.loads(result_path(ws, phase).read_text()).get("id")
+    except (OSError, ValueError):
+        result = None
+    output = next(o for i, _, o in PHASES if i == phase)
+    try:
+        st = os.stat(ws / "answers" / output)
+        answer = [st.st_size, st.st_mtime_ns // 1_000_000]
+    except OSError:
+        answer = None
+    return {k: v for k, v in (("result", result), ("answer", answer)) if v is not None}
+
+
+def running(ws, phase):
+    try:
+        fd = os.open(ws / f".{phase}.lock", os.O_WRONLY)
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        return False
+    except OSError:
+        return True
+    finally:
+        os.close(fd)
+
+
 def decide(ws, kit, progress, report, max_attempts, now):
     """Returns the action; changes `progress` in place."""
     max_attempts = max(1, max_attempts)
     by_id = {p["id"]: p for p in progress["phases"]}
+    checked = set()
+
+    def checked_gate(phase, title):
+        if phase in checked:
+            return None
+        failed = gate(ws, kit, phase, title)
+        if failed is None:
+            checked.add(phase)
+        return failed
 
     def spawn(phase):
         p = by_id[phase]
+        p["spawn_marks"] = marks(ws, phase)
         p["attempts"] += 1
         p["state"] = "spawned"
         p["started_at"] = now
@@ -321,13 +390,26 @@ def decide(ws, kit, progress, report, max_attempts, now):
     while True:
         current = next((p for p in progress["phases"] if p["state"] != "passed"), None)
         if current is None:
-            return {"action": "done"}
+            stale = next((p for p, t, _ in PHASES if checked_gate(p, t) is not None), None)
+            if stale is None:
+                return {"action": "done"}
+            reopen = False
+            for p in progress["phases"]:
+                reopen = reopen or p["id"] == stale
+                if reopen:
+                    p["state"] = "pending"
+            continue
         phase = current["id"]
         title = next(t for i, t, _ in PHASES if i == phase)
         if current["state"] == "gave_up":
             return {"action": "gate_failed", "phase": phase, "failures": current["failures"]}
         if current["state"] == "spawned":
-            failed = gate(ws, kit, phase, title)
+            if running(ws, phase):
+                return {"action": "wait", "phase": phase}
+            if current.get("spawn_marks") == marks(ws, phase) and not (report or {}).get("success") in (True, False):
+                last = current["failures"][-1]["reason"] if current["failures"] else None
+                return {"action": "spawn", "phase": phase, "attempt": current["attempts"], "last_failure": last}
+            failed = checked_gate(phase, title)
             if failed is None:
                 passed(phase, None)
             else:
@@ -348,7 +430,9 @@ def decide(ws, kit, progress, report, max_attempts, now):
                 current["state"] = "pending"
                 return spawn(phase)
         else:  # pending
-            if result_path(ws, phase).is_file() and gate(ws, kit, phase, title) is None:
+            if running(ws, phase):
+                return {"action": "wait", "phase": phase}
+            if result_path(ws, phase).is_file() and checked_gate(phase, title) is None:
                 passed(phase, "its result was already there and its gate passed")
                 report = None
                 continue
@@ -397,13 +481,21 @@ def answer(args):
         return {"action": "spawn", "type": "spawn", "workflow": "kit", "phase": title,
                 "attempt": action["attempt"], "prompt": prompt, "context_files": [str(phase_file)],
                 "context_data": data, "output_file": f"answers/{output}"}
+    if action["action"] == "wait":
+        title = next(t for i, t, _ in PHASES if i == action["phase"])
+        log = ws / "logs" / f"{action['phase']}.log"
+        return {"action": "wait", "type": "wait", "workflow": "kit", "phase": title,
+                "reason": f"the {title} phase command is running", "retry_after_s": 5,
+                "log_file": str(log), "workspace": str(ws)}
     if action["action"] == "gate_failed":
         title = next(t for i, t, _ in PHASES if i == action["phase"])
         reasons = " | ".join(f"attempt {f['attempt']}: {f['reason']}" for f in action["failures"])
         return {"action": "gate_failed", "type": "gate_failed", "workflow": "kit", "phase": title,
                 "reason": f"{title} did not pass its gate after {len(action['failures'])} attempts. {reasons}",
                 "attempts": action["failures"], "workspace": str(ws)}
-    return {"action": "done", "type": "done", "workflow": "kit", "summary_file": str(ws / PHASES[-1][2]),
+    summary = ws / PHASES[-1][2]
+    write_atomic(summary, (ws / "reports" / PHASES[-1][2]).read_text())
+    return {"action": "done", "type": "done", "workflow": "kit", "summary_file": str(summary),
             "workspace": str(ws),
             "phases": [{"phase": p["id"], "attempts": p["attempts"], "note": p.get("note")}
                        for p in progress["phases"]]}
