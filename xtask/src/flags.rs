@@ -343,7 +343,7 @@ pub(crate) struct SandboxStatus {
 
 #[derive(Debug, Args)]
 pub(crate) struct SandboxUp {
-    /// Machine name
+    /// Machine name (letters, digits, `-`, `_`; as smolvm takes it)
     #[arg(long, default_value = DEFAULT_SANDBOX)]
     pub(crate) name: String,
     /// OCI image for the machine
@@ -352,11 +352,11 @@ pub(crate) struct SandboxUp {
     /// A skill from ~/.claude/skills/<NAME>/ to provision as well (repeatable)
     #[arg(long = "skill", value_name = "NAME")]
     pub(crate) skills: Vec<String>,
-    /// Virtual CPUs
-    #[arg(long)]
+    /// Virtual CPUs, 1 to 16: smolvm runs no more, so 17 to 255 become 16 [default: smolvm's, 4]
+    #[arg(long, value_name = "N")]
     pub(crate) cpus: Option<u32>,
-    /// Memory in MiB
-    #[arg(long)]
+    /// Memory in MiB, at least 64 [default: smolvm's, 8192]
+    #[arg(long, value_name = "MiB")]
     pub(crate) mem: Option<u32>,
     /// The guest directory the skills go to
     #[arg(

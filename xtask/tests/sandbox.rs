@@ -578,3 +578,75 @@ fn in_vm_mounts_the_forest_too() {
     let ls = support::run_ok(&mut f.smolvm(&["machine", "exec", "--name", &create[3], "--", "ls", "/forest"]));
     assert_eq!(ls, "kits\n");
 }
+
+#[test]
+fn smolvm_limits_are_checked_before_it_runs() {
+    let f = fixture();
+    let refused = |args: &[&str], expected: &[&str]| {
+        let err = failing(&support::run(&mut f.xtask(args)));
+        for part in expected {
+            assert!(err.contains(part), "{args:?}: {err}");
+        }
+    };
+    refused(
+        &["sandbox", "up", "--name", "_agent"],
+        &["`_agent` does not start with a letter or digit", "--name"],
+    );
+    refused(&["sandbox", "up", "--name", "agent-"], &["`agent-` ends with `-`"]);
+    refused(
+        &["sandbox", "up", "--name", "my--agent"],
+        &["`my--agent` contains `--`"],
+    );
+    refused(
+        &["sandbox", "up", "--name", &"a".repeat(129)],
+        &["is 129 characters long"],
+    );
+    refused(
+        &["sandbox", "exec", "--name", "a.b", "--", "true"],
+        &["`a.b` contains `.`"],
+    );
+    refused(
+        &["sandbox", "status", "--name=-x"],
+        &["`-x` does not start with a letter or digit"],
+    );
+    refused(&["sandbox", "down", "--name", "a:b"], &["`a:b` contains `:`"]);
+    refused(&["sandbox", "up", "--cpus", "0"], &["--cpus 0", "give --cpus 1 to 16"]);
+    refused(&["sandbox", "up", "--cpus", "256"], &["--cpus 256", "at most 255"]);
+    refused(&["sandbox", "up", "--mem", "63"], &["--mem 63", "at least 64 MiB"]);
+    assert!(f.log().is_empty(), "smolvm was called: {:?}", f.log());
+
+    // 128 characters is smolvm's longest name; more vCPUs than it runs are clamped, with a note.
+    let long = "a".repeat(128);
+    let output = support::run(&mut f.xtask(&["sandbox", "up", "--name", &long, "--cpus", "32"]));
+    assert!(output.status.success());
+    assert!(
+        support::stderr(&output).contains("--cpus 32, but smolvm runs a machine with at most 16 vCPUs: using 16"),
+        "the clamp is noted"
+    );
+    let create = f.log().into_iter().find(|a| has(a, &["machine", "create"])).unwrap();
+    assert!(has(&create, &["--name", &long, "--cpus", "16"]), "{create:?}");
+}
+
+#[test]
+fn protected_mount_sources_are_refused_before_smolvm_runs() {
+    let f = fixture();
+    let link = f.root.parent().unwrap().join("forest-link");
+    std::os::unix::fs::symlink("/usr/share", &link).unwrap();
+    for forest in [Path::new("/usr/share"), link.as_path()] {
+        let err = failing(&support::run(
+            f.xtask(&["variant", "--in-vm"]).env("FOREST_ROOT", forest),
+        ));
+        assert!(
+            err.contains("cannot be mounted into the build machine")
+                && err.contains("/usr/share is under /usr")
+                && err.contains("use a directory elsewhere"),
+            "{err}"
+        );
+    }
+    let missing = f.root.parent().unwrap().join("no-forest");
+    let err = failing(&support::run(
+        f.xtask(&["variant", "--in-vm"]).env("FOREST_ROOT", &missing),
+    ));
+    assert!(err.contains("no-forest") && err.contains("must exist"), "{err}");
+    assert!(f.log().is_empty(), "smolvm was called: {:?}", f.log());
+}

@@ -7,6 +7,8 @@ use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 
+use super::limits;
+
 pub(crate) type Argv = Vec<String>;
 
 /// Where `sandbox up` clones the checkout in the guest (on the machine's persistent disk).
@@ -33,16 +35,6 @@ fn strings(items: &[&str]) -> Argv {
 
 pub(crate) fn version() -> Argv {
     strings(&["--version"])
-}
-
-/// A machine name is also half of `cp`'s `NAME:/path`, so keep it to letters, digits, `-`, `_`.
-/// A leading `-` would be read as an option.
-pub(crate) fn check_name(name: &str) -> Result<()> {
-    crate::project::check_identifier("machine name", name)?;
-    if name.starts_with('-') {
-        bail!("machine name `{name}` starts with `-`: start it with a letter or digit");
-    }
-    Ok(())
 }
 
 /// A host path as smolvm takes it: UTF-8, and without `:`, which `cp` would read as
@@ -73,15 +65,19 @@ pub(crate) struct Volume {
 pub(crate) struct CreateSpec {
     pub(crate) name: String,
     pub(crate) image: Option<String>,
-    pub(crate) cpus: Option<u32>,
+    pub(crate) cpus: Option<u8>,
     pub(crate) mem_mib: Option<u32>,
     pub(crate) storage_gib: Option<u32>,
     pub(crate) net: bool,
     pub(crate) volumes: Vec<Volume>,
 }
 
+/// `machine create`, after the checks smolvm would make on the spec itself (the name, the
+/// guest paths of mounts; host paths are checked by [`super::limits::mount_source`], which
+/// reads the file system).
 pub(crate) fn create(spec: &CreateSpec) -> Result<Argv> {
-    check_name(&spec.name)?;
+    limits::check_name(&spec.name)?;
+    limits::check_mount_targets(spec.volumes.iter().map(|v| v.guest.as_str()))?;
     let mut argv = strings(&["machine", "create", "--name", &spec.name]);
     if let Some(image) = &spec.image {
         argv.extend(["--image".into(), image.clone()]);
@@ -157,11 +153,17 @@ pub(crate) fn exec(name: &str, opts: &ExecOpts, guest: &[String]) -> Argv {
         argv.extend(["-e".into(), format!("{key}={value}")]);
     }
     if let Some(timeout) = opts.timeout {
-        argv.extend(["--timeout".into(), format!("{}s", timeout.as_secs().max(1))]);
+        argv.extend(["--timeout".into(), timeout_arg(timeout)]);
     }
     argv.push("--".into());
     argv.extend(guest.iter().cloned());
     argv
+}
+
+/// `--timeout`'s value: smolvm refuses a bare number (it needs a unit) and zero, so whole
+/// seconds, at least one, with the unit.
+pub(crate) fn timeout_arg(timeout: Duration) -> String {
+    format!("{}s", timeout.as_secs().max(1))
 }
 
 fn exec_plain(name: &str, guest: &[&str]) -> Argv {
@@ -215,10 +217,11 @@ pub(crate) struct Provision<'a> {
 }
 
 /// Every smolvm call that provisions a machine, in order: the checkout is replaced by a fresh
-/// clone of the bundle (the previous clone moved to `checkout.previous`), each skill's old copy is removed before the tar is unpacked, and the
-/// uploaded files are removed from the guest afterwards.
+/// clone of the bundle (the previous clone moved to `checkout.previous`), each skill's old copy
+/// is removed before the tar is unpacked, and the uploaded files are removed from the guest
+/// afterwards.
 pub(crate) fn provision(p: &Provision<'_>) -> Result<Vec<Argv>> {
-    check_name(p.name)?;
+    limits::check_name(p.name)?;
     check_guest_dir(p.skills_dir)?;
     let dir = p.skills_dir.trim_end_matches('/');
     let mut steps = vec![
@@ -354,6 +357,26 @@ mod tests {
     }
 
     #[test]
+    fn create_refuses_what_smolvm_refuses() {
+        let twice = CreateSpec {
+            name: "a".into(),
+            volumes: ["/x", "/y"]
+                .iter()
+                .map(|host| Volume {
+                    host: host.into(),
+                    guest: "/workspace".into(),
+                    read_only: false,
+                })
+                .collect(),
+            ..CreateSpec::default()
+        };
+        assert!(create(&twice)
+            .unwrap_err()
+            .to_string()
+            .contains("same guest path /workspace"));
+    }
+
+    #[test]
     fn exec_uses_long_name_and_separator() {
         let guest = w("ls --name -n");
         assert_eq!(
@@ -374,6 +397,19 @@ mod tests {
             ready_probe("m", Duration::from_secs(10)),
             w("machine exec --name m --timeout 10s -- true")
         );
+    }
+
+    #[test]
+    fn timeouts_always_have_a_unit() {
+        for (timeout, arg) in [
+            (Duration::ZERO, "1s"),
+            (Duration::from_millis(1), "1s"),
+            (Duration::from_secs(1), "1s"),
+            (Duration::from_secs(30), "30s"),
+            (Duration::from_secs(3600), "3600s"),
+        ] {
+            assert_eq!(timeout_arg(timeout), arg);
+        }
     }
 
     #[test]
@@ -428,7 +464,7 @@ mod tests {
 
     #[test]
     fn names_and_guest_dirs_are_checked() {
-        for bad in ["a:b", "-n", "", "a/b"] {
+        for bad in ["a:b", "-n", "", "a/b", "_a", "a-", "a--b"] {
             let spec = CreateSpec {
                 name: bad.into(),
                 ..CreateSpec::default()

@@ -1,8 +1,10 @@
 //! smolvm microVMs: agent sandboxes (`cargo xtask sandbox …`) and builds re-run inside a Linux
-//! machine (`--in-vm`). `argv` decides every command line, `preflight` checks the engine,
-//! `provision` prepares what goes into a sandbox; `Smolvm` here is the one runner.
+//! machine (`--in-vm`). `argv` decides every command line, `limits` checks what smolvm would
+//! refuse, `preflight` checks the engine, `provision` prepares what goes into a sandbox; `Smolvm`
+//! here is the one runner.
 
 pub(crate) mod argv;
+pub(crate) mod limits;
 pub(crate) mod preflight;
 pub(crate) mod provision;
 
@@ -219,7 +221,7 @@ impl Smolvm {
 /// Held while a machine is created, started and provisioned, so that two xtask processes do
 /// not race on one machine (smolvm machine names are per user, hence the system temp dir).
 pub(crate) fn lock_machine(name: &str) -> Result<crate::fsx::Lock> {
-    argv::check_name(name)?;
+    limits::check_name(name)?;
     let path = std::env::temp_dir().join(format!("xtask-smolvm-{name}.lock"));
     crate::fsx::Lock::acquire(&path, Duration::from_secs(600))
 }
@@ -240,10 +242,7 @@ pub(crate) fn build_machine_name(root: &Path, forest: Option<&Path>) -> String {
 /// The build machine: the checkout at `/workspace` and `$FOREST_ROOT` at `/forest` (writable:
 /// builds write `build/` and `planning/` there), a storage disk for Docker and cargo, and the
 /// network for twoliter's fetches.
-pub(crate) fn build_machine_spec(root: &Path, forest: Option<&Path>, image: &str) -> CreateSpec {
-    let cpus = std::thread::available_parallelism()
-        .map(|n| n.get() as u32)
-        .unwrap_or(4);
+pub(crate) fn build_machine_spec(root: &Path, forest: Option<&Path>, image: &str, cpus: u8) -> CreateSpec {
     let mount = |host: &Path, guest: &str| argv::Volume {
         host: host.to_path_buf(),
         guest: guest.into(),
@@ -271,9 +270,15 @@ pub(crate) fn build_machine_spec(root: &Path, forest: Option<&Path>, image: &str
 pub(crate) fn run_in_vm(sh: &Shell, engine: &Engine, image: &str, xtask_args: &[String]) -> Result<ExitCode> {
     let root = crate::project::root();
     let forest = crate::project::forest_root();
-    let spec = build_machine_spec(&root, forest.as_deref(), image);
-    // Checked before anything runs: the mounts' host paths.
-    argv::create(&spec).context("the checkout or $FOREST_ROOT cannot be mounted into the build machine")?;
+    let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(4);
+    let cpus = limits::clamp_cpus(cores, &format!("this host has {cores} cores"));
+    let spec = build_machine_spec(&root, forest.as_deref(), image, cpus.count);
+    // Checked before anything runs: the mounts' host paths, and everything smolvm checks.
+    let unmountable = "the checkout or $FOREST_ROOT cannot be mounted into the build machine";
+    argv::create(&spec).context(unmountable)?;
+    for volume in &spec.volumes {
+        limits::mount_source(&volume.host).context(unmountable)?;
+    }
     let vm = Smolvm::preflight(sh, engine)?;
     ui::step(format!(
         "running in build machine {} with smolvm {} (--in-vm is unverified on real hardware)",
@@ -281,6 +286,9 @@ pub(crate) fn run_in_vm(sh: &Shell, engine: &Engine, image: &str, xtask_args: &[
     ));
     {
         let _lock = lock_machine(&spec.name)?;
+        if let Some(note) = cpus.note {
+            ui::info(note);
+        }
         vm.ensure_running(sh, &spec)?;
         vm.ensure_docker(sh, &spec.name)?;
     }
@@ -317,9 +325,9 @@ mod tests {
     #[test]
     fn build_machine_is_per_checkout() {
         const DEFAULT_VM_IMAGE: &str = "docker.io/library/rust:1-bookworm";
-        let a = build_machine_spec(Path::new("/src/a"), None, DEFAULT_VM_IMAGE);
-        let b = build_machine_spec(Path::new("/src/b"), None, "img");
-        let c = build_machine_spec(Path::new("/src/a"), Some(Path::new("/forest")), DEFAULT_VM_IMAGE);
+        let a = build_machine_spec(Path::new("/src/a"), None, DEFAULT_VM_IMAGE, 16);
+        let b = build_machine_spec(Path::new("/src/b"), None, "img", 2);
+        let c = build_machine_spec(Path::new("/src/a"), Some(Path::new("/forest")), DEFAULT_VM_IMAGE, 16);
         assert_ne!(a.name, c.name, "a forest gets its own machine");
         assert_eq!(c.volumes.len(), 2);
         assert!(argv::create(&c)
@@ -335,6 +343,8 @@ mod tests {
             create.windows(2).any(|w| w == ["-v", "/src/a:/workspace"]),
             "{create:?}"
         );
-        assert!(create.contains(&"--storage".to_string()) && create.contains(&"--net".to_string()));
+        assert!(create.contains(&"--storage".to_string()));
+        assert!(create.contains(&"--net".to_string()));
+        assert!(create.windows(2).any(|w| w == ["--cpus", "16"]), "{create:?}");
     }
 }

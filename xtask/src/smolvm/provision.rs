@@ -8,7 +8,7 @@ use anyhow::{bail, Context, Result};
 use xshell::{cmd, Shell};
 
 use super::argv::{self, CreateSpec};
-use super::Smolvm;
+use super::{limits, Engine, Smolvm};
 use crate::{project, tools, ui};
 
 /// This project's phase instructions, provisioned as skills: (directory under `phases/`, skill
@@ -25,6 +25,31 @@ pub(crate) struct UpOptions {
     pub(crate) mem_mib: Option<u32>,
     /// The guest directory the skills go to.
     pub(crate) skills_dir: String,
+}
+
+impl UpOptions {
+    /// Whether a setting that only applies when the machine is created was given.
+    fn sets_creation(&self) -> bool {
+        self.image.is_some() || self.cpus.is_some() || self.mem_mib.is_some()
+    }
+}
+
+/// The sandbox machine: the image and the resources asked for, checked against smolvm's limits.
+/// Also a note when the vCPUs were clamped.
+pub(crate) fn sandbox_spec(opts: &UpOptions) -> Result<(CreateSpec, Option<String>)> {
+    let cpus = opts.cpus.map(limits::cpus_flag).transpose()?;
+    if let Some(mem) = opts.mem_mib {
+        limits::check_mem(mem)?;
+    }
+    let spec = CreateSpec {
+        name: opts.name.clone(),
+        image: opts.image.clone(),
+        cpus: cpus.as_ref().map(|c| c.count),
+        mem_mib: opts.mem_mib,
+        ..CreateSpec::default()
+    };
+    argv::create(&spec)?;
+    Ok((spec, cpus.and_then(|c| c.note)))
 }
 
 /// A skill directory on the host and the name it gets in the guest.
@@ -153,13 +178,15 @@ fn bundle_checkout(sh: &Shell, root: &Path, tmp: &Path) -> Result<PathBuf> {
 /// `sandbox up`: the machine exists and answers, holds a fresh clone of the checkout at
 /// `/workspace/checkout` (the previous one moved to `/workspace/checkout.previous`) and the
 /// skills (old copies replaced) in the guest skills directory.
-pub(crate) fn up(sh: &Shell, vm: &Smolvm, opts: &UpOptions) -> Result<()> {
-    argv::check_name(&opts.name)?;
+/// Everything smolvm would refuse, and every skill, is checked before smolvm runs.
+pub(crate) fn up(sh: &Shell, engine: &Engine, opts: &UpOptions) -> Result<()> {
+    let (spec, cpus_note) = sandbox_spec(opts)?;
     let root = project::root();
     argv::check_guest_dir(&opts.skills_dir).context("fix --skills-dir (XTASK_SANDBOX_SKILLS_DIR)")?;
     let skills_dir = &opts.skills_dir;
     let home = std::env::var_os("HOME").filter(|v| !v.is_empty()).map(PathBuf::from);
     let sources = skill_sources(&root, home.as_deref(), &opts.skills)?;
+    let vm = Smolvm::preflight(sh, engine)?;
 
     let tmp = TempDir::new("xtask-sandbox")?;
     argv::host_path(&tmp.0).context("the system temp dir cannot be used with smolvm: set TMPDIR")?;
@@ -174,16 +201,12 @@ pub(crate) fn up(sh: &Shell, vm: &Smolvm, opts: &UpOptions) -> Result<()> {
         skills_dir,
     })?;
 
-    let spec = CreateSpec {
-        name: opts.name.clone(),
-        image: opts.image.clone(),
-        cpus: opts.cpus,
-        mem_mib: opts.mem_mib,
-        ..CreateSpec::default()
-    };
     let _lock = super::lock_machine(&opts.name)?;
+    if let Some(note) = cpus_note {
+        ui::info(note);
+    }
     let created = vm.ensure_running(sh, &spec)?;
-    if !created && (opts.image.is_some() || opts.cpus.is_some() || opts.mem_mib.is_some()) {
+    if !created && opts.sets_creation() {
         ui::warn(format!(
             "machine {} already exists: --image, --cpus and --mem apply when it is created \
              (`cargo xtask sandbox down --name {}` first to change them)",
@@ -248,6 +271,44 @@ mod tests {
         fs_err::remove_dir_all(root.join("phases/variant")).unwrap();
         let err = skill_sources(&root, Some(&home), &[]).unwrap_err().to_string();
         assert!(err.contains("phases/variant is missing"), "{err}");
+    }
+
+    fn options(name: &str) -> UpOptions {
+        UpOptions {
+            name: name.into(),
+            skills_dir: "/root/.claude/skills".into(),
+            ..UpOptions::default()
+        }
+    }
+
+    #[test]
+    fn the_sandbox_spec_is_clamped_to_smolvm() {
+        let (spec, note) = sandbox_spec(&options("agent")).unwrap();
+        assert_eq!((spec.image, spec.cpus, spec.mem_mib, note), (None, None, None, None));
+        let asked = UpOptions {
+            cpus: Some(64),
+            mem_mib: Some(2048),
+            ..options("agent")
+        };
+        let (spec, note) = sandbox_spec(&asked).unwrap();
+        assert_eq!((spec.cpus, spec.mem_mib), (Some(16), Some(2048)));
+        assert!(note.unwrap().contains("--cpus 64"));
+    }
+
+    #[test]
+    fn the_sandbox_spec_is_checked_before_smolvm_runs() {
+        let check = |opts: UpOptions| sandbox_spec(&opts).unwrap_err().to_string();
+        assert!(check(options("agent-")).contains("ends with `-`"));
+        let cpus = UpOptions {
+            cpus: Some(0),
+            ..options("agent")
+        };
+        assert!(check(cpus).contains("--cpus 0"));
+        let mem = UpOptions {
+            mem_mib: Some(32),
+            ..options("agent")
+        };
+        assert!(check(mem).contains("--mem 32"));
     }
 
     #[test]
