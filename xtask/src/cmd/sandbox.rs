@@ -25,6 +25,7 @@ impl flags::SandboxUp {
         let opts = smolvm::UpOptions {
             name: self.name,
             image: self.image,
+            no_net: self.no_net,
             skills: self.skills,
             cpus: self.cpus,
             mem_mib: self.mem,
@@ -127,6 +128,22 @@ impl flags::SandboxName {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn help_names_the_default_image() {
+        use clap::CommandFactory;
+        let mut cli = flags::Xtask::command();
+        let up = cli
+            .find_subcommand_mut("sandbox")
+            .and_then(|sandbox| sandbox.find_subcommand_mut("up"))
+            .unwrap();
+        let help = up.render_long_help().to_string();
+        assert!(
+            help.contains(&format!("The machine runs {} unless --image", smolvm::DEFAULT_IMAGE))
+                && help.contains(&format!("[default: {}]", smolvm::DEFAULT_IMAGE)),
+            "{help}"
+        );
+    }
 
     #[test]
     fn state_words() {

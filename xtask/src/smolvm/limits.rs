@@ -169,6 +169,28 @@ pub(crate) fn check_mount_targets<'a>(targets: impl IntoIterator<Item = &'a str>
     Ok(())
 }
 
+/// Whether smolvm pulls `image` from a registry (inside the machine, which then needs the
+/// network), as opposed to a local `docker save` archive (`-`, `*.tar`, `*.tar.gz`, `*.tgz`) or
+/// a root filesystem directory (a path starting with `/`, `./` or `../`).
+pub(crate) fn is_pulled(image: &str) -> bool {
+    let local = image == "-"
+        || ["/", "./", "../"].iter().any(|prefix| image.starts_with(prefix))
+        || [".tar", ".tar.gz", ".tgz"].iter().any(|suffix| image.ends_with(suffix));
+    !local
+}
+
+/// smolvm refuses to create a machine whose image must be pulled when it has no network.
+pub(crate) fn check_network(image: &str, net: bool) -> Result<()> {
+    if !net && is_pulled(image) {
+        bail!(
+            "image {image} is pulled from a registry, which needs the network: drop --no-net, or \
+             give --image a local image (a `docker save` archive ending in .tar, or a root \
+             filesystem directory as ./DIR or /DIR)"
+        );
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -326,5 +348,35 @@ mod tests {
         assert!(check_mount_targets(["workspace"]).is_err());
         let err = check_mount_targets(["/w", "/w"]).unwrap_err().to_string();
         assert!(err.contains("same guest path /w"), "{err}");
+    }
+
+    #[test]
+    fn registry_images_need_the_network() {
+        for pulled in [
+            "alpine",
+            "docker.io/library/rust:1-bookworm",
+            "ghcr.io/o/i@sha256:ab",
+            "localhost:5000/x",
+        ] {
+            assert!(is_pulled(pulled), "{pulled}");
+        }
+        for local in [
+            "-",
+            "/images/rootfs",
+            "./rootfs",
+            "../img",
+            "img.tar",
+            "img.tar.gz",
+            "img.tgz",
+        ] {
+            assert!(!is_pulled(local), "{local}");
+        }
+        check_network("alpine", true).unwrap();
+        check_network("./rootfs", false).unwrap();
+        let err = check_network("alpine", false).unwrap_err().to_string();
+        assert!(
+            err.contains("image alpine is pulled from a registry") && err.contains("drop --no-net"),
+            "{err}"
+        );
     }
 }

@@ -19,7 +19,14 @@ use xshell::Shell;
 pub(crate) use provision::{up, UpOptions};
 
 use crate::ui;
-use argv::CreateSpec;
+use argv::{CreateSpec, Network};
+
+/// The image of sandboxes and of the `--in-vm` build machine unless another is given: Debian
+/// bookworm (through `buildpack-deps`) with git, tar, bash, curl, make, a C toolchain, apt, and
+/// stable Rust (cargo, rustc, rustup), so an agent can clone, build and run `cargo xtask` in it.
+/// No Docker and no Node.js. smolvm's own default, a bare Alpine root filesystem with busybox,
+/// has no git and no Rust; this one is pulled inside the machine, which needs the network.
+pub(crate) const DEFAULT_IMAGE: &str = "docker.io/library/rust:1-bookworm";
 
 /// Where the engine is and how patient to be with it (from the command line or environment).
 #[derive(Debug, Clone)]
@@ -241,7 +248,8 @@ pub(crate) fn build_machine_name(root: &Path, forest: Option<&Path>) -> String {
 
 /// The build machine: the checkout at `/workspace` and `$FOREST_ROOT` at `/forest` (writable:
 /// builds write `build/` and `planning/` there), a storage disk for Docker and cargo, and the
-/// network for twoliter's fetches.
+/// network for the image pull and twoliter's fetches, through a virtio-net device as smolvm's
+/// docker-in-VM example has it (Docker's bridge networking under the default TSI is unproven).
 pub(crate) fn build_machine_spec(root: &Path, forest: Option<&Path>, image: &str, cpus: u8) -> CreateSpec {
     let mount = |host: &Path, guest: &str| argv::Volume {
         host: host.to_path_buf(),
@@ -256,7 +264,7 @@ pub(crate) fn build_machine_spec(root: &Path, forest: Option<&Path>, image: &str
         cpus: Some(cpus),
         mem_mib: Some(8192),
         storage_gib: Some(100),
-        net: true,
+        net: Network::VirtioNet,
         volumes,
     }
 }
@@ -324,10 +332,9 @@ mod tests {
 
     #[test]
     fn build_machine_is_per_checkout() {
-        const DEFAULT_VM_IMAGE: &str = "docker.io/library/rust:1-bookworm";
-        let a = build_machine_spec(Path::new("/src/a"), None, DEFAULT_VM_IMAGE, 16);
+        let a = build_machine_spec(Path::new("/src/a"), None, DEFAULT_IMAGE, 16);
         let b = build_machine_spec(Path::new("/src/b"), None, "img", 2);
-        let c = build_machine_spec(Path::new("/src/a"), Some(Path::new("/forest")), DEFAULT_VM_IMAGE, 16);
+        let c = build_machine_spec(Path::new("/src/a"), Some(Path::new("/forest")), DEFAULT_IMAGE, 16);
         assert_ne!(a.name, c.name, "a forest gets its own machine");
         assert_eq!(c.volumes.len(), 2);
         assert!(argv::create(&c)
@@ -336,7 +343,7 @@ mod tests {
             .any(|w| w == ["-v", "/forest:/forest"]));
         assert_ne!(a.name, b.name);
         assert!(a.name.starts_with("xtask-build-") && a.name.len() == "xtask-build-".len() + 8);
-        assert_eq!(a.image.as_deref(), Some(DEFAULT_VM_IMAGE));
+        assert_eq!(a.image.as_deref(), Some(DEFAULT_IMAGE));
         assert_eq!(b.image.as_deref(), Some("img"));
         let create = argv::create(&a).unwrap();
         assert!(
@@ -344,7 +351,10 @@ mod tests {
             "{create:?}"
         );
         assert!(create.contains(&"--storage".to_string()));
-        assert!(create.contains(&"--net".to_string()));
+        assert!(
+            create.windows(3).any(|w| w == ["--net", "--net-backend", "virtio-net"]),
+            "Docker in the machine gets a virtio-net device: {create:?}"
+        );
         assert!(create.windows(2).any(|w| w == ["--cpus", "16"]), "{create:?}");
     }
 }
