@@ -165,12 +165,13 @@ pub(crate) struct Variant {
 #[derive(Debug, Clone, Args)]
 #[command(next_help_heading = "smolvm")]
 pub(crate) struct InVm {
-    /// Image of the build machine; it must provide Docker Engine, cargo, git and make
+    /// Image of the build machine; it must provide cargo, git and make, and Docker Engine or
+    /// apt-get to install it (the default, Debian bookworm with stable Rust, installs docker.io)
     #[arg(
         long,
         env = "XTASK_VM_IMAGE",
         value_name = "IMAGE",
-        default_value = "docker.io/library/rust:1-bookworm"
+        default_value = crate::smolvm::DEFAULT_IMAGE
     )]
     pub(crate) vm_image: String,
     #[command(flatten)]
@@ -305,6 +306,11 @@ pub(crate) struct Sandbox {
 pub(crate) enum SandboxCmd {
     /// Create (if absent) and start a machine, copy this checkout in, provision skills.
     ///
+    /// The machine runs docker.io/library/rust:1-bookworm unless --image says otherwise: Debian
+    /// bookworm with git, tar, bash, curl, make, gcc, apt and stable Rust (cargo, rustc, rustup);
+    /// no Docker, no Node.js. It is pulled inside the machine, which gets the network (--net);
+    /// --no-net is for local images only. Another image must have git and tar.
+    ///
     /// The checkout goes in as a git bundle (committed history only) and is cloned at
     /// /workspace/checkout; running `up` again clones afresh and keeps the previous clone at
     /// /workspace/checkout.previous. phases/kit and phases/variant become the skills
@@ -347,20 +353,26 @@ pub(crate) struct SandboxStatus {
 
 #[derive(Debug, Args)]
 pub(crate) struct SandboxUp {
-    /// Machine name
+    /// Machine name (letters, digits, `-`, `_`; as smolvm takes it)
     #[arg(long, default_value = DEFAULT_SANDBOX)]
     pub(crate) name: String,
-    /// OCI image for the machine
-    #[arg(long)]
+    /// Image for the machine: a registry reference, a `docker save` archive (.tar) or a root
+    /// filesystem directory (./DIR, /DIR); it needs git and tar [default:
+    /// docker.io/library/rust:1-bookworm]
+    #[arg(long, value_name = "IMAGE")]
     pub(crate) image: Option<String>,
+    /// Create the machine without the network (only with a local --image: a registry image is
+    /// pulled inside the machine)
+    #[arg(long)]
+    pub(crate) no_net: bool,
     /// A skill from ~/.claude/skills/<NAME>/ to provision as well (repeatable)
     #[arg(long = "skill", value_name = "NAME")]
     pub(crate) skills: Vec<String>,
-    /// Virtual CPUs
-    #[arg(long)]
+    /// Virtual CPUs, 1 to 16: smolvm runs no more, so 17 to 255 become 16 [default: smolvm's, 4]
+    #[arg(long, value_name = "N")]
     pub(crate) cpus: Option<u32>,
-    /// Memory in MiB
-    #[arg(long)]
+    /// Memory in MiB, at least 64 [default: smolvm's, 8192]
+    #[arg(long, value_name = "MiB")]
     pub(crate) mem: Option<u32>,
     /// The guest directory the skills go to
     #[arg(

@@ -51,6 +51,9 @@ fn fixture_at(checkout: &str) -> Fixture {
     }
 }
 
+/// The image `sandbox up` and `--in-vm` use unless told otherwise.
+const DEFAULT_IMAGE: &str = "docker.io/library/rust:1-bookworm";
+
 fn standin() -> PathBuf {
     support::standins_dir().join("smolvm")
 }
@@ -142,7 +145,9 @@ fn up_provisions_checkout_and_skills() {
         guest.join("workspace/checkout/.git").is_dir(),
         "the checkout is a git clone"
     );
-    assert!(!guest.join("tmp/xtask-skills.tar").exists() && !guest.join("workspace/.xtask-checkout.bundle").exists());
+    assert!(
+        !guest.join("workspace/.xtask-skills.tar").exists() && !guest.join("workspace/.xtask-checkout.bundle").exists()
+    );
 
     let log = f.log();
     assert_eq!(log[0], ["--version"]);
@@ -151,6 +156,7 @@ fn up_provisions_checkout_and_skills() {
         "{:?}",
         log[1]
     );
+    // The default image, which has git and tar, pulled inside the machine: hence --net.
     assert_eq!(
         log[2],
         [
@@ -158,10 +164,13 @@ fn up_provisions_checkout_and_skills() {
             "create",
             "--name",
             "xtask-agent",
+            "--image",
+            DEFAULT_IMAGE,
             "--cpus",
             "2",
             "--mem",
-            "1024"
+            "1024",
+            "--net"
         ]
     );
     assert_eq!(log[3], ["machine", "start", "--name", "xtask-agent"]);
@@ -176,6 +185,10 @@ fn up_provisions_checkout_and_skills() {
         assert!(
             argv[2].ends_with("checkout.bundle") || argv[2].ends_with("skills.tar"),
             "{argv:?}"
+        );
+        assert!(
+            argv[3].starts_with("xtask-agent:/workspace/"),
+            "uploads go to the storage disk, never /tmp: {argv:?}"
         );
         assert!(
             !Path::new(&argv[2]).exists(),
@@ -297,9 +310,18 @@ fn exec_never_ready_fails_within_its_bound() {
 #[test]
 fn an_existing_machine_is_not_created_again() {
     let f = fixture();
-    support::run_ok(&mut f.smolvm(&["machine", "create", "--name", "xtask-agent"]));
+    let create = [
+        "machine",
+        "create",
+        "--name",
+        "xtask-agent",
+        "--image",
+        DEFAULT_IMAGE,
+        "--net",
+    ];
+    support::run_ok(&mut f.smolvm(&create));
     // The trap the xtask avoids: a second create of the same name fails.
-    let again = support::run(&mut f.smolvm(&["machine", "create", "--name", "xtask-agent"]));
+    let again = support::run(&mut f.smolvm(&create));
     assert_eq!(again.status.code(), Some(1));
     assert!(support::stderr(&again).contains("already exists"));
 
@@ -536,7 +558,12 @@ fn in_vm_runs_the_xtask_in_the_build_machine() {
     assert!(name.starts_with("xtask-build-"), "{create:?}");
     let mount = format!("{}:/workspace", f.root.display());
     assert!(
-        has(create, &["-v", &mount]) && has(create, &["--storage"]) && has(create, &["--net"]),
+        has(create, &["-v", &mount]) && has(create, &["--storage"]),
+        "{create:?}"
+    );
+    // Docker in the machine: a virtio-net device, as smolvm's docker-in-VM example has it.
+    assert!(
+        has(create, &["--image", DEFAULT_IMAGE]) && has(create, &["--net", "--net-backend", "virtio-net"]),
         "{create:?}"
     );
     let dockerd = "nohup dockerd --data-root=/storage/docker >/var/log/dockerd.log 2>&1 &";
@@ -577,4 +604,291 @@ fn in_vm_mounts_the_forest_too() {
     // The stand-in maps the mount: the guest sees the host's forest.
     let ls = support::run_ok(&mut f.smolvm(&["machine", "exec", "--name", &create[3], "--", "ls", "/forest"]));
     assert_eq!(ls, "kits\n");
+}
+
+#[test]
+fn up_with_a_registry_image_provisions_checkout_and_skills() {
+    let f = fixture();
+    let image = "docker.io/library/buildpack-deps:bookworm-scm";
+    support::run_ok(&mut f.xtask(&["sandbox", "up", "--image", image]));
+    let guest = f.guest("xtask-agent");
+    assert_eq!(text(&guest.join("workspace/checkout/README.md")), "fixture\n");
+    assert_eq!(
+        support::git(&guest.join("workspace/checkout"), &["log", "--format=%s"]),
+        "fixture\n",
+        "the clone has the checkout's history"
+    );
+    let names: Vec<_> = skills_tree(&f).into_keys().collect();
+    assert_eq!(
+        names,
+        [
+            Path::new("bottlerocket-kit/SKILL.md"),
+            Path::new("bottlerocket-variant/SKILL.md")
+        ]
+    );
+    let log = f.log();
+    let create = log.iter().find(|a| has(a, &["machine", "create"])).unwrap();
+    assert_eq!(
+        create[..],
+        ["machine", "create", "--name", "xtask-agent", "--image", image, "--net"]
+    );
+    let status: serde_json::Value =
+        serde_json::from_str(&support::run_ok(&mut f.xtask(&["sandbox", "status", "--json"]))).unwrap();
+    assert_eq!(
+        (&status["state"], &status["network"]),
+        (&"running".into(), &true.into())
+    );
+}
+
+#[test]
+fn an_image_without_git_is_named_with_the_fix() {
+    let f = fixture();
+    let err = failing(&support::run(&mut f.xtask(&[
+        "sandbox",
+        "up",
+        "--image",
+        "docker.io/library/alpine:3.20",
+    ])));
+    assert!(
+        err.contains("machine xtask-agent has no git")
+            && err.contains("such as the default docker.io/library/rust:1-bookworm")
+            && err.contains("cargo xtask sandbox down --name xtask-agent")
+            && err.contains("cargo xtask sandbox exec --name xtask-agent -- apk add git"),
+        "{err}"
+    );
+    assert_eq!(count(&f.log(), &["machine", "cp"]), 0, "nothing is copied into it");
+
+    // The fix it names works: git from Alpine's packages (the machine has the network), then up.
+    support::run_ok(&mut f.xtask(&["sandbox", "exec", "--", "apk", "add", "git"]));
+    support::run_ok(&mut f.xtask(&["sandbox", "up"]));
+    assert!(f.guest("xtask-agent").join("workspace/checkout/.git").is_dir());
+}
+
+#[test]
+fn no_net_is_for_local_images_only() {
+    let f = fixture();
+    let err = failing(&support::run(&mut f.xtask(&["sandbox", "up", "--no-net"])));
+    assert!(
+        err.contains("image docker.io/library/rust:1-bookworm is pulled from a registry")
+            && err.contains("drop --no-net"),
+        "{err}"
+    );
+    assert!(f.log().is_empty(), "refused before smolvm runs: {:?}", f.log());
+
+    // A root filesystem directory with git and tar needs no network.
+    let rootfs = f.root.parent().unwrap().join("rootfs");
+    for program in ["sh", "true", "mkdir", "rm", "mv", "git", "tar"] {
+        write(&rootfs.join("usr/bin").join(program), "");
+    }
+    let image = rootfs.to_str().unwrap();
+    support::run_ok(&mut f.xtask(&["sandbox", "up", "--no-net", "--image", image]));
+    let create = f.log().into_iter().find(|a| has(a, &["machine", "create"])).unwrap();
+    assert_eq!(create, ["machine", "create", "--name", "xtask-agent", "--image", image]);
+    assert!(f.guest("xtask-agent").join("workspace/checkout/.git").is_dir());
+    assert!(skills_tree(&f).contains_key(Path::new("bottlerocket-kit/SKILL.md")));
+}
+
+#[test]
+fn smolvm_limits_are_checked_before_it_runs() {
+    let f = fixture();
+    let refused = |args: &[&str], expected: &[&str]| {
+        let err = failing(&support::run(&mut f.xtask(args)));
+        for part in expected {
+            assert!(err.contains(part), "{args:?}: {err}");
+        }
+    };
+    refused(
+        &["sandbox", "up", "--name", "_agent"],
+        &["`_agent` does not start with a letter or digit", "--name"],
+    );
+    refused(&["sandbox", "up", "--name", "agent-"], &["`agent-` ends with `-`"]);
+    refused(
+        &["sandbox", "up", "--name", "my--agent"],
+        &["`my--agent` contains `--`"],
+    );
+    refused(
+        &["sandbox", "up", "--name", &"a".repeat(129)],
+        &["is 129 characters long"],
+    );
+    refused(
+        &["sandbox", "exec", "--name", "a.b", "--", "true"],
+        &["`a.b` contains `.`"],
+    );
+    refused(
+        &["sandbox", "status", "--name=-x"],
+        &["`-x` does not start with a letter or digit"],
+    );
+    refused(&["sandbox", "down", "--name", "a:b"], &["`a:b` contains `:`"]);
+    refused(&["sandbox", "up", "--cpus", "0"], &["--cpus 0", "give --cpus 1 to 16"]);
+    refused(&["sandbox", "up", "--cpus", "256"], &["--cpus 256", "at most 255"]);
+    refused(&["sandbox", "up", "--mem", "63"], &["--mem 63", "at least 64 MiB"]);
+    assert!(f.log().is_empty(), "smolvm was called: {:?}", f.log());
+
+    // 128 characters is smolvm's longest name; more vCPUs than it runs are clamped, with a note.
+    let long = "a".repeat(128);
+    let output = support::run(&mut f.xtask(&["sandbox", "up", "--name", &long, "--cpus", "32"]));
+    assert!(output.status.success());
+    assert!(
+        support::stderr(&output).contains("--cpus 32, but smolvm runs a machine with at most 16 vCPUs: using 16"),
+        "the clamp is noted"
+    );
+    let create = f.log().into_iter().find(|a| has(a, &["machine", "create"])).unwrap();
+    assert!(
+        has(&create, &["--name", &long, "--image", DEFAULT_IMAGE, "--cpus", "16"]),
+        "{create:?}"
+    );
+}
+
+#[test]
+fn protected_mount_sources_are_refused_before_smolvm_runs() {
+    let f = fixture();
+    let link = f.root.parent().unwrap().join("forest-link");
+    std::os::unix::fs::symlink("/usr/share", &link).unwrap();
+    for forest in [Path::new("/usr/share"), link.as_path()] {
+        let err = failing(&support::run(
+            f.xtask(&["variant", "--in-vm"]).env("FOREST_ROOT", forest),
+        ));
+        assert!(
+            err.contains("cannot be mounted into the build machine")
+                && err.contains("/usr/share is under /usr")
+                && err.contains("use a directory elsewhere"),
+            "{err}"
+        );
+    }
+    let missing = f.root.parent().unwrap().join("no-forest");
+    let err = failing(&support::run(
+        f.xtask(&["variant", "--in-vm"]).env("FOREST_ROOT", &missing),
+    ));
+    assert!(err.contains("no-forest") && err.contains("must exist"), "{err}");
+    assert!(f.log().is_empty(), "smolvm was called: {:?}", f.log());
+}
+
+#[test]
+fn standin_is_as_strict_as_smolvm() {
+    let f = fixture();
+    let run = |args: &[&str]| support::run(&mut f.smolvm(args));
+    let fails = |args: &[&str], code: i32, message: &str| {
+        let output = run(args);
+        assert_eq!(output.status.code(), Some(code), "{args:?}");
+        let err = support::stderr(&output);
+        assert!(err.contains(message), "{args:?}: {err}");
+    };
+
+    // Without --image: smolvm's bare Alpine root filesystem, without git, created then running.
+    support::run_ok(&mut f.smolvm(&["machine", "create", "--name", "bare"]));
+    let status = support::run_ok(&mut f.smolvm(&["machine", "status", "--name", "bare", "--json"]));
+    assert_eq!(
+        serde_json::from_str::<serde_json::Value>(&status).unwrap()["state"],
+        "created"
+    );
+    fails(
+        &["machine", "exec", "--name", "bare", "--", "true"],
+        1,
+        "is not running",
+    );
+    support::run_ok(&mut f.smolvm(&["machine", "start", "--name", "bare"]));
+    fails(
+        &["machine", "exec", "--name", "bare", "--", "git", "--version"],
+        1,
+        "failed to spawn command: No such file",
+    );
+    fails(
+        &["machine", "exec", "--name", "bare", "--stream", "--", "bash"],
+        1,
+        "No such file or directory",
+    );
+    // No network: no packages either.
+    fails(
+        &["machine", "exec", "--name", "bare", "--", "apk", "add", "git"],
+        1,
+        "unable to select packages",
+    );
+
+    // A registry image is pulled inside the machine: refused without --net.
+    fails(
+        &["machine", "create", "--name", "img", "--image", "alpine"],
+        1,
+        "must be pulled from a registry, but this machine has no network",
+    );
+    support::run_ok(&mut f.smolvm(&["machine", "create", "--name", "img", "--image", "alpine", "--net"]));
+    support::run_ok(&mut f.smolvm(&["machine", "start", "--name", "img"]));
+    fails(
+        &["machine", "exec", "--name", "img", "--", "git"],
+        127,
+        "executable file `git` not found",
+    );
+    support::run_ok(&mut f.smolvm(&["machine", "exec", "--name", "img", "--", "apk", "add", "git"]));
+    support::run_ok(&mut f.smolvm(&["machine", "exec", "--name", "img", "--", "git", "--version"]));
+
+    // cp creates missing parents and replaces a file; an image machine's /tmp is each exec's own.
+    let file = f.root.join("README.md");
+    let file = file.to_str().unwrap();
+    support::run_ok(&mut f.smolvm(&["machine", "cp", file, "img:/workspace/a/b/readme"]));
+    support::run_ok(&mut f.smolvm(&["machine", "cp", file, "img:/workspace/a/b/readme"]));
+    let out =
+        support::run_ok(&mut f.smolvm(&["machine", "exec", "--name", "img", "--", "cat", "/workspace/a/b/readme"]));
+    assert_eq!(out, "fixture\n");
+    support::run_ok(&mut f.smolvm(&["machine", "cp", file, "img:/tmp/readme"]));
+    fails(
+        &["machine", "exec", "--name", "img", "--", "cat", "/tmp/readme"],
+        1,
+        "No such file",
+    );
+    support::run_ok(&mut f.smolvm(&["machine", "cp", file, "bare:/tmp/readme"]));
+    support::run_ok(&mut f.smolvm(&["machine", "exec", "--name", "bare", "--", "cat", "/tmp/readme"]));
+
+    // --timeout needs a unit, and more than zero.
+    fails(
+        &["machine", "exec", "--name", "img", "--timeout", "10", "--", "true"],
+        2,
+        "time unit needed",
+    );
+    fails(
+        &["machine", "exec", "--name", "img", "--timeout", "0s", "--", "true"],
+        2,
+        "greater than 0",
+    );
+    support::run_ok(&mut f.smolvm(&["machine", "exec", "--name", "img", "--timeout", "1m 30s", "--", "true"]));
+
+    // Names, vCPUs, memory and mounts, as smolvm checks them.
+    fails(
+        &["machine", "create", "--name", "_x"],
+        1,
+        "must start with a letter or digit",
+    );
+    fails(&["machine", "create", "--name", "x-"], 1, "cannot end with a hyphen");
+    fails(&["machine", "create", "--name", "x--y"], 1, "consecutive hyphens");
+    fails(&["machine", "create", "--name", &"x".repeat(129)], 1, "too long");
+    fails(
+        &["machine", "create", "--name", "c", "--cpus", "256"],
+        2,
+        "256 is not in 0..=255",
+    );
+    fails(
+        &["machine", "create", "--name", "c", "--cpus", "0"],
+        1,
+        "CPU count must be at least 1",
+    );
+    fails(
+        &["machine", "create", "--name", "c", "--mem", "32"],
+        1,
+        "at least 64 MiB",
+    );
+    fails(
+        &["machine", "create", "--name", "c", "-v", "/usr/share:/x"],
+        1,
+        "protected system path",
+    );
+    fails(
+        &["machine", "create", "--name", "c", "-v", "/:/x"],
+        1,
+        "protected system path",
+    );
+    let many = support::run(&mut f.smolvm(&["machine", "create", "--name", "c", "--cpus", "32"]));
+    assert!(many.status.success() && support::stderr(&many).contains("at most 16"));
+    fails(
+        &["machine", "create", "--name", "d", "--net-backend", "virtio"],
+        2,
+        "possible values: tsi, virtio-net",
+    );
 }

@@ -6,7 +6,7 @@ use anyhow::{bail, Context, Result};
 use xshell::Shell;
 
 use crate::flags;
-use crate::smolvm::{self, argv, Smolvm};
+use crate::smolvm::{self, argv, limits, Smolvm};
 use crate::ui;
 
 impl flags::Sandbox {
@@ -22,22 +22,21 @@ impl flags::Sandbox {
 
 impl flags::SandboxUp {
     fn run(self, sh: &Shell) -> Result<ExitCode> {
-        let vm = Smolvm::preflight(sh, &self.smolvm.engine())?;
         let opts = smolvm::UpOptions {
             name: self.name,
             image: self.image,
+            no_net: self.no_net,
             skills: self.skills,
             cpus: self.cpus,
             mem_mib: self.mem,
             skills_dir: self.skills_dir,
         };
-        smolvm::up(sh, &vm, &opts)?;
+        smolvm::up(sh, &self.smolvm.engine(), &opts)?;
         Ok(ExitCode::SUCCESS)
     }
 }
 
 fn require_machine(sh: &Shell, vm: &Smolvm, name: &str) -> Result<serde_json::Value> {
-    argv::check_name(name)?;
     match vm.status(sh, name)? {
         Some(status) => Ok(status),
         None => bail!("machine {name} does not exist: create it with `cargo xtask sandbox up --name {name}`"),
@@ -46,6 +45,7 @@ fn require_machine(sh: &Shell, vm: &Smolvm, name: &str) -> Result<serde_json::Va
 
 impl flags::SandboxExec {
     fn run(self, sh: &Shell) -> Result<ExitCode> {
+        limits::check_name(&self.name)?;
         let vm = Smolvm::preflight(sh, &self.smolvm.engine())?;
         // Checked first, so that smolvm's own "not found" exit 1 is not taken for the command's.
         require_machine(sh, &vm, &self.name)?;
@@ -78,8 +78,8 @@ fn state_of(status: &serde_json::Value) -> &str {
 
 impl flags::SandboxStatus {
     fn run(self, sh: &Shell) -> Result<ExitCode> {
+        limits::check_name(&self.name)?;
         let vm = Smolvm::preflight(sh, &self.smolvm.engine())?;
-        argv::check_name(&self.name)?;
         let Some(status) = vm.status(sh, &self.name)? else {
             if self.json {
                 println!("{}", serde_json::json!({ "name": self.name, "state": "absent" }));
@@ -102,8 +102,8 @@ impl flags::SandboxStatus {
 impl flags::SandboxName {
     /// Stops and deletes the machine, then checks that it is really gone.
     fn down(self, sh: &Shell) -> Result<ExitCode> {
+        limits::check_name(&self.name)?;
         let vm = Smolvm::preflight(sh, &self.smolvm.engine())?;
-        argv::check_name(&self.name)?;
         if vm.status(sh, &self.name)?.is_none() {
             ui::info(format!("machine {} does not exist: nothing to do", self.name));
             return Ok(ExitCode::SUCCESS);
@@ -128,6 +128,22 @@ impl flags::SandboxName {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn help_names_the_default_image() {
+        use clap::CommandFactory;
+        let mut cli = flags::Xtask::command();
+        let up = cli
+            .find_subcommand_mut("sandbox")
+            .and_then(|sandbox| sandbox.find_subcommand_mut("up"))
+            .unwrap();
+        let help = up.render_long_help().to_string();
+        assert!(
+            help.contains(&format!("The machine runs {} unless --image", smolvm::DEFAULT_IMAGE))
+                && help.contains(&format!("[default: {}]", smolvm::DEFAULT_IMAGE)),
+            "{help}"
+        );
+    }
 
     #[test]
     fn state_words() {

@@ -7,6 +7,8 @@ use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 
+use super::limits;
+
 pub(crate) type Argv = Vec<String>;
 
 /// Where `sandbox up` clones the checkout in the guest (on the machine's persistent disk).
@@ -16,8 +18,10 @@ pub(crate) const GUEST_CHECKOUT: &str = "/workspace/checkout";
 pub(crate) const GUEST_PREVIOUS_CHECKOUT: &str = "/workspace/checkout.previous";
 /// Where the checkout bundle lands before the clone; removed right after it.
 pub(crate) const GUEST_BUNDLE: &str = "/workspace/.xtask-checkout.bundle";
-/// Where the skills tar lands before it is unpacked; removed right after it.
-pub(crate) const GUEST_SKILLS_TAR: &str = "/tmp/xtask-skills.tar";
+/// Where the skills tar lands before it is unpacked; removed right after it. Not under `/tmp`:
+/// in an image machine each `exec` gets its own tmpfs there, and large uploads are written
+/// outside the container's view, so an upload to `/tmp` is not seen by the next `exec`.
+pub(crate) const GUEST_SKILLS_TAR: &str = "/workspace/.xtask-skills.tar";
 /// The build machine's Docker data, on its storage disk.
 pub(crate) const GUEST_DOCKER_ROOT: &str = "/storage/docker";
 /// The build machine's cargo target dir: not the host's `target/`, which holds host binaries.
@@ -33,16 +37,6 @@ fn strings(items: &[&str]) -> Argv {
 
 pub(crate) fn version() -> Argv {
     strings(&["--version"])
-}
-
-/// A machine name is also half of `cp`'s `NAME:/path`, so keep it to letters, digits, `-`, `_`.
-/// A leading `-` would be read as an option.
-pub(crate) fn check_name(name: &str) -> Result<()> {
-    crate::project::check_identifier("machine name", name)?;
-    if name.starts_with('-') {
-        bail!("machine name `{name}` starts with `-`: start it with a letter or digit");
-    }
-    Ok(())
 }
 
 /// A host path as smolvm takes it: UTF-8, and without `:`, which `cp` would read as
@@ -68,20 +62,40 @@ pub(crate) struct Volume {
     pub(crate) read_only: bool,
 }
 
+/// The network a machine gets (smolvm gives none unless asked).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) enum Network {
+    #[default]
+    Off,
+    /// `--net`: outbound through smolvm's default backend (TSI): image pulls, git, package
+    /// installs.
+    Outbound,
+    /// `--net --net-backend virtio-net`: a network device in the guest, as smolvm's own
+    /// docker-in-VM example uses, for Docker's bridge networking.
+    VirtioNet,
+}
+
 /// What `machine create` is given.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub(crate) struct CreateSpec {
     pub(crate) name: String,
     pub(crate) image: Option<String>,
-    pub(crate) cpus: Option<u32>,
+    pub(crate) cpus: Option<u8>,
     pub(crate) mem_mib: Option<u32>,
     pub(crate) storage_gib: Option<u32>,
-    pub(crate) net: bool,
+    pub(crate) net: Network,
     pub(crate) volumes: Vec<Volume>,
 }
 
+/// `machine create`, after the checks smolvm would make on the spec itself (the name, the
+/// network a registry image needs, the guest paths of mounts; host paths are checked by
+/// [`super::limits::mount_source`], which reads the file system).
 pub(crate) fn create(spec: &CreateSpec) -> Result<Argv> {
-    check_name(&spec.name)?;
+    limits::check_name(&spec.name)?;
+    if let Some(image) = &spec.image {
+        limits::check_network(image, spec.net != Network::Off)?;
+    }
+    limits::check_mount_targets(spec.volumes.iter().map(|v| v.guest.as_str()))?;
     let mut argv = strings(&["machine", "create", "--name", &spec.name]);
     if let Some(image) = &spec.image {
         argv.extend(["--image".into(), image.clone()]);
@@ -95,8 +109,10 @@ pub(crate) fn create(spec: &CreateSpec) -> Result<Argv> {
     if let Some(storage) = spec.storage_gib {
         argv.extend(["--storage".into(), storage.to_string()]);
     }
-    if spec.net {
-        argv.push("--net".into());
+    match spec.net {
+        Network::Off => {}
+        Network::Outbound => argv.push("--net".into()),
+        Network::VirtioNet => argv.extend(strings(&["--net", "--net-backend", "virtio-net"])),
     }
     for volume in &spec.volumes {
         let host = host_path(&volume.host)?;
@@ -157,11 +173,17 @@ pub(crate) fn exec(name: &str, opts: &ExecOpts, guest: &[String]) -> Argv {
         argv.extend(["-e".into(), format!("{key}={value}")]);
     }
     if let Some(timeout) = opts.timeout {
-        argv.extend(["--timeout".into(), format!("{}s", timeout.as_secs().max(1))]);
+        argv.extend(["--timeout".into(), timeout_arg(timeout)]);
     }
     argv.push("--".into());
     argv.extend(guest.iter().cloned());
     argv
+}
+
+/// `--timeout`'s value: smolvm refuses a bare number (it needs a unit) and zero, so whole
+/// seconds, at least one, with the unit.
+pub(crate) fn timeout_arg(timeout: Duration) -> String {
+    format!("{}s", timeout.as_secs().max(1))
 }
 
 fn exec_plain(name: &str, guest: &[&str]) -> Argv {
@@ -191,6 +213,11 @@ pub(crate) fn ready_probe(name: &str, timeout: Duration) -> Argv {
     )
 }
 
+/// Whether the guest has git, which `sandbox up` needs to clone the checkout.
+pub(crate) fn git_probe(name: &str) -> Argv {
+    exec_plain(name, &["git", "--version"])
+}
+
 /// A skills directory in the guest: absolute, and never `/` or containing `..`, since each
 /// skill's old copy under it is removed with `rm -rf`.
 pub(crate) fn check_guest_dir(dir: &str) -> Result<()> {
@@ -215,10 +242,11 @@ pub(crate) struct Provision<'a> {
 }
 
 /// Every smolvm call that provisions a machine, in order: the checkout is replaced by a fresh
-/// clone of the bundle (the previous clone moved to `checkout.previous`), each skill's old copy is removed before the tar is unpacked, and the
-/// uploaded files are removed from the guest afterwards.
+/// clone of the bundle (the previous clone moved to `checkout.previous`), each skill's old copy
+/// is removed before the tar is unpacked, and the uploaded files (both under `/workspace`) are
+/// removed from the guest afterwards.
 pub(crate) fn provision(p: &Provision<'_>) -> Result<Vec<Argv>> {
-    check_name(p.name)?;
+    limits::check_name(p.name)?;
     check_guest_dir(p.skills_dir)?;
     let dir = p.skills_dir.trim_end_matches('/');
     let mut steps = vec![
@@ -310,6 +338,7 @@ mod tests {
         assert_eq!(stop("m"), w("machine stop --name m"));
         assert_eq!(delete("m"), w("machine delete --name m -f"));
         assert_eq!(version(), w("--version"));
+        assert_eq!(git_probe("m"), w("machine exec --name m -- git --version"));
     }
 
     #[test]
@@ -325,7 +354,7 @@ mod tests {
             cpus: Some(4),
             mem_mib: Some(8192),
             storage_gib: Some(100),
-            net: true,
+            net: Network::Outbound,
             volumes: vec![volume],
         };
         assert_eq!(
@@ -351,6 +380,47 @@ mod tests {
             ..CreateSpec::default()
         };
         assert_eq!(create(&ro).unwrap()[4..], w("-v /x:/y:ro"));
+        let docker = CreateSpec {
+            name: "d".into(),
+            net: Network::VirtioNet,
+            ..CreateSpec::default()
+        };
+        assert_eq!(
+            create(&docker).unwrap(),
+            w("machine create --name d --net --net-backend virtio-net")
+        );
+    }
+
+    #[test]
+    fn create_refuses_what_smolvm_refuses() {
+        let pulled = CreateSpec {
+            name: "a".into(),
+            image: Some("docker.io/library/alpine:3".into()),
+            ..CreateSpec::default()
+        };
+        let err = create(&pulled).unwrap_err().to_string();
+        assert!(err.contains("pulled from a registry, which needs the network"), "{err}");
+        let local = CreateSpec {
+            image: Some("./rootfs".into()),
+            ..pulled.clone()
+        };
+        assert_eq!(create(&local).unwrap(), w("machine create --name a --image ./rootfs"));
+        let twice = CreateSpec {
+            name: "a".into(),
+            volumes: ["/x", "/y"]
+                .iter()
+                .map(|host| Volume {
+                    host: host.into(),
+                    guest: "/workspace".into(),
+                    read_only: false,
+                })
+                .collect(),
+            ..CreateSpec::default()
+        };
+        assert!(create(&twice)
+            .unwrap_err()
+            .to_string()
+            .contains("same guest path /workspace"));
     }
 
     #[test]
@@ -374,6 +444,19 @@ mod tests {
             ready_probe("m", Duration::from_secs(10)),
             w("machine exec --name m --timeout 10s -- true")
         );
+    }
+
+    #[test]
+    fn timeouts_always_have_a_unit() {
+        for (timeout, arg) in [
+            (Duration::ZERO, "1s"),
+            (Duration::from_millis(1), "1s"),
+            (Duration::from_secs(1), "1s"),
+            (Duration::from_secs(30), "30s"),
+            (Duration::from_secs(3600), "3600s"),
+        ] {
+            assert_eq!(timeout_arg(timeout), arg);
+        }
     }
 
     #[test]
@@ -428,7 +511,7 @@ mod tests {
 
     #[test]
     fn names_and_guest_dirs_are_checked() {
-        for bad in ["a:b", "-n", "", "a/b"] {
+        for bad in ["a:b", "-n", "", "a/b", "_a", "a-", "a--b"] {
             let spec = CreateSpec {
                 name: bad.into(),
                 ..CreateSpec::default()
@@ -463,9 +546,10 @@ mod tests {
             "machine exec --name m -- rm -f /workspace/.xtask-checkout.bundle",
             "machine exec --name m -- rm -rf /root/.claude/skills/bottlerocket-kit \
              /root/.claude/skills/bottlerocket-variant /root/.claude/skills/mine",
-            "machine cp /t/skills.tar m:/tmp/xtask-skills.tar",
-            "machine exec --name m -- tar --no-same-owner -xf /tmp/xtask-skills.tar -C /root/.claude/skills",
-            "machine exec --name m -- rm -f /tmp/xtask-skills.tar",
+            "machine cp /t/skills.tar m:/workspace/.xtask-skills.tar",
+            "machine exec --name m -- tar --no-same-owner -xf /workspace/.xtask-skills.tar -C \
+             /root/.claude/skills",
+            "machine exec --name m -- rm -f /workspace/.xtask-skills.tar",
         ]
         .iter()
         .map(|line| w(line))

@@ -1,8 +1,10 @@
 //! smolvm microVMs: agent sandboxes (`cargo xtask sandbox …`) and builds re-run inside a Linux
-//! machine (`--in-vm`). `argv` decides every command line, `preflight` checks the engine,
-//! `provision` prepares what goes into a sandbox; `Smolvm` here is the one runner.
+//! machine (`--in-vm`). `argv` decides every command line, `limits` checks what smolvm would
+//! refuse, `preflight` checks the engine, `provision` prepares what goes into a sandbox; `Smolvm`
+//! here is the one runner.
 
 pub(crate) mod argv;
+pub(crate) mod limits;
 pub(crate) mod preflight;
 pub(crate) mod provision;
 
@@ -17,7 +19,14 @@ use xshell::Shell;
 pub(crate) use provision::{up, UpOptions};
 
 use crate::ui;
-use argv::CreateSpec;
+use argv::{CreateSpec, Network};
+
+/// The image of sandboxes and of the `--in-vm` build machine unless another is given: Debian
+/// bookworm (through `buildpack-deps`) with git, tar, bash, curl, make, a C toolchain, apt, and
+/// stable Rust (cargo, rustc, rustup), so an agent can clone, build and run `cargo xtask` in it.
+/// No Docker and no Node.js. smolvm's own default, a bare Alpine root filesystem with busybox,
+/// has no git and no Rust; this one is pulled inside the machine, which needs the network.
+pub(crate) const DEFAULT_IMAGE: &str = "docker.io/library/rust:1-bookworm";
 
 /// Where the engine is and how patient to be with it (from the command line or environment).
 #[derive(Debug, Clone)]
@@ -219,7 +228,7 @@ impl Smolvm {
 /// Held while a machine is created, started and provisioned, so that two xtask processes do
 /// not race on one machine (smolvm machine names are per user, hence the system temp dir).
 pub(crate) fn lock_machine(name: &str) -> Result<crate::fsx::Lock> {
-    argv::check_name(name)?;
+    limits::check_name(name)?;
     let path = std::env::temp_dir().join(format!("xtask-smolvm-{name}.lock"));
     crate::fsx::Lock::acquire(&path, Duration::from_secs(600))
 }
@@ -239,11 +248,9 @@ pub(crate) fn build_machine_name(root: &Path, forest: Option<&Path>) -> String {
 
 /// The build machine: the checkout at `/workspace` and `$FOREST_ROOT` at `/forest` (writable:
 /// builds write `build/` and `planning/` there), a storage disk for Docker and cargo, and the
-/// network for twoliter's fetches.
-pub(crate) fn build_machine_spec(root: &Path, forest: Option<&Path>, image: &str) -> CreateSpec {
-    let cpus = std::thread::available_parallelism()
-        .map(|n| n.get() as u32)
-        .unwrap_or(4);
+/// network for the image pull and twoliter's fetches, through a virtio-net device as smolvm's
+/// docker-in-VM example has it (Docker's bridge networking under the default TSI is unproven).
+pub(crate) fn build_machine_spec(root: &Path, forest: Option<&Path>, image: &str, cpus: u8) -> CreateSpec {
     let mount = |host: &Path, guest: &str| argv::Volume {
         host: host.to_path_buf(),
         guest: guest.into(),
@@ -257,7 +264,7 @@ pub(crate) fn build_machine_spec(root: &Path, forest: Option<&Path>, image: &str
         cpus: Some(cpus),
         mem_mib: Some(8192),
         storage_gib: Some(100),
-        net: true,
+        net: Network::VirtioNet,
         volumes,
     }
 }
@@ -271,9 +278,15 @@ pub(crate) fn build_machine_spec(root: &Path, forest: Option<&Path>, image: &str
 pub(crate) fn run_in_vm(sh: &Shell, engine: &Engine, image: &str, xtask_args: &[String]) -> Result<ExitCode> {
     let root = crate::project::root();
     let forest = crate::project::forest_root();
-    let spec = build_machine_spec(&root, forest.as_deref(), image);
-    // Checked before anything runs: the mounts' host paths.
-    argv::create(&spec).context("the checkout or $FOREST_ROOT cannot be mounted into the build machine")?;
+    let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(4);
+    let cpus = limits::clamp_cpus(cores, &format!("this host has {cores} cores"));
+    let spec = build_machine_spec(&root, forest.as_deref(), image, cpus.count);
+    // Checked before anything runs: the mounts' host paths, and everything smolvm checks.
+    let unmountable = "the checkout or $FOREST_ROOT cannot be mounted into the build machine";
+    argv::create(&spec).context(unmountable)?;
+    for volume in &spec.volumes {
+        limits::mount_source(&volume.host).context(unmountable)?;
+    }
     let vm = Smolvm::preflight(sh, engine)?;
     ui::step(format!(
         "running in build machine {} with smolvm {} (--in-vm is unverified on real hardware)",
@@ -281,6 +294,9 @@ pub(crate) fn run_in_vm(sh: &Shell, engine: &Engine, image: &str, xtask_args: &[
     ));
     {
         let _lock = lock_machine(&spec.name)?;
+        if let Some(note) = cpus.note {
+            ui::info(note);
+        }
         vm.ensure_running(sh, &spec)?;
         vm.ensure_docker(sh, &spec.name)?;
     }
@@ -316,10 +332,9 @@ mod tests {
 
     #[test]
     fn build_machine_is_per_checkout() {
-        const DEFAULT_VM_IMAGE: &str = "docker.io/library/rust:1-bookworm";
-        let a = build_machine_spec(Path::new("/src/a"), None, DEFAULT_VM_IMAGE);
-        let b = build_machine_spec(Path::new("/src/b"), None, "img");
-        let c = build_machine_spec(Path::new("/src/a"), Some(Path::new("/forest")), DEFAULT_VM_IMAGE);
+        let a = build_machine_spec(Path::new("/src/a"), None, DEFAULT_IMAGE, 16);
+        let b = build_machine_spec(Path::new("/src/b"), None, "img", 2);
+        let c = build_machine_spec(Path::new("/src/a"), Some(Path::new("/forest")), DEFAULT_IMAGE, 16);
         assert_ne!(a.name, c.name, "a forest gets its own machine");
         assert_eq!(c.volumes.len(), 2);
         assert!(argv::create(&c)
@@ -328,13 +343,18 @@ mod tests {
             .any(|w| w == ["-v", "/forest:/forest"]));
         assert_ne!(a.name, b.name);
         assert!(a.name.starts_with("xtask-build-") && a.name.len() == "xtask-build-".len() + 8);
-        assert_eq!(a.image.as_deref(), Some(DEFAULT_VM_IMAGE));
+        assert_eq!(a.image.as_deref(), Some(DEFAULT_IMAGE));
         assert_eq!(b.image.as_deref(), Some("img"));
         let create = argv::create(&a).unwrap();
         assert!(
             create.windows(2).any(|w| w == ["-v", "/src/a:/workspace"]),
             "{create:?}"
         );
-        assert!(create.contains(&"--storage".to_string()) && create.contains(&"--net".to_string()));
+        assert!(create.contains(&"--storage".to_string()));
+        assert!(
+            create.windows(3).any(|w| w == ["--net", "--net-backend", "virtio-net"]),
+            "Docker in the machine gets a virtio-net device: {create:?}"
+        );
+        assert!(create.windows(2).any(|w| w == ["--cpus", "16"]), "{create:?}");
     }
 }

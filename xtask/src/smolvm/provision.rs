@@ -7,8 +7,8 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context, Result};
 use xshell::{cmd, Shell};
 
-use super::argv::{self, CreateSpec};
-use super::Smolvm;
+use super::argv::{self, CreateSpec, Network};
+use super::{describe, limits, Engine, Smolvm, DEFAULT_IMAGE};
 use crate::{project, tools, ui};
 
 /// This project's phase instructions, provisioned as skills: (directory under `phases/`, skill
@@ -18,13 +18,44 @@ pub(crate) const PROJECT_SKILLS: [(&str, &str); 2] = [("kit", "bottlerocket-kit"
 #[derive(Debug, Clone, Default)]
 pub(crate) struct UpOptions {
     pub(crate) name: String,
+    /// The machine's image; `None` for [`DEFAULT_IMAGE`].
     pub(crate) image: Option<String>,
+    /// Without the network (`--no-net`): only for a local image, since a registry image is
+    /// pulled inside the machine.
+    pub(crate) no_net: bool,
     /// Names of skills under the host's `~/.claude/skills/`.
     pub(crate) skills: Vec<String>,
     pub(crate) cpus: Option<u32>,
     pub(crate) mem_mib: Option<u32>,
     /// The guest directory the skills go to.
     pub(crate) skills_dir: String,
+}
+
+impl UpOptions {
+    /// Whether a setting that only applies when the machine is created was given.
+    fn sets_creation(&self) -> bool {
+        self.image.is_some() || self.no_net || self.cpus.is_some() || self.mem_mib.is_some()
+    }
+}
+
+/// The sandbox machine: the image (the default one unless given), the network unless
+/// `--no-net`, and the resources asked for, checked against smolvm's limits. Also a note when the
+/// vCPUs were clamped.
+pub(crate) fn sandbox_spec(opts: &UpOptions) -> Result<(CreateSpec, Option<String>)> {
+    let cpus = opts.cpus.map(limits::cpus_flag).transpose()?;
+    if let Some(mem) = opts.mem_mib {
+        limits::check_mem(mem)?;
+    }
+    let spec = CreateSpec {
+        name: opts.name.clone(),
+        image: Some(opts.image.clone().unwrap_or_else(|| DEFAULT_IMAGE.to_string())),
+        cpus: cpus.as_ref().map(|c| c.count),
+        mem_mib: opts.mem_mib,
+        net: if opts.no_net { Network::Off } else { Network::Outbound },
+        ..CreateSpec::default()
+    };
+    argv::create(&spec)?;
+    Ok((spec, cpus.and_then(|c| c.note)))
 }
 
 /// A skill directory on the host and the name it gets in the guest.
@@ -153,13 +184,15 @@ fn bundle_checkout(sh: &Shell, root: &Path, tmp: &Path) -> Result<PathBuf> {
 /// `sandbox up`: the machine exists and answers, holds a fresh clone of the checkout at
 /// `/workspace/checkout` (the previous one moved to `/workspace/checkout.previous`) and the
 /// skills (old copies replaced) in the guest skills directory.
-pub(crate) fn up(sh: &Shell, vm: &Smolvm, opts: &UpOptions) -> Result<()> {
-    argv::check_name(&opts.name)?;
+/// Everything smolvm would refuse, and every skill, is checked before smolvm runs.
+pub(crate) fn up(sh: &Shell, engine: &Engine, opts: &UpOptions) -> Result<()> {
+    let (spec, cpus_note) = sandbox_spec(opts)?;
     let root = project::root();
     argv::check_guest_dir(&opts.skills_dir).context("fix --skills-dir (XTASK_SANDBOX_SKILLS_DIR)")?;
     let skills_dir = &opts.skills_dir;
     let home = std::env::var_os("HOME").filter(|v| !v.is_empty()).map(PathBuf::from);
     let sources = skill_sources(&root, home.as_deref(), &opts.skills)?;
+    let vm = Smolvm::preflight(sh, engine)?;
 
     let tmp = TempDir::new("xtask-sandbox")?;
     argv::host_path(&tmp.0).context("the system temp dir cannot be used with smolvm: set TMPDIR")?;
@@ -174,22 +207,19 @@ pub(crate) fn up(sh: &Shell, vm: &Smolvm, opts: &UpOptions) -> Result<()> {
         skills_dir,
     })?;
 
-    let spec = CreateSpec {
-        name: opts.name.clone(),
-        image: opts.image.clone(),
-        cpus: opts.cpus,
-        mem_mib: opts.mem_mib,
-        ..CreateSpec::default()
-    };
     let _lock = super::lock_machine(&opts.name)?;
+    if let Some(note) = cpus_note {
+        ui::info(note);
+    }
     let created = vm.ensure_running(sh, &spec)?;
-    if !created && (opts.image.is_some() || opts.cpus.is_some() || opts.mem_mib.is_some()) {
+    if !created && opts.sets_creation() {
         ui::warn(format!(
-            "machine {} already exists: --image, --cpus and --mem apply when it is created \
-             (`cargo xtask sandbox down --name {}` first to change them)",
+            "machine {} already exists: --image, --no-net, --cpus and --mem apply when it is \
+             created (`cargo xtask sandbox down --name {}` first to change them)",
             opts.name, opts.name
         ));
     }
+    require_git(sh, &vm, &opts.name)?;
     ui::step(format!(
         "copying the checkout and {} skills into {}",
         names.len(),
@@ -207,6 +237,23 @@ pub(crate) fn up(sh: &Shell, vm: &Smolvm, opts: &UpOptions) -> Result<()> {
         names.join(", ")
     ));
     Ok(())
+}
+
+/// The clone needs git in the guest; without it, say how to get an image that has it.
+fn require_git(sh: &Shell, vm: &Smolvm, name: &str) -> Result<()> {
+    let output = vm.probe(sh, &argv::git_probe(name))?;
+    if output.status.success() {
+        return Ok(());
+    }
+    bail!(
+        "machine {name} has no git ({}), which `sandbox up` needs to clone the checkout: recreate \
+         it with an image that has git and tar, such as the default {DEFAULT_IMAGE} \
+         (`cargo xtask sandbox down --name {name}`, then `cargo xtask sandbox up --name {name}` \
+         without --image), or install git in it and run `sandbox up` again (on Alpine \
+         `cargo xtask sandbox exec --name {name} -- apk add git`, on Debian `… -- sh -c \
+         'apt-get update && apt-get install -y git'`; both need the network)",
+        describe(&output)
+    )
 }
 
 #[cfg(test)]
@@ -248,6 +295,71 @@ mod tests {
         fs_err::remove_dir_all(root.join("phases/variant")).unwrap();
         let err = skill_sources(&root, Some(&home), &[]).unwrap_err().to_string();
         assert!(err.contains("phases/variant is missing"), "{err}");
+    }
+
+    fn options(name: &str) -> UpOptions {
+        UpOptions {
+            name: name.into(),
+            skills_dir: "/root/.claude/skills".into(),
+            ..UpOptions::default()
+        }
+    }
+
+    #[test]
+    fn the_sandbox_gets_the_default_image_and_the_network() {
+        let (spec, note) = sandbox_spec(&options("agent")).unwrap();
+        assert_eq!(spec.image.as_deref(), Some(DEFAULT_IMAGE));
+        assert_eq!(
+            spec.net,
+            Network::Outbound,
+            "the default image is pulled, and the agent needs the network"
+        );
+        assert_eq!((spec.cpus, spec.mem_mib, note), (None, None, None));
+        assert_eq!(
+            argv::create(&spec).unwrap(),
+            [
+                "machine",
+                "create",
+                "--name",
+                "agent",
+                "--image",
+                DEFAULT_IMAGE,
+                "--net"
+            ]
+        );
+
+        let local = UpOptions {
+            image: Some("/images/rootfs".into()),
+            no_net: true,
+            cpus: Some(64),
+            mem_mib: Some(2048),
+            ..options("agent")
+        };
+        let (spec, note) = sandbox_spec(&local).unwrap();
+        assert_eq!(spec.net, Network::Off, "a local image can go without the network");
+        assert_eq!((spec.cpus, spec.mem_mib), (Some(16), Some(2048)));
+        assert!(note.unwrap().contains("--cpus 64"));
+    }
+
+    #[test]
+    fn the_sandbox_spec_is_checked_before_smolvm_runs() {
+        let check = |opts: UpOptions| sandbox_spec(&opts).unwrap_err().to_string();
+        let offline = UpOptions {
+            no_net: true,
+            ..options("agent")
+        };
+        assert!(check(offline).contains("drop --no-net"));
+        assert!(check(options("agent-")).contains("ends with `-`"));
+        let cpus = UpOptions {
+            cpus: Some(0),
+            ..options("agent")
+        };
+        assert!(check(cpus).contains("--cpus 0"));
+        let mem = UpOptions {
+            mem_mib: Some(32),
+            ..options("agent")
+        };
+        assert!(check(mem).contains("--mem 32"));
     }
 
     #[test]
