@@ -24,14 +24,60 @@ pub(crate) fn write_state(path: &Path, contents: &[u8]) -> Result<()> {
     replace(path, contents, false)
 }
 
+/// [`write_atomic`] for a user's file, with the temp file in `temp_dir` (a workspace) rather
+/// than beside the file, so that a kill never leaves a stray file in the user's repo. Beside the
+/// file only when `temp_dir` is on another filesystem, where a rename cannot reach.
+pub(crate) fn write_atomic_with_temp_in(path: &Path, contents: &[u8], temp_dir: &Path) -> Result<()> {
+    use std::os::unix::fs::MetadataExt;
+    fs_err::create_dir_all(temp_dir)?;
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let same_fs = match (std::fs::metadata(dir), std::fs::metadata(temp_dir)) {
+        (Ok(a), Ok(b)) => a.dev() == b.dev(),
+        _ => false,
+    };
+    replace_via(path, contents, true, same_fs.then_some(temp_dir))?;
+    sync_dir(dir)
+}
+
+/// Makes a rename or removal in `dir` durable.
+pub(crate) fn sync_dir(dir: &Path) -> Result<()> {
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .with_context(|| format!("cannot sync {}", dir.display()))
+}
+
+/// SHA-256 of `bytes`, as lowercase hex.
+pub(crate) fn sha256_hex(bytes: &[u8]) -> String {
+    hex(&hmac_sha256::Hash::hash(bytes))
+}
+
+/// The permission bits of a file.
+pub(crate) fn mode(path: &Path) -> Result<u32> {
+    use std::os::unix::fs::PermissionsExt;
+    Ok(fs_err::metadata(path)?.permissions().mode() & 0o7777)
+}
+
+pub(crate) fn set_mode(path: &Path, mode: u32) -> Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    fs_err::set_permissions(path, std::fs::Permissions::from_mode(mode))?;
+    Ok(())
+}
+
 fn replace(path: &Path, contents: &[u8], sync: bool) -> Result<()> {
+    replace_via(path, contents, sync, None)
+}
+
+fn replace_via(path: &Path, contents: &[u8], sync: bool, temp_dir: Option<&Path>) -> Result<()> {
     let dir = path
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
         .unwrap_or(Path::new("."));
     fs_err::create_dir_all(dir)?;
     let name = path.file_name().context("cannot write a path without a file name")?;
-    let tmp = dir.join(format!(
+    let tmp = temp_dir.unwrap_or(dir).join(format!(
         ".{}.tmp-{}-{:?}",
         name.to_string_lossy(),
         std::process::id(),

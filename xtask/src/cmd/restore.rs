@@ -6,14 +6,14 @@ use anyhow::Result;
 use xshell::Shell;
 
 use crate::flags;
-use crate::variant::backup::{Backup, Plan};
+use crate::variant::journal::{Backups, Plan};
 use crate::workflow::Workspace;
 
 impl flags::Restore {
     pub(crate) fn run(self, _sh: &Shell) -> Result<ExitCode> {
         let ws = Workspace::new(&self.workspace);
         let _lock = ws.lock()?;
-        let done = Backup::new(&ws.dir).restore(self.force)?;
+        let done = Backups::new(&ws.dir).restore(self.force)?;
         for (name, plan) in done {
             let what = match plan {
                 Plan::Restore => "restored",

@@ -8,7 +8,7 @@ use xshell::Shell;
 use crate::flags;
 use crate::orchestrate::{direct, progress};
 use crate::protocol::VariantSummary;
-use crate::variant::backup::Backup;
+use crate::variant::journal::Backups;
 use crate::variant::validate::Validate;
 use crate::variant::{KitSpec, Variant, VariantInput, VariantRequest};
 use crate::workflow::{VariantPhase, Workspace};
@@ -45,6 +45,7 @@ impl flags::Variant {
         let ws = Workspace::new(&ws_dir);
         // Check the inputs fully before writing anything.
         let variant = Variant::resolve(&ws, &input)?;
+        variant.recover()?;
         ws.write_input(&input)?;
         crate::orchestrate::Subject::Variant(variant.clone()).record()?;
         ui::step(format!(
@@ -101,9 +102,9 @@ impl flags::Variant {
 }
 
 fn restore(ws: &Workspace) -> Result<()> {
-    let backup = Backup::new(&ws.dir);
-    if backup.manifest()?.is_none() {
+    let backups = Backups::new(&ws.dir);
+    if backups.journal()?.is_none() {
         return Ok(());
     }
-    backup.restore(false).map(|_| ())
+    backups.restore(false).map(|_| ())
 }

@@ -356,11 +356,11 @@ impl Agented for Variant {
     /// Like `cargo xtask variant`, a finished variant workflow puts the repo's files back unless
     /// the input asks to keep them pointed at the local kits.
     fn after_done(&self) -> Result<Option<bool>> {
-        let backup = crate::variant::backup::Backup::new(&self.ws.dir);
-        if self.input.keep_config || backup.manifest()?.is_none() {
+        let backups = crate::variant::journal::Backups::new(&self.ws.dir);
+        if self.input.keep_config || backups.journal()?.is_none() {
             return Ok(Some(false));
         }
-        backup.restore(false)?;
+        backups.restore(false)?;
         Ok(Some(true))
     }
 }

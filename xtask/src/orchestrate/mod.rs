@@ -44,7 +44,9 @@ impl Subject {
                     input.arch = input.arch.or(Some(recorded.arch));
                     input.variant = input.variant.or(recorded.variant.clone());
                 }
-                Subject::Variant(Variant::resolve(ws, &input)?)
+                let variant = Variant::resolve(ws, &input)?;
+                variant.recover()?;
+                Subject::Variant(variant)
             }
         };
         subject.record()?;

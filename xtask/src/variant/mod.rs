@@ -4,8 +4,8 @@
 //!
 //! [`Phase`]: crate::workflow::Phase
 
-pub(crate) mod backup;
 pub(crate) mod build;
+pub(crate) mod journal;
 pub(crate) mod update_config;
 pub(crate) mod update_lock;
 pub(crate) mod validate;
@@ -299,6 +299,17 @@ impl Variant {
     /// What UPDATE_CONFIG resolved (kit versions, registry): later phases build on it.
     pub(crate) fn config(&self) -> Result<update_config::ConfigData> {
         self.ws.succeeded::<update_config::UpdateConfig>()
+    }
+
+    /// Before anything else: a restore of the repo's files that a kill cut short is finished.
+    pub(crate) fn recover(&self) -> Result<()> {
+        if journal::Backups::new(&self.ws.dir).recover()? {
+            crate::ui::info(format!(
+                "finished restoring {}'s files, which an earlier run had begun",
+                self.repo.display()
+            ));
+        }
+        Ok(())
     }
 
     pub(crate) fn images_root(&self) -> PathBuf {

@@ -10,7 +10,7 @@ use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
 use xshell::Shell;
 
-use super::backup::Backup;
+use super::journal::Backups;
 use super::{Strategy, Variant};
 use crate::kit::setup::Setup;
 use crate::kit::verify::VerifyData;
@@ -43,6 +43,27 @@ pub(crate) struct ConfigData {
     pub(crate) kits: Vec<ResolvedKit>,
     /// Files this phase wrote.
     pub(crate) changed: Vec<String>,
+    /// SHA-256 of `Twoliter.toml` and `Twoliter.override` as this phase left them (none: absent).
+    #[serde(default)]
+    pub(crate) files: Vec<(String, Option<String>)>,
+}
+
+/// The files UPDATE_CONFIG points at the local kits.
+const CONFIG_FILES: [&str; 2] = ["Twoliter.toml", "Twoliter.override"];
+
+/// SHA-256 of each of `CONFIG_FILES` now.
+fn config_digests(repo: &std::path::Path) -> Result<Vec<(String, Option<String>)>> {
+    CONFIG_FILES
+        .iter()
+        .map(|name| {
+            let bytes = match std::fs::read(repo.join(name)) {
+                Ok(bytes) => Some(bytes),
+                Err(err) if err.kind() == std::io::ErrorKind::NotFound => None,
+                Err(err) => return Err(err).with_context(|| format!("cannot read {name}")),
+            };
+            Ok((name.to_string(), bytes.map(|b| fsx::sha256_hex(&b))))
+        })
+        .collect()
 }
 
 /// UPDATE_CONFIG: the variant repo points at the local kits; its originals are backed up.
@@ -111,18 +132,16 @@ impl Phase for UpdateConfig {
             }
         };
 
-        let backup = Backup::new(&v.ws.dir);
-        backup.take(&v.repo)?;
+        let backups = Backups::new(&v.ws.dir);
+        backups.begin(&v.repo)?;
         let mut changed = Vec::new();
         if new_toml != toml_text {
-            fsx::write_atomic(&toml_path, new_toml.as_bytes())?;
-            backup.record_ours(&v.repo, "Twoliter.toml")?;
+            backups.write("Twoliter.toml", new_toml.as_bytes())?;
             changed.push("Twoliter.toml".to_string());
         }
         if let Some(new_override) = new_override {
             if old_override.as_deref() != Some(new_override.as_str()) {
-                fsx::write_atomic(&override_path, new_override.as_bytes())?;
-                backup.record_ours(&v.repo, "Twoliter.override")?;
+                backups.write("Twoliter.override", new_override.as_bytes())?;
                 changed.push("Twoliter.override".to_string());
             }
         }
@@ -136,6 +155,7 @@ impl Phase for UpdateConfig {
             release_version: info.release_version.clone(),
             kits,
             changed,
+            files: config_digests(&v.repo)?,
         };
         let mut report = format!(
             "# UPDATE_CONFIG\n\n- variant repo: `{}`\n- strategy: `{strategy}`, registry `{url}`\n",
@@ -154,7 +174,7 @@ impl Phase for UpdateConfig {
             } else {
                 data.changed.join(", ")
             },
-            backup.dir.display()
+            backups.dir.display()
         ));
         Ok((data, report))
     }
@@ -180,7 +200,7 @@ impl Phase for UpdateConfig {
         if !same_kits {
             bail!("input.json asks for other kits or versions than UPDATE_CONFIG set up: run UPDATE_CONFIG again");
         }
-        if Backup::new(&v.ws.dir).manifest()?.is_none() {
+        if !Backups::new(&v.ws.dir).active()? {
             bail!(
                 "the variant repo's files are not backed up in this workspace (it was restored): run UPDATE_CONFIG again"
             );
@@ -231,6 +251,13 @@ impl Phase for UpdateConfig {
                     );
                 }
             }
+        }
+        // What the repo holds now, not what it looks like: byte for byte what this phase left.
+        if config_digests(&v.repo)? != data.files {
+            bail!(
+                "Twoliter.toml or Twoliter.override is not what UPDATE_CONFIG left (changed since, \
+                 or put back): run UPDATE_CONFIG again"
+            );
         }
         Ok(())
     }

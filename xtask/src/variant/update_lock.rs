@@ -2,16 +2,16 @@
 //! have the version asked for and the digest computed from the index the local registry serves.
 //! When the lock already says exactly that, twoliter is not run.
 
-use anyhow::{Context, Result};
+use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
 use xshell::Shell;
 
-use super::backup::Backup;
+use super::journal::Backups;
 use super::Variant;
 use crate::registry::Client;
 use crate::twoliter::lock;
 use crate::workflow::{Phase, VariantPhase};
-use crate::{process, tools, ui};
+use crate::{fsx, process, tools, ui};
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) struct LockedKit {
@@ -26,6 +26,13 @@ pub(crate) struct LockData {
     pub(crate) kits: Vec<LockedKit>,
     /// False when the lock already matched and `twoliter update` was skipped.
     pub(crate) update_ran: bool,
+    /// SHA-256 of Twoliter.lock as the phase left it.
+    #[serde(default)]
+    pub(crate) lock_sha256: String,
+}
+
+fn lock_sha256(v: &Variant) -> Result<String> {
+    Ok(fsx::sha256_hex(&fs_err::read(v.repo.join("Twoliter.lock"))?))
 }
 
 /// What the registry serves now for each kit of UPDATE_CONFIG.
@@ -91,8 +98,9 @@ impl Phase for UpdateLock {
             cmd.arg("update").current_dir(&v.repo);
             ui::info("twoliter update");
             let log = v.ws.log_path(phase);
-            process::stream(cmd, "[update-lock] ", &log)?.check("`twoliter update`", &log)?;
-            Backup::new(&v.ws.dir).record_ours(&v.repo, "Twoliter.lock")?;
+            Backups::new(&v.ws.dir).tool_writes("Twoliter.lock", || {
+                process::stream(cmd, "[update-lock] ", &log)?.check("`twoliter update`", &log)
+            })?;
             true
         };
         check(v, &kits)?;
@@ -108,11 +116,22 @@ impl Phase for UpdateLock {
                 k.name, k.version, k.lock_digest, k.index_digest
             ));
         }
-        Ok((LockData { kits, update_ran }, report))
+        let lock_sha256 = lock_sha256(v)?;
+        Ok((
+            LockData {
+                kits,
+                update_ran,
+                lock_sha256,
+            },
+            report,
+        ))
     }
 
     /// The lock still matches what the registry serves now.
-    fn gate(_sh: &Shell, v: &Variant, _data: &LockData) -> Result<()> {
+    fn gate(_sh: &Shell, v: &Variant, data: &LockData) -> Result<()> {
+        if lock_sha256(v)? != data.lock_sha256 {
+            bail!("Twoliter.lock is not what UPDATE_LOCK left (changed since, or put back): run UPDATE_LOCK again");
+        }
         check(v, &expected(v)?)
     }
 }
