@@ -164,6 +164,21 @@ impl Lock {
         matches!(file.try_lock(), Err(TryLockError::WouldBlock))
     }
 
+    /// The lock at `path` (created if needed) if nobody holds it; `Ok(None)` if someone does.
+    pub(crate) fn try_acquire(path: &Path) -> Result<Option<Lock>> {
+        let file = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(path)
+            .with_context(|| format!("cannot open lock file {}", path.display()))?;
+        match file.try_lock() {
+            Ok(()) => Ok(Some(Lock { _file: file })),
+            Err(TryLockError::WouldBlock) => Ok(None),
+            Err(TryLockError::Error(err)) => Err(err).with_context(|| format!("cannot lock {}", path.display())),
+        }
+    }
+
     /// Waits up to `timeout` for the lock at `path` (created if needed).
     pub(crate) fn acquire(path: &Path, timeout: Duration) -> Result<Lock> {
         if let Some(dir) = path.parent() {

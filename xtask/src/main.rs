@@ -15,6 +15,7 @@ mod process;
 mod project;
 mod protocol;
 mod registry;
+mod repo_lock;
 mod smolvm;
 mod tools;
 mod twoliter;

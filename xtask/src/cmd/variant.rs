@@ -45,6 +45,8 @@ impl flags::Variant {
         let ws = Workspace::new(&ws_dir);
         // Check the inputs fully before writing anything.
         let variant = Variant::resolve(&ws, &input)?;
+        // One run per repo, from the first edit to the last restore.
+        let _repo = crate::repo_lock::RepoLock::acquire(&variant.repo, &ws.dir)?;
         variant.recover()?;
         ws.write_input(&input)?;
         crate::orchestrate::Subject::Variant(variant.clone()).record()?;

@@ -165,6 +165,10 @@ impl Flow for Kit {
         &self.ws
     }
 
+    fn repo(&self) -> &Path {
+        &self.repo
+    }
+
     fn identity(&self) -> serde_json::Value {
         serde_json::json!({
             "kit": self.name,

@@ -360,6 +360,7 @@ impl Agented for Variant {
         if self.input.keep_config || backups.journal()?.is_none() {
             return Ok(Some(false));
         }
+        let _repo = crate::repo_lock::RepoLock::acquire(&self.repo, &self.ws.dir)?;
         backups.restore(false)?;
         Ok(Some(true))
     }

@@ -31,6 +31,8 @@ pub(crate) fn run_all<F: Flow>(sh: &Shell, flow: &F, force: bool) -> (Vec<PhaseO
 
 fn drive<F: Flow>(observer: &mut Direct<'_, F>) -> Result<()> {
     let ws = observer.flow.ws();
+    // One run per repo, for the whole run (phases it runs take the same lock again).
+    let _repo = crate::repo_lock::RepoLock::acquire(observer.flow.repo(), &ws.dir)?;
     // Nothing counts as passed until its gate is checked again in this run.
     progress::update::<F::Phase>(ws, |p, now| p.reopen_all::<F::Phase>(now))?;
     loop {

@@ -146,6 +146,14 @@ impl Backups {
             // A restore was cut short: finish it, then start afresh from the true originals.
             self.restore(false)?;
         }
+        // Another workspace's edits are not originals: that workspace gives them back first.
+        crate::repo_lock::claim(repo, &self.workspace(), |owner| {
+            Backups::new(owner)
+                .journal()
+                .ok()
+                .flatten()
+                .is_some_and(|j| j.repo == repo)
+        })?;
         fs_err::create_dir_all(&self.dir)?;
         let mut entries = Vec::new();
         for name in FILES {
@@ -312,6 +320,7 @@ impl Backups {
         // The journal goes first: copies without a journal are leftovers a later run replaces.
         fs_err::remove_file(self.journal_path())?;
         fs_err::remove_dir_all(&self.dir)?;
+        crate::repo_lock::release(&journal.repo, &self.workspace())?;
         Ok(done)
     }
 

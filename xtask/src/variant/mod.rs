@@ -303,7 +303,12 @@ impl Variant {
 
     /// Before anything else: a restore of the repo's files that a kill cut short is finished.
     pub(crate) fn recover(&self) -> Result<()> {
-        if journal::Backups::new(&self.ws.dir).recover()? {
+        let backups = journal::Backups::new(&self.ws.dir);
+        if !backups.journal()?.is_some_and(|j| j.state == journal::State::Restoring) {
+            return Ok(());
+        }
+        let _repo = crate::repo_lock::RepoLock::acquire(&self.repo, &self.ws.dir)?;
+        if backups.recover()? {
             crate::ui::info(format!(
                 "finished restoring {}'s files, which an earlier run had begun",
                 self.repo.display()
@@ -322,6 +327,10 @@ impl Flow for Variant {
 
     fn ws(&self) -> &Workspace {
         &self.ws
+    }
+
+    fn repo(&self) -> &Path {
+        &self.repo
     }
 
     fn identity(&self) -> serde_json::Value {

@@ -194,6 +194,8 @@ pub(crate) enum Gate {
 pub(crate) trait Flow {
     type Phase: PhaseKind;
     fn ws(&self) -> &Workspace;
+    /// The kit or variant repo the workflow works on (one run at a time).
+    fn repo(&self) -> &std::path::Path;
     /// What the workflow was asked to do, as resolved (repo, arch, kits, registry, …): every
     /// result is bound to it, and a result made for anything else is not taken.
     fn identity(&self) -> serde_json::Value;

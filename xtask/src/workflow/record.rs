@@ -90,6 +90,7 @@ pub(crate) fn execute<P: Phase>(sh: &Shell, flow: &P::Flow) -> Result<()> {
     let phase = P::PHASE;
     let ws = flow.ws();
     let _running = ws.phase_lock(phase)?;
+    let _repo = crate::repo_lock::RepoLock::acquire(flow.repo(), &ws.dir)?;
     let started_at = fsx::now_unix();
     let clock = std::time::Instant::now();
     let id = format!("{}-{}", fsx::now_nanos(), std::process::id());
