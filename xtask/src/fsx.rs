@@ -117,16 +117,81 @@ fn json_text<T: Serialize>(value: &T) -> Result<String> {
     Ok(text)
 }
 
-/// Reads and parses a JSON file; `Ok(None)` when it does not exist.
-pub(crate) fn read_json<T: DeserializeOwned>(path: &Path) -> Result<Option<T>> {
-    let text = match std::fs::read_to_string(path) {
-        Ok(text) => text,
+/// The most the xtask reads of a file it parses (input.json, progress.json, results, TOML files,
+/// inventories): far more than any of them holds, far less than memory.
+pub(crate) const MAX_TEXT: u64 = 16 << 20;
+
+/// Reads a text file the xtask parses; `Ok(None)` when it does not exist. Only a regular file
+/// (links followed) of at most [`MAX_TEXT`] bytes is read: a FIFO, a device or a huge file is an
+/// error at once, never a hang or a read until memory runs out.
+pub(crate) fn read_text(path: &Path) -> Result<Option<String>> {
+    use std::io::Read;
+    let meta = match std::fs::metadata(path) {
+        Ok(meta) => meta,
         Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(None),
         Err(err) => return Err(err).with_context(|| format!("cannot read {}", path.display())),
+    };
+    if !meta.is_file() {
+        bail!(
+            "{} is {}, not a regular file: replace it with the file it should be",
+            path.display(),
+            kind_of(&meta)
+        );
+    }
+    let too_big = || {
+        anyhow::anyhow!(
+            "{} is larger than {} MiB, more than such a file ever holds: replace it with the file it should be",
+            path.display(),
+            MAX_TEXT >> 20
+        )
+    };
+    if meta.len() > MAX_TEXT {
+        return Err(too_big());
+    }
+    let mut bytes = Vec::new();
+    File::open(path)
+        .and_then(|f| f.take(MAX_TEXT + 1).read_to_end(&mut bytes))
+        .with_context(|| format!("cannot read {}", path.display()))?;
+    if bytes.len() as u64 > MAX_TEXT {
+        return Err(too_big());
+    }
+    String::from_utf8(bytes)
+        .map(Some)
+        .map_err(|_| anyhow::anyhow!("{} is not UTF-8 text", path.display()))
+}
+
+/// What kind of file this is, in words, for errors.
+pub(crate) fn kind_of(meta: &std::fs::Metadata) -> &'static str {
+    use std::os::unix::fs::FileTypeExt;
+    let kind = meta.file_type();
+    if kind.is_dir() {
+        "a directory"
+    } else if kind.is_fifo() {
+        "a FIFO"
+    } else if kind.is_char_device() || kind.is_block_device() {
+        "a device"
+    } else if kind.is_socket() {
+        "a socket"
+    } else if kind.is_file() {
+        "a regular file"
+    } else {
+        "a special file"
+    }
+}
+
+/// Reads and parses a JSON file; `Ok(None)` when it does not exist.
+pub(crate) fn read_json<T: DeserializeOwned>(path: &Path) -> Result<Option<T>> {
+    let Some(text) = read_text(path)? else {
+        return Ok(None);
     };
     let value =
         serde_json::from_str(&text).with_context(|| format!("{} is not valid: fix or delete it", path.display()))?;
     Ok(Some(value))
+}
+
+/// A text file's contents; `Ok(None)` when it does not exist.
+pub(crate) fn read_optional(path: &Path) -> Result<Option<String>> {
+    read_text(path)
 }
 
 /// The last `max` bytes of a file, as text (lossy), for logs that may be large.
@@ -140,13 +205,9 @@ pub(crate) fn read_tail(path: &Path, max: u64) -> Result<String> {
     Ok(String::from_utf8_lossy(&bytes).into_owned())
 }
 
-/// A text file's contents; `Ok(None)` when it does not exist.
-pub(crate) fn read_optional(path: &Path) -> Result<Option<String>> {
-    match std::fs::read_to_string(path) {
-        Ok(text) => Ok(Some(text)),
-        Err(err) if err.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(err) => Err(err).with_context(|| format!("cannot read {}", path.display())),
-    }
+/// A text file's contents, which must exist.
+pub(crate) fn read_required(path: &Path) -> Result<String> {
+    read_text(path)?.with_context(|| format!("{} does not exist", path.display()))
 }
 
 /// An exclusive advisory lock on a file, released when dropped (or when the process dies).

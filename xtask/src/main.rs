@@ -1,5 +1,23 @@
 //! `cargo xtask`: local kit and variant builds for Bottlerocket. This file only dispatches.
 
+// The print macros of std panic when stdout or stderr is a closed pipe (`cargo xtask variant |
+// head`), which would abort a run half-way with the variant repo still edited. These replace them
+// in the whole crate (they are defined before any module): what cannot be written is dropped.
+macro_rules! eprintln {
+    () => {{ let _ = std::io::Write::write_all(&mut std::io::stderr(), b"\n"); }};
+    ($($arg:tt)+) => {{ let _ = std::io::Write::write_fmt(&mut std::io::stderr(), format_args!("{}\n", format_args!($($arg)+))); }};
+}
+macro_rules! eprint {
+    ($($arg:tt)+) => {{ let _ = std::io::Write::write_fmt(&mut std::io::stderr(), format_args!($($arg)+)); }};
+}
+macro_rules! println {
+    () => {{ let _ = std::io::Write::write_all(&mut std::io::stdout(), b"\n"); }};
+    ($($arg:tt)+) => {{ let _ = std::io::Write::write_fmt(&mut std::io::stdout(), format_args!("{}\n", format_args!($($arg)+))); }};
+}
+macro_rules! print {
+    ($($arg:tt)+) => {{ let _ = std::io::Write::write_fmt(&mut std::io::stdout(), format_args!($($arg)+)); }};
+}
+
 mod arch;
 mod cmd;
 mod fingerprint;

@@ -46,7 +46,7 @@ impl flags::ImagesCheck {
             (Some(version), _) => version.clone(),
             (None, Some(repo)) => {
                 let path = repo.join("Twoliter.toml");
-                let text = fs_err::read_to_string(&path)?;
+                let text = crate::fsx::read_required(&path)?;
                 crate::twoliter::project::release_version(&text)
                     .with_context(|| format!("in {}", path.display()))?
                     .to_string()

@@ -133,7 +133,7 @@ impl Kit {
     /// `release-version` of the kit repo's `Twoliter.toml`: the kit's version.
     pub(crate) fn release_version(&self) -> Result<String> {
         let path = self.repo.join("Twoliter.toml");
-        let text = fs_err::read_to_string(&path)?;
+        let text = crate::fsx::read_required(&path)?;
         let version =
             crate::twoliter::project::release_version(&text).with_context(|| format!("in {}", path.display()))?;
         Ok(version.to_string())

@@ -86,14 +86,12 @@ pub(crate) fn read(ws: &Workspace) -> Result<Input> {
             ws.dir.display()
         );
     }
-    let text = match fs_err::read_to_string(&path) {
-        Ok(text) => text,
-        Err(err) if err.kind() == std::io::ErrorKind::NotFound => bail!(
+    let Some(text) = crate::fsx::read_text(&path)? else {
+        bail!(
             "{} is missing: write {{\"kit_name\": \"<kit>\", \"arch\": \"x86_64\"}} (kit workflow) or \
              {{\"kits\": [{{\"name\": \"<kit>\"}}], \"variant\": \"<variant>\", \"arch\": \"x86_64\"}} (variant workflow)",
             path.display()
-        ),
-        Err(err) => return Err(err.into()),
+        )
     };
     Input::parse(&text).with_context(|| format!("in {}", path.display()))
 }

@@ -224,7 +224,7 @@ impl VariantInput {
 /// Without `--kit`: every kit the repo's `Twoliter.toml` lists.
 fn kits_of(repo: &Path) -> Result<Vec<KitSpec>> {
     let path = repo.join("Twoliter.toml");
-    let info = crate::twoliter::project::parse(&fs_err::read_to_string(&path)?)
+    let info = crate::twoliter::project::parse(&crate::fsx::read_required(&path)?)
         .with_context(|| format!("in {}", path.display()))?;
     if info.kits.is_empty() {
         bail!(

@@ -77,7 +77,7 @@ impl Phase for UpdateConfig {
     fn run(sh: &Shell, v: &Variant) -> Result<(ConfigData, String)> {
         let toml_path = v.repo.join("Twoliter.toml");
         let override_path = v.repo.join("Twoliter.override");
-        let toml_text = fs_err::read_to_string(&toml_path)?;
+        let toml_text = fsx::read_required(&toml_path)?;
         let info = twoliter_toml::parse(&toml_text).with_context(|| format!("in {}", toml_path.display()))?;
         let port = v.registry_port(sh)?;
         let url = format!("localhost:{port}");
@@ -206,7 +206,7 @@ impl Phase for UpdateConfig {
             );
         }
         let toml_path = v.repo.join("Twoliter.toml");
-        let info = twoliter_toml::parse(&fs_err::read_to_string(&toml_path)?)?;
+        let info = twoliter_toml::parse(&fsx::read_required(&toml_path)?)?;
         for kit in &data.kits {
             let entry = info.kits.iter().find(|k| k.name == kit.name);
             match entry {

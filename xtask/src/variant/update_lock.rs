@@ -63,7 +63,7 @@ fn expected(v: &Variant) -> Result<Vec<LockedKit>> {
 /// Compares `Twoliter.lock` with what the registry serves.
 fn check(v: &Variant, kits: &[LockedKit]) -> Result<()> {
     let path = v.repo.join("Twoliter.lock");
-    let text = fs_err::read_to_string(&path)
+    let text = fsx::read_required(&path)
         .with_context(|| "run `tools/twoliter/twoliter update` in the variant repo".to_string())?;
     let parsed = lock::parse_lock(&text).with_context(|| format!("in {}", path.display()))?;
     let wanted: Vec<lock::ExpectedKit> = kits
