@@ -84,7 +84,11 @@ pub(crate) enum Cmd {
     Status(Status),
     /// Put back the variant repo files a workspace backed up
     Restore(Restore),
-    /// Manage the local OCI registry (one per checkout, on 127.0.0.1 only)
+    /// Manage the local OCI registry (one per checkout, or one per forest; on 127.0.0.1 only)
+    ///
+    /// A checkout inside the forest (--forest-root, $FOREST_ROOT) uses the forest's registry,
+    /// shared by every checkout in it, with its state in $FOREST_ROOT/.xtask/registry/;
+    /// any other checkout has its own, with its state in planning/.registry/.
     Registry(Registry),
     /// Agent sandboxes in smolvm microVMs
     Sandbox(Sandbox),
@@ -108,7 +112,9 @@ pub(crate) struct BuildKit {
     /// Kit repo (default: this checkout if it is a kit repo, else $FOREST_ROOT/kits/<kit>)
     #[arg(long)]
     pub(crate) kit_dir: Option<PathBuf>,
-    /// Publish to the registry at localhost:<port> (default: this checkout's registry)
+    /// Publish to the registry at localhost:<port>: this checkout's (or forest's) own, or one that
+    /// runs already and answers GET /v2/, which is then never started, stopped or cleaned from
+    /// here (default: the registry of this checkout, or of the forest it lies in)
     #[arg(long, value_name = "localhost:PORT")]
     pub(crate) registry: Option<String>,
     /// Rebuild and republish even when nothing changed since the last verified publish
@@ -147,8 +153,9 @@ pub(crate) struct Variant {
     /// Variant repo (default: this checkout if it is a variant repo, else $FOREST_ROOT/bottlerocket)
     #[arg(long)]
     pub(crate) variant_dir: Option<PathBuf>,
-    /// Take the kits from the registry at localhost:<port> (default: this checkout's registry;
-    /// `cargo xtask registry url` in the checkout that published them prints theirs)
+    /// Take the kits from the registry at localhost:<port> (default: the registry of this
+    /// checkout, or of the forest it lies in; `cargo xtask registry url` in the checkout that
+    /// published them prints theirs)
     #[arg(long, value_name = "localhost:PORT")]
     pub(crate) registry: Option<String>,
     /// Print one JSON summary object on stdout
@@ -235,9 +242,9 @@ pub(crate) struct Registry {
 pub(crate) enum RegistryCmd {
     /// Start the registry, or reuse it when it is already healthy; prints localhost:<port>.
     ///
-    /// Port, backend and image are remembered per checkout: a later start without flags (and
-    /// every workflow) uses the same ones. A container on another port or image is recreated;
-    /// its data volume is kept.
+    /// Port, backend and image are remembered per checkout (or forest): a later start without
+    /// flags (and every workflow) uses the same ones. A container on another port or image is
+    /// recreated; its data volume is kept.
     Start(RegistryStart),
     /// Show the registry's state (exit status 0 healthy, 1 stopped or unhealthy, 2 not created)
     ///
@@ -258,7 +265,7 @@ pub(crate) enum RegistryCmd {
 
 #[derive(Debug, Args)]
 pub(crate) struct RegistryStart {
-    /// Port on 127.0.0.1 (default: stable per checkout, remembered)
+    /// Port on 127.0.0.1 (default: stable per checkout or forest, remembered)
     #[arg(long)]
     pub(crate) port: Option<u16>,
     /// Backend (default: docker when a Docker daemon answers, else native)

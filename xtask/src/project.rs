@@ -65,6 +65,35 @@ pub(crate) fn forest_root() -> Option<PathBuf> {
     settings().forest_root.clone().filter(|r| !r.as_os_str().is_empty())
 }
 
+/// The repos of a forest: each directory under `kits/`, then `bottlerocket/`, those that exist.
+pub(crate) fn forest_repos(forest: &Path) -> Vec<PathBuf> {
+    let mut kits: Vec<PathBuf> = std::fs::read_dir(forest.join("kits"))
+        .map(|entries| {
+            entries
+                .filter_map(|e| e.ok())
+                .map(|e| e.path())
+                .filter(|p| p.is_dir())
+                .collect()
+        })
+        .unwrap_or_default();
+    kits.sort();
+    let variant = forest.join("bottlerocket");
+    kits.extend(variant.is_dir().then_some(variant));
+    kits
+}
+
+/// The `planning/` directories whose workspaces count for this run: this checkout's and, with a
+/// forest, each of its repos'; each once, in that order.
+pub(crate) fn planning_dirs() -> Vec<PathBuf> {
+    let mut dirs = vec![planning_dir()];
+    if let Some(forest) = forest_root() {
+        dirs.extend(forest_repos(&forest).into_iter().map(|repo| repo.join("planning")));
+    }
+    let mut seen = std::collections::HashSet::new();
+    dirs.retain(|dir| seen.insert(std::fs::canonicalize(dir).unwrap_or_else(|_| dir.clone())));
+    dirs
+}
+
 /// A name twoliter accepts for kits, vendors and variants: non-empty, `A-Z a-z 0-9 _ -` only.
 /// Also what keeps names safe to use as path components.
 pub(crate) fn check_identifier(what: &str, name: &str) -> Result<()> {
