@@ -96,6 +96,17 @@ pub(crate) enum Cmd {
     Images(Images),
     /// Measure the tool's own overhead on this machine (`cargo bench` underneath)
     Bench(Bench),
+    /// Put this xtask into a kit repo, a variant repo, or every repo of a forest.
+    ///
+    /// Copies the crate (as its own Cargo workspace, with its Cargo.lock) to xtask/ and the phase
+    /// files to phases/, writes the alias `xtask = "run --quiet --manifest-path xtask/Cargo.toml
+    /// --"` as the only content of .cargo/config.toml, creates planning/ with its .gitignore, and
+    /// splits a `/.cargo` rule in .gitignore into `/.cargo/*` and `!/.cargo/config.toml` so that
+    /// the alias is tracked. The repo's own Cargo.toml and Cargo.lock are never touched (twoliter
+    /// builds against that lock with `--offline --locked`). Prints, on stdout, the one git command
+    /// per repo that commits the adoption; until it is committed, the edited .gitignore makes the
+    /// build id `-dirty`. Running it again changes nothing unless this xtask changed.
+    Adopt(Adopt),
 }
 
 #[derive(Debug, Args)]
@@ -182,6 +193,13 @@ pub(crate) struct InVm {
     pub(crate) vm_image: String,
     #[command(flatten)]
     pub(crate) smolvm: SmolvmArgs,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct Adopt {
+    /// A kit repo (Twoliter.toml and kits/), a variant repo (Twoliter.toml and variants/), or a
+    /// forest root (kit repos under kits/, the variant repo at bottlerocket/)
+    pub(crate) target: PathBuf,
 }
 
 #[derive(Debug, Args)]

@@ -1,5 +1,6 @@
 //! `cargo xtask`: local kit and variant builds for Bottlerocket. This file only dispatches.
 
+mod adopt;
 mod arch;
 mod cmd;
 mod fingerprint;
@@ -51,6 +52,7 @@ fn main() -> ExitCode {
         flags::Cmd::Sandbox(cmd) => cmd.run(&sh),
         flags::Cmd::Images(cmd) => cmd.run(&sh),
         flags::Cmd::Bench(cmd) => cmd.run(&sh),
+        flags::Cmd::Adopt(cmd) => cmd.run(&sh),
     };
     match result {
         Ok(code) => code,

@@ -15,6 +15,7 @@ fn help_lists_every_command() {
         "registry",
         "sandbox",
         "bench",
+        "adopt",
     ] {
         assert!(out.contains(cmd), "--help does not mention {cmd}:\n{out}");
     }

@@ -1,5 +1,6 @@
 //! One file per command, each `impl flags::X { fn run(self, sh: &Shell) -> Result<ExitCode> }`.
 
+mod adopt;
 mod bench;
 mod build_kit;
 mod images;
