@@ -107,6 +107,14 @@ pub(crate) enum Cmd {
     /// per repo that commits the adoption; until it is committed, the edited .gitignore makes the
     /// build id `-dirty`. Running it again changes nothing unless this xtask changed.
     Adopt(Adopt),
+    /// Run this xtask's own tests, first checking (with --install, installing) what they need.
+    ///
+    /// Checks cargo-nextest, git, make, gcc, python3 (3.11 or newer), docker-registry, lz4,
+    /// sgdisk, ss, kill, docker and a Docker daemon that answers, naming each missing one with
+    /// the command that installs it; builds the registry test image
+    /// (xtask/tests/registry-image/build.sh); then runs `cargo nextest run --workspace` with the
+    /// arguments after `--`, and exits with its status.
+    Test(Test),
 }
 
 #[derive(Debug, Args)]
@@ -193,6 +201,17 @@ pub(crate) struct InVm {
     pub(crate) vm_image: String,
     #[command(flatten)]
     pub(crate) smolvm: SmolvmArgs,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct Test {
+    /// Install what is missing first: apt-get for packages (Debian and Ubuntu; through sudo
+    /// unless root), `cargo install --locked cargo-nextest`
+    #[arg(long)]
+    pub(crate) install: bool,
+    /// Arguments for `cargo nextest run --workspace`
+    #[arg(last = true, value_name = "NEXTEST_ARGS")]
+    pub(crate) nextest_args: Vec<String>,
 }
 
 #[derive(Debug, Args)]

@@ -11,6 +11,7 @@ mod image;
 mod kit;
 mod oci;
 mod orchestrate;
+mod prerequisites;
 mod problems;
 mod process;
 mod project;
@@ -53,6 +54,7 @@ fn main() -> ExitCode {
         flags::Cmd::Images(cmd) => cmd.run(&sh),
         flags::Cmd::Bench(cmd) => cmd.run(&sh),
         flags::Cmd::Adopt(cmd) => cmd.run(&sh),
+        flags::Cmd::Test(cmd) => cmd.run(&sh),
     };
     match result {
         Ok(code) => code,

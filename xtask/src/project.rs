@@ -54,6 +54,19 @@ pub(crate) fn phases_dir() -> PathBuf {
         .unwrap_or(here)
 }
 
+/// The Cargo workspace this xtask was built in: its checkout, or the crate itself where it is
+/// its own workspace (adopted into a kit or variant repo).
+pub(crate) fn xtask_workspace() -> PathBuf {
+    let crate_dir = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let own = std::fs::read_to_string(crate_dir.join("Cargo.toml"))
+        .is_ok_and(|manifest| manifest.lines().any(|l| l.trim() == "[workspace]"));
+    if own {
+        crate_dir.to_path_buf()
+    } else {
+        crate_dir.parent().unwrap_or(crate_dir).to_path_buf()
+    }
+}
+
 /// `planning/` under the root: workspaces and per-checkout state, ignored by git.
 pub(crate) fn planning_dir() -> PathBuf {
     root().join("planning")

@@ -127,3 +127,21 @@ fn workspace_file(repo: &Path, rel: &str) -> String {
     assert_eq!(ws.len(), 1, "{ws:?}");
     std::fs::read_to_string(ws[0].join(rel)).unwrap()
 }
+
+/// The README's first block: the main job, then the tests; `.ci/run` runs that test command as
+/// it is written there.
+#[test]
+fn ci_runs_the_readme_test_command() {
+    let block = readme_block("# bottlerocket-xtask");
+    let commands: Vec<&str> = block
+        .lines()
+        .map(|l| l.split(" #").next().unwrap().trim())
+        .filter(|l| !l.is_empty())
+        .collect();
+    assert_eq!(commands.len(), 2, "{block}");
+    assert!(commands[0].starts_with("cargo xtask build-kit"), "{block}");
+    assert_eq!(commands[1], "cargo xtask test --install");
+    let ci = std::fs::read_to_string(support::repo_root().join(".ci/run")).unwrap();
+    let last = ci.lines().rev().find(|l| !l.trim().is_empty()).unwrap();
+    assert_eq!(last, commands[1], ".ci/run ends with the README's test command");
+}

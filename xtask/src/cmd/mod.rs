@@ -10,6 +10,7 @@ mod registry;
 mod restore;
 mod sandbox;
 mod status;
+mod test;
 mod variant;
 
 use crate::protocol::{NotStarted, PhaseOutcome};

@@ -20,6 +20,7 @@ use serde::Serialize;
 use xshell::Shell;
 
 pub(crate) use client::Client;
+pub(crate) use docker::answers as docker_answers;
 pub(crate) use health::Condition;
 
 use health::Server;
