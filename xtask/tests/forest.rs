@@ -162,6 +162,19 @@ fn two_kits_built_in_their_own_repos_make_one_variant() {
         assert_eq!(entry["kit_dir"], repo.path().to_str().unwrap());
     }
     assert_eq!(forest.variant_files(), before);
+
+    // Stopped from one repo, it is stopped for all; started from another, the data is there.
+    support::run_ok(forest.xtask(forest.kernel.path()).args(["registry", "stop"]));
+    assert!(!support::registry::answers(forest.registry.port));
+    let status = support::run(forest.xtask(forest.variant.path()).args(["registry", "status"]));
+    assert_eq!(status.status.code(), Some(1), "stopped");
+    support::run_ok(forest.xtask(forest.variant.path()).args(["registry", "start"]));
+    assert_eq!(
+        forest.arch_digest(CORE, CORE_VERSION),
+        kits.iter().find(|k| k["name"] == CORE).unwrap()["digest"]
+            .as_str()
+            .unwrap()
+    );
 }
 
 /// A kit repo of its own (no forest) and a registry that another checkout started.
