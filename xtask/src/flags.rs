@@ -40,7 +40,8 @@ pub(crate) struct Global {
     /// checkout the xtask was built in)
     #[arg(long, global = true, env = "XTASK_ROOT", value_name = "DIR", value_parser = path_or_empty())]
     pub(crate) root: Option<PathBuf>,
-    /// A forest checkout: kit repos under kits/<kit>/, the variant repo at bottlerocket/
+    /// A forest checkout: kit repos under kits/<kit>/, the variant repo at bottlerocket/; every
+    /// checkout inside it shares the forest's one registry
     #[arg(long, global = true, env = "FOREST_ROOT", value_name = "DIR", value_parser = path_or_empty())]
     pub(crate) forest_root: Option<PathBuf>,
     /// Image for the registry's docker backend when a workflow starts it [default: registry:2,
