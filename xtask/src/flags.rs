@@ -40,7 +40,8 @@ pub(crate) struct Global {
     /// checkout the xtask was built in)
     #[arg(long, global = true, env = "XTASK_ROOT", value_name = "DIR", value_parser = path_or_empty())]
     pub(crate) root: Option<PathBuf>,
-    /// A forest checkout: kit repos under kits/<kit>/, the variant repo at bottlerocket/
+    /// A forest checkout: kit repos under kits/<kit>/, the variant repo at bottlerocket/; every
+    /// checkout inside it shares the forest's one registry
     #[arg(long, global = true, env = "FOREST_ROOT", value_name = "DIR", value_parser = path_or_empty())]
     pub(crate) forest_root: Option<PathBuf>,
     /// Image for the registry's docker backend when a workflow starts it [default: registry:2,
@@ -84,7 +85,11 @@ pub(crate) enum Cmd {
     Status(Status),
     /// Put back the variant repo files a workspace backed up
     Restore(Restore),
-    /// Manage the local OCI registry (one per checkout, on 127.0.0.1 only)
+    /// Manage the local OCI registry (one per checkout, or one per forest; on 127.0.0.1 only)
+    ///
+    /// A checkout inside the forest (--forest-root, $FOREST_ROOT) uses the forest's registry,
+    /// shared by every checkout in it, with its state in $FOREST_ROOT/.xtask/registry/;
+    /// any other checkout has its own, with its state in planning/.registry/.
     Registry(Registry),
     /// Agent sandboxes in smolvm microVMs
     Sandbox(Sandbox),
@@ -92,6 +97,25 @@ pub(crate) enum Cmd {
     Images(Images),
     /// Measure the tool's own overhead on this machine (`cargo bench` underneath)
     Bench(Bench),
+    /// Put this xtask into a kit repo, a variant repo, or every repo of a forest.
+    ///
+    /// Copies the crate (as its own Cargo workspace, with its Cargo.lock) to xtask/ and the phase
+    /// files to phases/, writes the alias `xtask = "run --quiet --manifest-path xtask/Cargo.toml
+    /// --"` as the only content of .cargo/config.toml, creates planning/ with its .gitignore, and
+    /// splits a `/.cargo` rule in .gitignore into `/.cargo/*` and `!/.cargo/config.toml` so that
+    /// the alias is tracked. The repo's own Cargo.toml and Cargo.lock are never touched (twoliter
+    /// builds against that lock with `--offline --locked`). Prints, on stdout, the one git command
+    /// per repo that commits the adoption; until it is committed, the edited .gitignore makes the
+    /// build id `-dirty`. Running it again changes nothing unless this xtask changed.
+    Adopt(Adopt),
+    /// Run this xtask's own tests, first checking (with --install, installing) what they need.
+    ///
+    /// Checks cargo-nextest, git, make, gcc, python3 (3.11 or newer), docker-registry, lz4,
+    /// sgdisk, ss, kill, docker and a Docker daemon that answers, naming each missing one with
+    /// the command that installs it; builds the registry test image
+    /// (xtask/tests/registry-image/build.sh); then runs `cargo nextest run --workspace` with the
+    /// arguments after `--`, and exits with its status.
+    Test(Test),
 }
 
 #[derive(Debug, Args)]
@@ -108,7 +132,9 @@ pub(crate) struct BuildKit {
     /// Kit repo (default: this checkout if it is a kit repo, else $FOREST_ROOT/kits/<kit>)
     #[arg(long)]
     pub(crate) kit_dir: Option<PathBuf>,
-    /// Publish to the registry at localhost:<port> (default: this checkout's registry)
+    /// Publish to the registry at localhost:<port>: this checkout's (or forest's) own, or one that
+    /// runs already and answers GET /v2/, which is then never started, stopped or cleaned from
+    /// here (default: the registry of this checkout, or of the forest it lies in)
     #[arg(long, value_name = "localhost:PORT")]
     pub(crate) registry: Option<String>,
     /// Rebuild and republish even when nothing changed since the last verified publish
@@ -147,8 +173,9 @@ pub(crate) struct Variant {
     /// Variant repo (default: this checkout if it is a variant repo, else $FOREST_ROOT/bottlerocket)
     #[arg(long)]
     pub(crate) variant_dir: Option<PathBuf>,
-    /// Take the kits from the registry at localhost:<port> (default: this checkout's registry;
-    /// `cargo xtask registry url` in the checkout that published them prints theirs)
+    /// Take the kits from the registry at localhost:<port> (default: the registry of this
+    /// checkout, or of the forest it lies in; `cargo xtask registry url` in the checkout that
+    /// published them prints theirs)
     #[arg(long, value_name = "localhost:PORT")]
     pub(crate) registry: Option<String>,
     /// Print one JSON summary object on stdout
@@ -176,6 +203,24 @@ pub(crate) struct InVm {
     pub(crate) vm_image: String,
     #[command(flatten)]
     pub(crate) smolvm: SmolvmArgs,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct Test {
+    /// Install what is missing first: apt-get for packages (Debian and Ubuntu; through sudo
+    /// unless root), `cargo install --locked cargo-nextest`
+    #[arg(long)]
+    pub(crate) install: bool,
+    /// Arguments for `cargo nextest run --workspace`
+    #[arg(last = true, value_name = "NEXTEST_ARGS")]
+    pub(crate) nextest_args: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct Adopt {
+    /// A kit repo (Twoliter.toml and kits/), a variant repo (Twoliter.toml and variants/), or a
+    /// forest root (kit repos under kits/, the variant repo at bottlerocket/)
+    pub(crate) target: PathBuf,
 }
 
 #[derive(Debug, Args)]
@@ -240,9 +285,9 @@ pub(crate) struct Registry {
 pub(crate) enum RegistryCmd {
     /// Start the registry, or reuse it when it is already healthy; prints localhost:<port>.
     ///
-    /// Port, backend and image are remembered per checkout: a later start without flags (and
-    /// every workflow) uses the same ones. A container on another port or image is recreated;
-    /// its data volume is kept.
+    /// Port, backend and image are remembered per checkout (or forest): a later start without
+    /// flags (and every workflow) uses the same ones. A container on another port or image is
+    /// recreated; its data volume is kept.
     Start(RegistryStart),
     /// Show the registry's state (exit status 0 healthy, 1 stopped or unhealthy, 2 not created)
     ///
@@ -263,7 +308,7 @@ pub(crate) enum RegistryCmd {
 
 #[derive(Debug, Args)]
 pub(crate) struct RegistryStart {
-    /// Port on 127.0.0.1 (default: stable per checkout, remembered)
+    /// Port on 127.0.0.1 (default: stable per checkout or forest, remembered)
     #[arg(long)]
     pub(crate) port: Option<u16>,
     /// Backend (default: docker when a Docker daemon answers, else native)

@@ -18,6 +18,7 @@ macro_rules! print {
     ($($arg:tt)+) => {{ let _ = std::io::Write::write_fmt(&mut std::io::stdout(), format_args!($($arg)+)); }};
 }
 
+mod adopt;
 mod arch;
 mod cmd;
 mod fingerprint;
@@ -28,6 +29,7 @@ mod image;
 mod kit;
 mod oci;
 mod orchestrate;
+mod prerequisites;
 mod problems;
 mod process;
 mod project;
@@ -70,6 +72,8 @@ fn main() -> ExitCode {
         flags::Cmd::Sandbox(cmd) => cmd.run(&sh),
         flags::Cmd::Images(cmd) => cmd.run(&sh),
         flags::Cmd::Bench(cmd) => cmd.run(&sh),
+        flags::Cmd::Adopt(cmd) => cmd.run(&sh),
+        flags::Cmd::Test(cmd) => cmd.run(&sh),
     };
     match result {
         Ok(code) => code,

@@ -90,6 +90,19 @@ pub(crate) fn xtask_command(args: &[&str]) -> Vec<String> {
     argv
 }
 
+/// The Cargo workspace this xtask was built in: its checkout, or the crate itself where it is
+/// its own workspace (adopted into a kit or variant repo).
+pub(crate) fn xtask_workspace() -> PathBuf {
+    let crate_dir = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let own = std::fs::read_to_string(crate_dir.join("Cargo.toml"))
+        .is_ok_and(|manifest| manifest.lines().any(|l| l.trim() == "[workspace]"));
+    if own {
+        crate_dir.to_path_buf()
+    } else {
+        crate_dir.parent().unwrap_or(crate_dir).to_path_buf()
+    }
+}
+
 /// `planning/` under the root: workspaces and per-checkout state, ignored by git.
 pub(crate) fn planning_dir() -> PathBuf {
     root().join("planning")
@@ -104,6 +117,35 @@ pub(crate) fn forest_root() -> Option<PathBuf> {
 /// A value of `input.json` as orchestrators write it: an empty string means "not given".
 pub(crate) fn given(value: Option<String>) -> Option<String> {
     value.filter(|v| !v.trim().is_empty())
+}
+
+/// The repos of a forest: each directory under `kits/`, then `bottlerocket/`, those that exist.
+pub(crate) fn forest_repos(forest: &Path) -> Vec<PathBuf> {
+    let mut kits: Vec<PathBuf> = std::fs::read_dir(forest.join("kits"))
+        .map(|entries| {
+            entries
+                .filter_map(|e| e.ok())
+                .map(|e| e.path())
+                .filter(|p| p.is_dir())
+                .collect()
+        })
+        .unwrap_or_default();
+    kits.sort();
+    let variant = forest.join("bottlerocket");
+    kits.extend(variant.is_dir().then_some(variant));
+    kits
+}
+
+/// The `planning/` directories whose workspaces count for this run: this checkout's and, with a
+/// forest, each of its repos'; each once, in that order.
+pub(crate) fn planning_dirs() -> Vec<PathBuf> {
+    let mut dirs = vec![planning_dir()];
+    if let Some(forest) = forest_root() {
+        dirs.extend(forest_repos(&forest).into_iter().map(|repo| repo.join("planning")));
+    }
+    let mut seen = std::collections::HashSet::new();
+    dirs.retain(|dir| seen.insert(std::fs::canonicalize(dir).unwrap_or_else(|_| dir.clone())));
+    dirs
 }
 
 /// A name twoliter accepts for kits, vendors and variants: non-empty, `A-Z a-z 0-9 _ -` only.

@@ -107,7 +107,7 @@ pub(crate) enum Subject {
         arch: String,
         kits: Vec<KitRequest>,
         strategy: String,
-        /// `localhost:<port>` when input.json names one (else this checkout's registry).
+        /// `localhost:<port>` when input.json names one (else the registry of the checkout or its forest).
         registry: Option<String>,
     },
 }

@@ -28,7 +28,7 @@ impl flags::Bench {
         let mut cmd = Command::new(&cargo);
         cmd.args(["bench", "-p", "xtask", "--bench", "bench", "--"])
             .args(self.harness_args())
-            .current_dir(project::root())
+            .current_dir(project::xtask_workspace())
             .stdin(Stdio::null());
         // The harness's table and cargo's progress both go to our stderr; stdout is kept for
         // the one JSON object.

@@ -1,5 +1,6 @@
 //! One file per command, each `impl flags::X { fn run(self, sh: &Shell) -> Result<ExitCode> }`.
 
+mod adopt;
 mod bench;
 mod build_kit;
 mod images;
@@ -9,6 +10,7 @@ mod registry;
 mod restore;
 mod sandbox;
 mod status;
+mod test;
 mod variant;
 
 use crate::protocol::{NotStarted, PhaseOutcome};

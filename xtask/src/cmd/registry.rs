@@ -1,4 +1,5 @@
-//! `cargo xtask registry …`: the checkout's local registry. The work is in `crate::registry`.
+//! `cargo xtask registry …`: the local registry of the checkout, or of the forest it lies in.
+//! The work is in `crate::registry`.
 
 use std::process::ExitCode;
 use std::time::Instant;
@@ -36,7 +37,10 @@ impl flags::Registry {
             RegistryCmd::Clean => {
                 let removed = registry::clean(sh)?;
                 if removed.is_empty() {
-                    ui::step("nothing to remove: this checkout has no registry");
+                    ui::step(format!(
+                        "nothing to remove: {} has no registry",
+                        registry::Owner::current().describe()
+                    ));
                 } else {
                     ui::step("removed:");
                     for what in removed {

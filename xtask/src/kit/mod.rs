@@ -26,7 +26,8 @@ use crate::workflow::{Flow, Gate, KitPhase, Workspace};
 pub(crate) struct KitInput {
     pub(crate) kit_name: String,
     pub(crate) arch: Arch,
-    /// `localhost:<port>` of the registry to publish to (default: this checkout's registry).
+    /// `localhost:<port>` of the registry to publish to (default: the registry of the checkout or
+    /// of its forest).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(crate) registry: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]

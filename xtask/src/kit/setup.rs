@@ -1,5 +1,7 @@
 //! SETUP: the local registry is running and healthy, and the kit repo's `Infra.toml` declares
-//! `[vendor.local] registry = "localhost:<port>"` (every other byte kept).
+//! `[vendor.local] registry = "localhost:<port>"` (every other byte kept). The registry is the
+//! checkout's (or its forest's), started when needed, or one that `input.json` names and that
+//! runs already elsewhere, which is only used.
 
 use std::path::{Path, PathBuf};
 
@@ -16,7 +18,10 @@ use crate::{fsx, git, registry, ui};
 pub(crate) struct SetupData {
     pub(crate) registry: String,
     pub(crate) port: u16,
-    pub(crate) backend: registry::Backend,
+    /// How this checkout (or its forest) runs the registry; none for a registry that runs
+    /// elsewhere and is only published to.
+    #[serde(default)]
+    pub(crate) backend: Option<registry::Backend>,
     pub(crate) vendor: String,
     pub(crate) infra_toml: PathBuf,
     pub(crate) kit_dir: PathBuf,
@@ -43,14 +48,21 @@ impl Phase for Setup {
         let existing = fsx::read_optional(&infra_path)?;
         infra::set_vendor_registry(existing.as_deref(), LOCAL_VENDOR, "localhost:5000")
             .with_context(|| format!("cannot update {}", infra_path.display()))?;
-        let endpoint = registry::ensure_running(
-            sh,
-            &registry::StartOptions {
-                port: kit.wanted_port()?,
-                ..Default::default()
-            },
-        )?;
-        let url = endpoint.url();
+        let (port, backend) = match kit.wanted_port()? {
+            Some(port) if !registry::is_own_port(port)? => {
+                registry::existing(port)?;
+                (port, None)
+            }
+            wanted => {
+                let options = registry::StartOptions {
+                    port: wanted,
+                    ..Default::default()
+                };
+                let endpoint = registry::ensure_running(sh, &options)?;
+                (endpoint.port, Some(endpoint.backend))
+            }
+        };
+        let url = format!("localhost:{port}");
         let updated = infra::set_vendor_registry(existing.as_deref(), LOCAL_VENDOR, &url)
             .with_context(|| format!("cannot update {}", infra_path.display()))?;
         let infra_changed = existing.as_deref() != Some(updated.as_str());
@@ -64,8 +76,8 @@ impl Phase for Setup {
         keep_git_status_clean(sh, kit, &infra_path)?;
         let data = SetupData {
             registry: url.clone(),
-            port: endpoint.port,
-            backend: endpoint.backend,
+            port,
+            backend,
             vendor: LOCAL_VENDOR.to_string(),
             infra_toml: infra_path.clone(),
             kit_dir: kit.repo.clone(),
@@ -75,8 +87,11 @@ impl Phase for Setup {
             infra_changed,
         };
         let report = format!(
-            "# SETUP\n\n- registry: `{url}` ({:?} backend), healthy\n- `{}`: `[vendor.{LOCAL_VENDOR}] registry = \"{url}\"`{}\n- kit: `{}` {} for {}\n",
-            endpoint.backend,
+            "# SETUP\n\n- registry: `{url}` ({}), healthy\n- `{}`: `[vendor.{LOCAL_VENDOR}] registry = \"{url}\"`{}\n- kit: `{}` {} for {}\n",
+            match backend {
+                Some(backend) => format!("{} backend", backend.name()),
+                None => "run elsewhere; only published to".to_string(),
+            },
             infra_path.display(),
             if infra_changed { " (written)" } else { " (already set)" },
             kit.name,
@@ -97,12 +112,18 @@ impl Phase for Setup {
                 );
             }
         }
-        registry::Client::new(data.port).ping().with_context(|| {
-            format!(
-                "the registry at {} does not answer: run `cargo xtask registry start`",
-                data.registry
-            )
-        })?;
+        registry::Client::new(data.port)
+            .ping()
+            .with_context(|| match data.backend {
+                Some(_) => format!(
+                    "the registry at {} does not answer: run `cargo xtask registry start`",
+                    data.registry
+                ),
+                None => format!(
+                    "the registry at {} does not answer; it runs elsewhere: start it again where it was started",
+                    data.registry
+                ),
+            })?;
         let text = fsx::read_optional(&data.infra_toml)?
             .with_context(|| format!("{} is gone: run SETUP again", data.infra_toml.display()))?;
         infra::check_vendor_registry(&text, LOCAL_VENDOR, &data.registry)

@@ -68,6 +68,15 @@ impl Client {
         }
     }
 
+    /// `GET /v2/` answers 200: a registry that serves without credentials, as a push needs.
+    pub(crate) fn ping_ok(&self) -> Result<()> {
+        let response = self.get("/v2/", None)?;
+        match response.status_code {
+            200 => Ok(()),
+            code => bail!("GET {}/v2/ answered {code} {}", self.base, response.reason_phrase),
+        }
+    }
+
     /// Every repository, following `Link` pagination.
     pub(crate) fn catalog(&self) -> Result<Vec<String>> {
         #[derive(serde::Deserialize)]

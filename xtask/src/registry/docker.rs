@@ -8,7 +8,7 @@ use anyhow::{bail, Context, Result};
 use xshell::{cmd, Shell};
 
 use super::health::{self, Server};
-use super::state::{Desired, Identity, DEFAULT_IMAGE, LABEL, LABEL_CHECKOUT};
+use super::state::{Desired, Identity, Owner, DEFAULT_IMAGE, LABEL, LABEL_CHECKOUT};
 use crate::{process, tools, ui};
 
 /// Where the registry image keeps its data and listens.
@@ -194,7 +194,7 @@ pub(crate) fn run_args(identity: &Identity, desired: &Desired) -> Vec<String> {
 }
 
 /// Brings our container to the desired state; returns what was done.
-pub(crate) fn ensure(sh: &Shell, identity: &Identity, desired: &Desired) -> Result<&'static str> {
+pub(crate) fn ensure(sh: &Shell, owner: &Owner, identity: &Identity, desired: &Desired) -> Result<&'static str> {
     let name = identity.container.as_str();
     let container = inspect(sh, name)?;
     let plan = plan(container.as_ref(), desired, identity);
@@ -203,7 +203,7 @@ pub(crate) fn ensure(sh: &Shell, identity: &Identity, desired: &Desired) -> Resu
         .as_ref()
         .is_some_and(|c| c.running && c.host_port == Some(desired.port));
     if !ours_holds_port && !matches!(plan, Plan::Reuse) {
-        health::ensure_port_free(sh, desired.port)?;
+        health::ensure_port_free(sh, desired.port, owner)?;
     }
     if matches!(plan, Plan::Create | Plan::Recreate(_)) {
         // Before anything is removed: a missing image must not cost the working container.
@@ -225,7 +225,7 @@ pub(crate) fn ensure(sh: &Shell, identity: &Identity, desired: &Desired) -> Resu
                 identity.volume
             ));
             process::read(cmd!(sh, "docker rm --force {name}")).context("cannot remove the old registry container")?;
-            health::ensure_port_free(sh, desired.port)?;
+            health::ensure_port_free(sh, desired.port, owner)?;
             create(sh, identity, desired)?;
             "recreated"
         }

@@ -8,6 +8,7 @@ use anyhow::{bail, Result};
 use serde::Serialize;
 use xshell::{cmd, Shell};
 
+use super::state::Owner;
 use super::Client;
 
 /// What the server process or container looks like, as observed.
@@ -104,7 +105,7 @@ pub(crate) fn port_is_free(port: u16) -> bool {
 }
 
 /// Fails with a message naming the port, who holds it (as `ss -ltnp` shows) and the fix.
-pub(crate) fn ensure_port_free(sh: &Shell, port: u16) -> Result<()> {
+pub(crate) fn ensure_port_free(sh: &Shell, port: u16, owner: &Owner) -> Result<()> {
     if port_is_free(port) {
         return Ok(());
     }
@@ -123,8 +124,9 @@ pub(crate) fn ensure_port_free(sh: &Shell, port: u16) -> Result<()> {
         .map(|lines| format!(" (`ss -ltnp` shows: {})", lines.join("; ")))
         .unwrap_or_default();
     bail!(
-        "port {port} on 127.0.0.1 is taken by a program that is not this checkout's registry{holder}: \
-         choose another port with `cargo xtask registry start --port <PORT>`, or stop that program"
+        "port {port} on 127.0.0.1 is taken by a program that is not the registry of {}{holder}: \
+         choose another port with `cargo xtask registry start --port <PORT>`, or stop that program",
+        owner.describe()
     )
 }
 
@@ -155,7 +157,8 @@ mod tests {
         let port = listener.local_addr().unwrap().port();
         assert!(!port_is_free(port));
         let sh = Shell::new().unwrap();
-        let err = ensure_port_free(&sh, port).unwrap_err().to_string();
+        let owner = Owner::Checkout("/c".into());
+        let err = ensure_port_free(&sh, port, &owner).unwrap_err().to_string();
         assert!(err.contains(&format!("port {port}")) && err.contains("--port"), "{err}");
         drop(listener);
         assert!(port_is_free(port));

@@ -1,10 +1,10 @@
-//! The local OCI registry of this checkout: one per checkout, on 127.0.0.1 only, run by Docker
-//! (a named container of the registry image) or natively (Debian's `docker-registry`).
-//! Every command that needs the registry goes through this module.
+//! The local OCI registry: one per checkout, or one per forest shared by every checkout inside
+//! it; on 127.0.0.1 only, run by Docker (a named container of the registry image) or natively
+//! (Debian's `docker-registry`). Every command that needs the registry goes through this module.
 //!
-//! Layout: `state` (names, port, remembered choices), `health` (status decision, waiting, port
-//! checks), `docker` and `native` (the backends), `list` (what the registry holds), `client`
-//! (the Distribution API).
+//! Layout: `state` (owner, names, port, remembered choices), `health` (status decision,
+//! waiting, port checks), `docker` and `native` (the backends), `list` (what the registry
+//! holds), `client` (the Distribution API).
 
 pub(crate) mod client;
 mod docker;
@@ -20,10 +20,13 @@ use serde::Serialize;
 use xshell::Shell;
 
 pub(crate) use client::Client;
+pub(crate) use docker::answers as docker_answers;
 pub(crate) use health::Condition;
 
 use health::Server;
 use state::{Identity, Paths, State};
+
+pub(crate) use state::Owner;
 
 /// Which server runs the registry.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize, clap::ValueEnum)]
@@ -107,8 +110,10 @@ pub(crate) fn start(sh: &Shell, options: &StartOptions) -> Result<Started> {
     if options.port == Some(0) {
         bail!("port 0 cannot be published: give a port from 1024 to 65535 with `--port`");
     }
-    let identity = Identity::current();
-    let paths = Paths::current();
+    let owner = Owner::current();
+    let identity = Identity::current(&owner);
+    let paths = Paths::current(&owner);
+    state::ignore_forest_dir(&owner)?;
     let _lock = state::lock(&paths)?;
     let remembered = state::load(&paths)?;
     let env_image = crate::project::settings().registry_image.clone();
@@ -120,7 +125,7 @@ pub(crate) fn start(sh: &Shell, options: &StartOptions) -> Result<Started> {
         docker::answers,
     );
 
-    // One server per checkout: switching backends stops the other one (its data stays).
+    // One server per owner: switching backends stops the other one (its data stays).
     if let Some(old) = remembered.as_ref().filter(|old| old.backend != desired.backend) {
         stop_backend(sh, &paths, &identity, old.backend)
             .with_context(|| format!("cannot stop the {} registry to switch backends", old.backend.name()))?;
@@ -128,14 +133,14 @@ pub(crate) fn start(sh: &Shell, options: &StartOptions) -> Result<Started> {
     let (action, location) = match desired.backend {
         Backend::Docker => {
             crate::tools::require("docker", crate::tools::DOCKER_REMEDY)?;
-            let action = docker::ensure(sh, &identity, &desired).map_err(|err| docker_hint(err, options))?;
+            let action = docker::ensure(sh, &owner, &identity, &desired).map_err(|err| docker_hint(err, options))?;
             (
                 action,
                 format!("container {}, volume {}", identity.container, identity.volume),
             )
         }
         Backend::Native => (
-            native::ensure(sh, &paths, &desired)?,
+            native::ensure(sh, &owner, &paths, &desired)?,
             format!("data in {}", paths.data().display()),
         ),
     };
@@ -194,11 +199,37 @@ pub(crate) fn running(sh: &Shell) -> Result<Endpoint> {
                 _ => String::new(),
             };
             bail!(
-                "the local registry of this checkout is {}{why}: run `cargo xtask registry start`",
+                "the local registry of {} is {}{why}: run `cargo xtask registry start`",
+                Owner::current().describe(),
                 condition.word()
             )
         }
     }
+}
+
+/// Whether `port` is where the owner's registry runs or would run (the remembered port, else the
+/// owner's default): only such a registry is ever started from here.
+pub(crate) fn is_own_port(port: u16) -> Result<bool> {
+    let owner = Owner::current();
+    let remembered = state::load(&Paths::current(&owner))?;
+    let own = remembered.map_or(Identity::current(&owner).default_port, |state| state.port);
+    Ok(own == port)
+}
+
+/// A registry that another checkout (or anything else) runs at `localhost:<port>`: usable when
+/// `GET /v2/` answers 200. It is never started, stopped or cleaned from here.
+pub(crate) fn existing(port: u16) -> Result<()> {
+    let owner = Owner::current();
+    Client::with_timeout(port, 5).ping_ok().with_context(|| {
+        format!(
+            "no healthy registry answers at localhost:{port}, which is not the registry of {}, so it is \
+             not started from here: start it where it belongs (`cargo xtask registry start` in the checkout \
+             that runs it; `cargo xtask registry url` there prints its address), or leave out the registry \
+             address to use the registry of {}",
+            owner.describe(),
+            owner.describe()
+        )
+    })
 }
 
 /// What `registry status` shows.
@@ -231,7 +262,7 @@ pub(crate) fn status(sh: &Shell) -> Result<Report> {
     observe(sh, true)
 }
 
-/// The backend of this checkout's registry: the remembered one, else whichever left a trace
+/// The backend of the registry: the remembered one, else whichever left a trace
 /// (a failed first start leaves a container or native files but no state).
 fn backend_of(sh: &Shell, paths: &Paths, identity: &Identity, remembered: Option<&State>) -> Option<Backend> {
     if let Some(state) = remembered {
@@ -246,8 +277,9 @@ fn backend_of(sh: &Shell, paths: &Paths, identity: &Identity, remembered: Option
 }
 
 fn observe(sh: &Shell, count: bool) -> Result<Report> {
-    let identity = Identity::current();
-    let paths = Paths::current();
+    let owner = Owner::current();
+    let identity = Identity::current(&owner);
+    let paths = Paths::current(&owner);
     let remembered = state::load(&paths)?;
     let backend = backend_of(sh, &paths, &identity, remembered.as_ref());
     let mut report = Report {
@@ -300,8 +332,8 @@ fn observe(sh: &Shell, count: bool) -> Result<Report> {
     Ok(report)
 }
 
-/// The address of this checkout's registry (remembered, else the checkout's default port),
-/// and whether it is healthy.
+/// The address of the registry (remembered, else the owner's default port), and whether it is
+/// healthy.
 pub(crate) fn url(sh: &Shell) -> Result<(String, bool)> {
     let report = observe(sh, false)?;
     Ok((report.url, report.condition == Condition::Healthy))
@@ -319,8 +351,9 @@ fn stop_backend(sh: &Shell, paths: &Paths, identity: &Identity, backend: Backend
 
 /// Stops the registry, keeping its data; `Ok(false)` when it was not running.
 pub(crate) fn stop(sh: &Shell) -> Result<bool> {
-    let identity = Identity::current();
-    let paths = Paths::current();
+    let owner = Owner::current();
+    let identity = Identity::current(&owner);
+    let paths = Paths::current(&owner);
     let _lock = state::lock(&paths)?;
     let remembered = state::load(&paths)?;
     let mut stopped = native::stop(sh, &paths)?;
@@ -332,8 +365,9 @@ pub(crate) fn stop(sh: &Shell) -> Result<bool> {
 
 /// Removes the server and its data; returns what was removed.
 pub(crate) fn clean(sh: &Shell) -> Result<Vec<String>> {
-    let identity = Identity::current();
-    let paths = Paths::current();
+    let owner = Owner::current();
+    let identity = Identity::current(&owner);
+    let paths = Paths::current(&owner);
     let _lock = state::lock(&paths)?;
     let remembered = state::load(&paths)?;
     let mut removed = Vec::new();
@@ -370,8 +404,9 @@ pub(crate) fn clean(sh: &Shell) -> Result<Vec<String>> {
 
 /// Prints the registry's log (also for a stopped registry); `follow` keeps printing.
 pub(crate) fn logs(sh: &Shell, follow: bool) -> Result<()> {
-    let identity = Identity::current();
-    let paths = Paths::current();
+    let owner = Owner::current();
+    let identity = Identity::current(&owner);
+    let paths = Paths::current(&owner);
     let remembered = state::load(&paths)?;
     match backend_of(sh, &paths, &identity, remembered.as_ref()) {
         Some(Backend::Docker) => {
@@ -385,7 +420,10 @@ pub(crate) fn logs(sh: &Shell, follow: bool) -> Result<()> {
             docker::logs(&identity.container, follow)
         }
         Some(Backend::Native) => native::logs(&paths, follow),
-        None => bail!("this checkout has no registry yet: run `cargo xtask registry start`"),
+        None => bail!(
+            "{} has no registry yet: run `cargo xtask registry start`",
+            owner.describe()
+        ),
     }
 }
 

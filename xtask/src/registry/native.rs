@@ -1,5 +1,5 @@
 //! The native backend: Debian's `docker-registry` (or a `registry` binary) run detached with a
-//! generated config on 127.0.0.1, its data, log and pid file under the checkout's state directory.
+//! generated config on 127.0.0.1, its data, log and pid file under the owner's state directory.
 
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::os::unix::process::CommandExt;
@@ -11,7 +11,7 @@ use anyhow::{bail, Context, Result};
 use xshell::{cmd, Shell};
 
 use super::health::{self, Server};
-use super::state::{Desired, Paths};
+use super::state::{Desired, Owner, Paths};
 use crate::{fsx, tools, ui};
 
 pub(crate) const REMEDY: &str = "install Debian's registry server (`apt-get install docker-registry`), \
@@ -105,7 +105,7 @@ pub(crate) fn plan(pid: Option<u32>, port: Option<u16>, healthy: bool, desired: 
 }
 
 /// Brings our server to the desired state; returns what was done.
-pub(crate) fn ensure(sh: &Shell, paths: &Paths, desired: &Desired) -> Result<&'static str> {
+pub(crate) fn ensure(sh: &Shell, owner: &Owner, paths: &Paths, desired: &Desired) -> Result<&'static str> {
     let pid = running_pid(paths);
     let port = running_port(paths);
     let healthy = pid.is_some() && super::Client::with_timeout(desired.port, 2).ping().is_ok();
@@ -113,7 +113,7 @@ pub(crate) fn ensure(sh: &Shell, paths: &Paths, desired: &Desired) -> Result<&'s
         Plan::Reuse => return Ok("reused"),
         Plan::Restart(reason) => {
             if port != Some(desired.port) {
-                health::ensure_port_free(sh, desired.port)?;
+                health::ensure_port_free(sh, desired.port, owner)?;
             }
             ui::info(format!("restarting the registry (data kept): {reason}"));
             stop(sh, paths)?;
@@ -121,7 +121,7 @@ pub(crate) fn ensure(sh: &Shell, paths: &Paths, desired: &Desired) -> Result<&'s
         }
         Plan::Spawn => "started",
     };
-    health::ensure_port_free(sh, desired.port)?;
+    health::ensure_port_free(sh, desired.port, owner)?;
     spawn(paths, desired.port)?;
     Ok(done)
 }

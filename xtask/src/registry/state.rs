@@ -1,5 +1,6 @@
-//! What identifies this checkout's registry (its port, container and volume names, all derived
-//! from one stable hash of the checkout path) and what is remembered about it between runs.
+//! Whose registry it is (a checkout's, or a forest's shared by every checkout inside it), what
+//! identifies it (its port, container and volume names, all derived from one stable hash of the
+//! owner's path) and what is remembered about it between runs.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -24,10 +25,53 @@ pub(crate) const DEFAULT_IMAGE: &str = "registry:2";
 pub(crate) const LABEL: &str = "dev.bottlerocket.xtask.registry";
 pub(crate) const LABEL_CHECKOUT: &str = "dev.bottlerocket.xtask.registry.checkout";
 
-/// Names derived from the checkout path; the same path always gives the same names.
+/// Whose registry this is. Inside a forest (`--forest-root`) every checkout shares the forest's
+/// one registry, so that kits built in their own repos land where the variant repo finds them;
+/// elsewhere each checkout has its own.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Owner {
+    Checkout(PathBuf),
+    Forest(PathBuf),
+}
+
+impl Owner {
+    /// Pure: the forest when `checkout` lies inside it (or is it), else the checkout. Both paths
+    /// are taken as given (canonical, when [`Owner::current`] calls it).
+    pub(crate) fn of(checkout: &Path, forest: Option<&Path>) -> Owner {
+        match forest {
+            Some(forest) if checkout.starts_with(forest) => Owner::Forest(forest.to_path_buf()),
+            _ => Owner::Checkout(checkout.to_path_buf()),
+        }
+    }
+
+    /// The owner for this run: `project::root()` and `project::forest_root()`, canonicalised
+    /// when they exist (so that `..` or a symlink cannot make a second registry).
+    pub(crate) fn current() -> Owner {
+        let canonical = |p: PathBuf| std::fs::canonicalize(&p).unwrap_or(p);
+        let root = canonical(crate::project::root());
+        let forest = crate::project::forest_root().map(canonical);
+        Owner::of(&root, forest.as_deref())
+    }
+
+    pub(crate) fn path(&self) -> &Path {
+        match self {
+            Owner::Checkout(path) | Owner::Forest(path) => path,
+        }
+    }
+
+    /// For messages: `this checkout` or `the forest <path>`.
+    pub(crate) fn describe(&self) -> String {
+        match self {
+            Owner::Checkout(_) => "this checkout".to_string(),
+            Owner::Forest(path) => format!("the forest {}", path.display()),
+        }
+    }
+}
+
+/// Names derived from the owner's path; the same path always gives the same names.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Identity {
-    /// The canonical checkout path the names are derived from.
+    /// The canonical path of the owner (checkout or forest) the names are derived from.
     pub(crate) checkout: PathBuf,
     /// First 8 hex digits of SHA-256 of the path.
     pub(crate) hash: String,
@@ -37,7 +81,7 @@ pub(crate) struct Identity {
 }
 
 impl Identity {
-    /// Pure: the identity of the checkout at `checkout` (already canonical).
+    /// Pure: the identity of the checkout or forest at `checkout` (already canonical).
     pub(crate) fn of(checkout: &Path) -> Identity {
         let digest = Sha256::hash(checkout.as_os_str().as_encoded_bytes());
         let hash = fsx::hex(&digest[..4]);
@@ -52,23 +96,31 @@ impl Identity {
         }
     }
 
-    /// The identity of this checkout (`project::root()`, canonicalised when it exists).
-    pub(crate) fn current() -> Identity {
-        let root = crate::project::root();
-        Identity::of(&std::fs::canonicalize(&root).unwrap_or(root))
+    /// The identity of the registry's owner.
+    pub(crate) fn current(owner: &Owner) -> Identity {
+        Identity::of(owner.path())
     }
 }
 
-/// Where the per-checkout files live: `planning/.registry/`.
+/// Where the registry's files live: a checkout's `planning/.registry/`, a forest's
+/// `.xtask/registry/`.
 #[derive(Debug, Clone)]
 pub(crate) struct Paths {
     pub(crate) dir: PathBuf,
 }
 
+/// The forest's own directory for the xtask's state, beside `kits/` and `bottlerocket/`.
+pub(crate) const FOREST_DIR: &str = ".xtask";
+
 impl Paths {
-    pub(crate) fn current() -> Paths {
-        Paths {
-            dir: crate::project::planning_dir().join(".registry"),
+    pub(crate) fn current(owner: &Owner) -> Paths {
+        match owner {
+            Owner::Checkout(_) => Paths {
+                dir: crate::project::planning_dir().join(".registry"),
+            },
+            Owner::Forest(forest) => Paths {
+                dir: forest.join(FOREST_DIR).join("registry"),
+            },
         }
     }
     pub(crate) fn state(&self) -> PathBuf {
@@ -102,7 +154,7 @@ pub(crate) struct State {
     /// The image, for the docker backend.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(crate) image: Option<String>,
-    /// The checkout this state belongs to, to spot a copied planning/ directory.
+    /// The checkout or forest this state belongs to, to spot a copied state directory.
     pub(crate) checkout: PathBuf,
     /// When it was last started (Unix seconds).
     #[serde(default)]
@@ -117,9 +169,22 @@ pub(crate) fn save(paths: &Paths, state: &State) -> Result<()> {
     fsx::write_json_atomic(&paths.state(), state)
 }
 
-/// Held while a start, stop or clean changes the registry, so two at once give one server.
+/// Held while a start, stop or clean changes the registry, so two at once give one server (also
+/// when they come from two checkouts of one forest).
 pub(crate) fn lock(paths: &Paths) -> Result<fsx::Lock> {
     fsx::Lock::acquire(&paths.lock(), Duration::from_secs(180))
+}
+
+/// A forest's state directory ignores itself, in case the forest is a git checkout too.
+pub(crate) fn ignore_forest_dir(owner: &Owner) -> Result<()> {
+    let Owner::Forest(forest) = owner else {
+        return Ok(());
+    };
+    let ignore = forest.join(FOREST_DIR).join(".gitignore");
+    if ignore.exists() {
+        return Ok(());
+    }
+    fsx::write_atomic(&ignore, b"*\n")
 }
 
 /// What to start: explicit options win, then what was remembered, then the defaults.
@@ -183,6 +248,28 @@ mod tests {
                 id.default_port
             );
         }
+    }
+
+    #[test]
+    fn a_checkout_inside_a_forest_shares_the_forest_registry() {
+        let forest = Path::new("/src/forest");
+        for inside in ["/src/forest/kits/core-kit", "/src/forest/bottlerocket", "/src/forest"] {
+            let owner = Owner::of(Path::new(inside), Some(forest));
+            assert_eq!(owner, Owner::Forest(forest.into()), "{inside}");
+            assert_eq!(Identity::of(owner.path()), Identity::of(forest));
+        }
+        // Outside the forest, or without one: the checkout's own registry. A sibling whose
+        // name merely starts with the forest's is outside it.
+        for (checkout, forest) in [
+            ("/src/xtask", Some(forest)),
+            ("/src/forest-2/kits/core-kit", Some(forest)),
+            ("/src/forest/kits/core-kit", None),
+        ] {
+            let owner = Owner::of(Path::new(checkout), forest);
+            assert_eq!(owner, Owner::Checkout(checkout.into()));
+            assert_eq!(owner.describe(), "this checkout");
+        }
+        assert_eq!(Owner::Forest(forest.into()).describe(), "the forest /src/forest");
     }
 
     #[test]

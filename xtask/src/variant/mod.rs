@@ -287,8 +287,8 @@ impl Variant {
         })
     }
 
-    /// The registry the kits come from: `input.json`'s, else this checkout's (started if it
-    /// is merely stopped; its data is kept).
+    /// The registry the kits come from: `input.json`'s, else that of this checkout or its forest
+    /// (started if it is merely stopped; its data is kept).
     pub(crate) fn registry_port(&self, sh: &Shell) -> Result<u16> {
         match &self.input.registry {
             Some(registry) => crate::registry::local_port(registry),

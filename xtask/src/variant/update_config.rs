@@ -264,7 +264,7 @@ impl Phase for UpdateConfig {
 }
 
 /// The version of a kit to use: the one asked for (it must be in the registry), else the one
-/// the newest VERIFY of this checkout recorded for this registry, else the highest
+/// the newest VERIFY of this checkout or its forest recorded for this registry, else the highest
 /// `v<semver>` tag the registry has.
 fn resolve_version(
     client: &Client,
@@ -314,9 +314,13 @@ pub(crate) fn highest_version(tags: &[String]) -> Option<semver::Version> {
         .max()
 }
 
-/// The newest successful VERIFY of `kit` against `url` among this checkout's workspaces.
+/// The newest successful VERIFY of `kit` against `url` among the workspaces of this checkout
+/// and, in a forest, of every repo in it (each kit repo keeps its own `planning/`).
 fn last_verified(url: &str, kit: &str) -> Option<(String, Option<PathBuf>)> {
-    let entries = std::fs::read_dir(project::planning_dir()).ok()?;
+    let entries = project::planning_dirs()
+        .into_iter()
+        .filter_map(|dir| std::fs::read_dir(dir).ok())
+        .flatten();
     let mut best: Option<(u64, String, Option<PathBuf>)> = None;
     for entry in entries.filter_map(|e| e.ok()) {
         let ws = Workspace::new(&entry.path());

@@ -153,6 +153,17 @@ fn final_report(v: &Variant, images: &ImageReport, kits: &[FetchedKit]) -> Strin
     for f in &images.files {
         out.push_str(&format!("- `{}` ({})\n", f.path.display(), ui::bytes(f.bytes)));
     }
+    if let Some(id) = &images.build_id {
+        out.push_str(&format!("\n## Build id\n\n`{id}`"));
+        if id.ends_with("-dirty") {
+            out.push_str(
+                ": `-dirty` because the build ran with the tracked `Twoliter.lock` (and `Twoliter.toml`) \
+                 edited to take the kits from the local registry, and twoliter names images after \
+                 `git describe --dirty`. The files are restored afterwards; the image names keep the suffix.",
+            );
+        }
+        out.push('\n');
+    }
     out.push_str("\n## Kits\n\n");
     for k in kits {
         out.push_str(&format!(

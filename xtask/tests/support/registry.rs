@@ -27,23 +27,43 @@ pub fn ensure_test_image() -> String {
     TEST_IMAGE.to_string()
 }
 
-/// Runs `cargo xtask registry clean` for `root` when dropped: whatever a test started (process,
-/// container, volume, data) is removed even if the test panics. Create it before starting.
+/// Runs `cargo xtask registry clean` for `root` (in `forest`, when given) when dropped: whatever a
+/// test started (process, container, volume, data) is removed even if the test panics. Create it
+/// before starting.
 pub struct Cleanup {
     pub root: PathBuf,
+    pub forest: Option<PathBuf>,
 }
 
 impl Cleanup {
     pub fn new(root: &Path) -> Cleanup {
         Cleanup {
             root: root.to_path_buf(),
+            forest: None,
         }
+    }
+
+    /// For the registry of the forest `forest`, which `root` lies in.
+    pub fn in_forest(root: &Path, forest: &Path) -> Cleanup {
+        Cleanup {
+            root: root.to_path_buf(),
+            forest: Some(forest.to_path_buf()),
+        }
+    }
+
+    /// The xtask for `root`, with `FOREST_ROOT` when there is a forest.
+    fn xtask(&self) -> Command {
+        let mut cmd = super::xtask(&self.root, &[]);
+        if let Some(forest) = &self.forest {
+            cmd.env("FOREST_ROOT", forest);
+        }
+        cmd
     }
 }
 
 impl Drop for Cleanup {
     fn drop(&mut self) {
-        let output = super::xtask(&self.root, &[]).args(["registry", "clean"]).output();
+        let output = self.xtask().args(["registry", "clean"]).output();
         match output {
             Ok(o) if o.status.success() => {}
             Ok(o) => eprintln!(
@@ -76,11 +96,22 @@ impl TestRegistry {
         TestRegistry::start(root, &["--backend", "docker", "--image", &image])
     }
 
+    /// `cargo xtask registry start --backend native --port <free>` from `root`, a checkout
+    /// inside `forest`: the forest's registry, which every checkout in it shares.
+    pub fn start_native_in_forest(root: &Path, forest: &Path) -> TestRegistry {
+        TestRegistry::start_with(Cleanup::in_forest(root, forest), &["--backend", "native"])
+    }
+
     fn start(root: &Path, backend: &[&str]) -> TestRegistry {
-        let cleanup = Cleanup::new(root);
+        TestRegistry::start_with(Cleanup::new(root), backend)
+    }
+
+    fn start_with(cleanup: Cleanup, backend: &[&str]) -> TestRegistry {
+        let root = cleanup.root.clone();
         let port = super::free_port();
         let out = super::run_ok(
-            super::xtask(root, &[])
+            cleanup
+                .xtask()
                 .args(["registry", "start"])
                 .args(backend)
                 .args(["--port", &port.to_string()]),
@@ -88,7 +119,7 @@ impl TestRegistry {
         assert_eq!(out, format!("localhost:{port}\n"));
         TestRegistry {
             port,
-            root: root.to_path_buf(),
+            root,
             _cleanup: cleanup,
         }
     }
