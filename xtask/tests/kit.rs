@@ -920,3 +920,22 @@ fn the_kit_transcript_is_current() {
     }
     expect_test::expect_file!["../../phases/kit/TRANSCRIPT.md"].assert_eq(&out);
 }
+
+/// A registry that stopped (and comes back on its port with SETUP) gets the kit published again
+/// from the unchanged build: the kit is not rebuilt.
+#[test]
+fn a_registry_restart_republishes_without_rebuilding() {
+    let (repo, _registry) = setup();
+    assert_eq!(did(&build_kit_json(&repo, &[])), ["ran", "ran", "ran", "ran"]);
+    let archive = repo.archive("x86_64");
+    let built = std::fs::metadata(&archive).unwrap().modified().unwrap();
+    support::run_ok(xtask(&repo).args(["registry", "stop"]));
+    let again = build_kit_json(&repo, &[]);
+    assert_eq!(did(&again), ["ran", "skipped", "ran", "ran"], "{again}");
+    assert_eq!(
+        std::fs::metadata(&archive).unwrap().modified().unwrap(),
+        built,
+        "not rebuilt"
+    );
+    assert_eq!(again["ok"], true);
+}

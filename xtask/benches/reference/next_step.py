@@ -281,15 +281,20 @@ def identity(kit):
     return hashlib.sha256(json.dumps(value, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
 
 
+BUILDS_ON = {"setup": [], "build": [], "publish": ["setup", "build"], "verify": ["publish"]}
+
+
 def upstream(ws, phase):
-    index = [p for p, _, _ in PHASES].index(phase)
-    if index == 0:
+    if not BUILDS_ON[phase]:
         return None
-    try:
-        previous = json.loads(result_path(ws, PHASES[index - 1][0]).read_text())
-    except (OSError, ValueError):
-        return None
-    return previous.get("id") if previous.get("ok") else None
+    ids = []
+    for before in BUILDS_ON[phase]:
+        try:
+            result = json.loads(result_path(ws, before).read_text())
+        except (OSError, ValueError):
+            result = {}
+        ids.append(result.get("id", "") if result.get("ok") else "")
+    return "+".join(ids)
 
 
 def gate(ws, kit, phase, title):

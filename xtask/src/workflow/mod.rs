@@ -68,6 +68,12 @@ pub(crate) trait PhaseKind: Copy + Eq + Debug + 'static {
         self.index().checked_sub(1).map(|i| Self::ALL[i])
     }
 
+    /// The earlier phases whose results this phase's work uses: when one of them is redone,
+    /// this one's result no longer counts. By default the phase right before it.
+    fn builds_on(self) -> Vec<Self> {
+        self.previous().into_iter().collect()
+    }
+
     /// Parses a phase name as a user types it: its id or title, in any case (`build`, `BUILD`,
     /// `update_lock`).
     fn parse(name: &str) -> Option<Self> {
@@ -112,6 +118,16 @@ impl PhaseKind for KitPhase {
             KitPhase::Build => "02-build.md",
             KitPhase::Publish => "03-publish.md",
             KitPhase::Verify => "04-verify.md",
+        }
+    }
+
+    /// A kit build reads the repo, not the registry or Infra.toml: redoing SETUP (a registry
+    /// restarted on its port) leaves the build standing, and only what publishes is redone.
+    fn builds_on(self) -> Vec<KitPhase> {
+        match self {
+            KitPhase::Setup | KitPhase::Build => vec![],
+            KitPhase::Publish => vec![KitPhase::Setup, KitPhase::Build],
+            KitPhase::Verify => vec![KitPhase::Publish],
         }
     }
 

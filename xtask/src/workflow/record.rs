@@ -6,8 +6,9 @@
 //!   variant, repo, arch, kits, registry), so a result copied from another workspace or made
 //!   for other inputs is not taken;
 //! - the SHA-256 of its report, so a report someone else overwrote is noticed;
-//! - an id, and the id of the previous phase's result it was built on (`upstream`): once a
-//!   phase is redone, every later one is redone too, whoever runs them.
+//! - an id, and the ids of the earlier phases' results it was built on (`upstream`, see
+//!   [`PhaseKind::builds_on`]): once one of those is redone, this one is redone too, whoever
+//!   runs them.
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -42,7 +43,7 @@ pub(crate) struct PhaseResult<T> {
     pub(crate) report_sha256: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(crate) error: Option<String>,
-    /// The id of the previous phase's result this run was built on (none for the first).
+    /// The ids of the results this run was built on (none when it builds on no other phase).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(crate) upstream: Option<String>,
     /// The phase's own observations (None when it failed before making any).
@@ -196,9 +197,10 @@ pub(crate) fn check<P: Phase>(sh: &Shell, flow: &P::Flow) -> Gate {
     match upstream(ws, phase) {
         Ok(now) if now == result.upstream => {}
         Ok(_) => {
-            let previous = phase.previous().map_or("the phase before", |p| p.title());
+            let before: Vec<&str> = phase.builds_on().iter().map(|p| p.title()).collect();
             return Gate::Failed(format!(
-                "{title}'s result was made before {previous} last ran: run `{command}`"
+                "{title}'s result was made before {} last ran: run `{command}`",
+                before.join(" or ")
             ));
         }
         Err(err) => return Gate::Failed(format!("{title}: {err:#}")),
@@ -220,13 +222,18 @@ fn did_not_finish(ws: &Workspace, phase: impl PhaseKind) -> bool {
         .is_some_and(|l| l.starts_with(LOG_STARTED))
 }
 
-/// The id of the previous phase's successful result (none for the first phase, or when the
-/// previous one has no successful result).
-fn upstream(ws: &Workspace, phase: impl PhaseKind) -> Result<Option<String>> {
-    let Some(previous) = phase.previous() else {
+/// The ids of the successful results of the phases `phase` builds on, joined (none when it
+/// builds on none; a phase without a successful result counts as an empty id).
+fn upstream<P: PhaseKind>(ws: &Workspace, phase: P) -> Result<Option<String>> {
+    let before = phase.builds_on();
+    if before.is_empty() {
         return Ok(None);
-    };
-    Ok(ws.result_value(previous)?.filter(|r| r.ok).map(|r| r.id))
+    }
+    let ids = before
+        .into_iter()
+        .map(|p| Ok(ws.result_value(p)?.filter(|r| r.ok).map(|r| r.id).unwrap_or_default()))
+        .collect::<Result<Vec<String>>>()?;
+    Ok(Some(ids.join("+")))
 }
 
 /// Runs `phase` of `flow` under its own name, as `cargo xtask phase` does.
