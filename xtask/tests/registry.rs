@@ -616,3 +616,20 @@ fn registry_test_guard_starts_a_docker_registry_and_removes_it() {
     assert!(!reg::answers(port));
     assert!(!container_exists(&container) && !volume_exists(&volume));
 }
+
+#[test]
+fn registry_native_stop_finds_a_server_whose_state_files_are_gone() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    let _cleanup = Cleanup::new(root);
+    let port = support::free_port();
+    assert!(start_native(root, port).status.success());
+    assert_eq!(native_servers(root).len(), 1);
+    // Someone deletes planning/ (and with it the pid file and the config) while it serves.
+    std::fs::remove_dir_all(root.join("planning")).unwrap();
+    assert!(reg::answers(port), "the server outlives its files");
+    let stopped = support::run(&mut registry(root, &["stop"]));
+    assert!(stopped.status.success(), "{}", support::stderr(&stopped));
+    assert!(!reg::answers(port), "registry stop found it without its state files");
+    assert!(native_servers(root).is_empty());
+}

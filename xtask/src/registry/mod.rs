@@ -357,7 +357,12 @@ pub(crate) fn stop(sh: &Shell) -> Result<bool> {
     let _lock = state::lock(&paths)?;
     let remembered = state::load(&paths)?;
     let mut stopped = native::stop(sh, &paths)?;
-    if remembered.is_some_and(|s| s.backend == Backend::Docker) {
+    // Without state (deleted with planning/), the container is found by its name all the same.
+    let docker = match &remembered {
+        Some(state) => state.backend == Backend::Docker,
+        None => crate::tools::which("docker").is_some() && docker::answers(),
+    };
+    if docker {
         stopped |= stop_backend(sh, &paths, &identity, Backend::Docker)?;
     }
     Ok(stopped)

@@ -61,11 +61,49 @@ fn is_ours(pid: u32, config: &Path) -> bool {
     cmdline.split(|b| *b == 0).any(|arg| arg == config)
 }
 
+/// The pid of our running server, if there is one, and the config path its command line names.
+/// Found through the pid file, else, when the state files are gone (a deleted `planning/`), by
+/// looking for the process serving our config path.
+fn running(paths: &Paths) -> Option<(u32, PathBuf)> {
+    let config = config_path(paths);
+    let recorded = std::fs::read_to_string(paths.pid())
+        .ok()
+        .and_then(|text| text.trim().parse::<u32>().ok())
+        .filter(|pid| is_ours(*pid, &config));
+    recorded.or_else(|| serving(&config)).map(|pid| (pid, config))
+}
+
 /// The pid of our running server, if there is one.
 pub(crate) fn running_pid(paths: &Paths) -> Option<u32> {
-    let pid: u32 = std::fs::read_to_string(paths.pid()).ok()?.trim().parse().ok()?;
-    let config = std::fs::canonicalize(paths.config()).ok()?;
-    is_ours(pid, &config).then_some(pid)
+    running(paths).map(|(pid, _)| pid)
+}
+
+/// The config path as the server was started with it (canonical), also when it no longer
+/// exists: the canonical form of its nearest existing ancestor, and the rest.
+fn config_path(paths: &Paths) -> PathBuf {
+    let path = paths.config();
+    let mut rest = Vec::new();
+    let mut dir = path.as_path();
+    loop {
+        if let Ok(real) = std::fs::canonicalize(dir) {
+            return rest.iter().rev().fold(real, |acc: PathBuf, part| acc.join(part));
+        }
+        match (dir.parent(), dir.file_name()) {
+            (Some(parent), Some(name)) => {
+                rest.push(name.to_os_string());
+                dir = parent;
+            }
+            _ => return path,
+        }
+    }
+}
+
+/// A live process whose command line names `config`: our server, whatever its pid file says.
+fn serving(config: &Path) -> Option<u32> {
+    std::fs::read_dir("/proc")
+        .ok()?
+        .filter_map(|entry| entry.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .find(|pid| *pid != std::process::id() && is_ours(*pid, config))
 }
 
 /// The port our server was started on (from the config it reads).
@@ -199,11 +237,10 @@ fn log_tail(path: &Path, from: u64) -> String {
 
 /// Stops our server if it runs: TERM, then KILL after a bounded wait. `Ok(true)` if it ran.
 pub(crate) fn stop(sh: &Shell, paths: &Paths) -> Result<bool> {
-    let Some(pid) = running_pid(paths) else {
+    let Some((pid, config)) = running(paths) else {
         let _ = std::fs::remove_file(paths.pid());
         return Ok(false);
     };
-    let config = fs_err::canonicalize(paths.config())?;
     stop_pid(sh, pid, &config, Duration::from_secs(10))?;
     let _ = std::fs::remove_file(paths.pid());
     Ok(true)
