@@ -38,11 +38,9 @@ pub(crate) fn compute(sh: &Shell, repo: &Path, arch: Arch) -> Result<String> {
         }
     }
     let twoliter = repo.join("tools/twoliter/twoliter");
-    let version = cmd!(sh, "{twoliter} --version")
-        .quiet()
-        .ignore_stderr()
-        .read()
-        .unwrap_or_default();
+    let mut probe = process::tool(twoliter);
+    probe.arg("--version");
+    let version = process::read_tool(probe).unwrap_or_default();
     hasher.update(format!("twoliter={}\n", version.trim()));
     Ok(crate::fsx::hex(&hasher.finalize()))
 }

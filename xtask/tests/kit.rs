@@ -511,3 +511,39 @@ fn work_is_redone_exactly_when_its_inputs_change() {
     std::fs::remove_dir_all(repo.path().join("build/kits")).unwrap();
     assert_eq!(did(&build_kit_json(&repo, &[])), ["skipped", "ran", "ran", "ran"]);
 }
+
+#[test]
+fn the_build_tools_run_in_the_users_environment_not_cargos() {
+    let (repo, _registry) = setup();
+    let log = repo.path().join("build/twoliter-env.jsonl");
+    std::fs::create_dir_all(log.parent().unwrap()).unwrap();
+    let summary = support::run_ok(
+        xtask(&repo)
+            .args(["build-kit", "--arch", "x86_64", "--json"])
+            .envs(support::cargo_run_env(&repo.path().join("xtask")))
+            .env("TWOLITER_STANDIN_ENV_LOG", &log),
+    );
+    let summary: Value = serde_json::from_str(&summary).unwrap();
+    assert_eq!(summary["ok"], true, "{summary}");
+    let runs = support::recorded_envs(&log);
+    let commands: Vec<&str> = runs
+        .iter()
+        .filter_map(|(argv, _)| argv.first().map(String::as_str))
+        .collect();
+    for wanted in ["fetch", "build", "publish"] {
+        assert!(
+            commands.contains(&wanted),
+            "twoliter {wanted} did not run: {commands:?}"
+        );
+    }
+    for (argv, env) in &runs {
+        support::assert_user_env(argv, env);
+        // make runs twoliter directly: nothing puts a toolchain or cargo back in between.
+        assert!(
+            ["RUSTUP_TOOLCHAIN", "RUSTUP_TOOLCHAIN_SOURCE", "CARGO"]
+                .iter()
+                .all(|k| !env.contains_key(*k)),
+            "{argv:?}: {env:?}"
+        );
+    }
+}

@@ -576,3 +576,43 @@ fn a_lying_subagent_changes_nothing_and_the_failure_names_the_restore_command() 
     );
     assert_eq!(forest.files(), before);
 }
+
+#[test]
+fn the_build_tools_run_in_the_users_environment_not_cargos() {
+    let forest = Forest::published();
+    let logs = forest._tmp.path().join("env-logs");
+    std::fs::create_dir_all(&logs).unwrap();
+    let (twoliter_log, cargo_make_log) = (logs.join("twoliter.jsonl"), logs.join("cargo-make.jsonl"));
+    let out = support::run_ok(
+        forest
+            .xtask()
+            .args(["variant", "--arch", "x86_64", "--kit", KIT, "--json"])
+            .envs(support::cargo_run_env(&forest.root.join("xtask")))
+            .env("TWOLITER_STANDIN_ENV_LOG", &twoliter_log)
+            .env("CARGO_MAKE_STANDIN_ENV_LOG", &cargo_make_log),
+    );
+    let summary: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(summary["ok"], true, "{summary}");
+    let twoliter = support::recorded_envs(&twoliter_log);
+    let cargo_make = support::recorded_envs(&cargo_make_log);
+    assert_eq!(cargo_make.len(), 1, "cargo make ran once");
+    let update: Vec<_> = twoliter
+        .iter()
+        .filter(|(argv, _)| argv.first().is_some_and(|a| a == "update"))
+        .collect();
+    assert_eq!(update.len(), 1, "UPDATE_LOCK ran twoliter update: {twoliter:?}");
+    assert!(twoliter
+        .iter()
+        .any(|(argv, _)| argv.first().is_some_and(|a| a == "fetch")));
+    for (argv, env) in twoliter.iter().chain(&cargo_make) {
+        support::assert_user_env(argv, env);
+    }
+    // The xtask runs `twoliter update` itself: no toolchain choice or cargo reaches it.
+    let (argv, env) = update[0];
+    assert!(
+        ["RUSTUP_TOOLCHAIN", "RUSTUP_TOOLCHAIN_SOURCE", "CARGO"]
+            .iter()
+            .all(|k| !env.contains_key(*k)),
+        "{argv:?}: {env:?}"
+    );
+}

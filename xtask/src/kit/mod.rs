@@ -250,13 +250,13 @@ pub(crate) fn run_in_repo(
     let prefix = format!("[{}] ", crate::workflow::PhaseKind::id(phase));
     if use_make {
         crate::tools::require("make", "install make (`apt-get install make`)")?;
-        let mut cmd = std::process::Command::new("make");
+        let mut cmd = crate::process::tool("make");
         cmd.args(make_args).current_dir(&kit.repo);
         crate::ui::info(format!("make {}", make_args.join(" ")));
         crate::process::stream(cmd, &prefix, &log)?.check(&format!("`make {}`", make_args.join(" ")), &log)?;
     } else {
         for step in twoliter_steps {
-            let mut cmd = std::process::Command::new(&twoliter);
+            let mut cmd = crate::process::tool(&twoliter);
             cmd.args(step).current_dir(&kit.repo);
             crate::ui::info(format!("twoliter {}", step.join(" ")));
             crate::process::stream(cmd, &prefix, &log)?.check(&format!("`twoliter {}`", step.join(" ")), &log)?;

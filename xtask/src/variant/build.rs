@@ -49,7 +49,7 @@ impl Phase for Build {
         let started = std::time::SystemTime::now();
         let started_at_ms = started.duration_since(std::time::UNIX_EPOCH)?.as_millis() as u64;
         let clock = std::time::Instant::now();
-        let mut cmd = std::process::Command::new(&argv[0]);
+        let mut cmd = process::tool(&argv[0]);
         cmd.args(&argv[1..]).current_dir(&v.repo);
         ui::info(argv.join(" "));
         let log = v.ws.log_path(phase);

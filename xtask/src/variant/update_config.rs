@@ -126,7 +126,7 @@ impl Phase for UpdateConfig {
                 changed.push("Twoliter.override".to_string());
             }
         }
-        warn_on_metadata_mismatch(sh, v, &kits);
+        warn_on_metadata_mismatch(v, &kits);
 
         let strategy = v.strategy.name();
         let data = ConfigData {
@@ -310,12 +310,12 @@ fn last_verified(url: &str, kit: &str) -> Option<(String, Option<PathBuf>)> {
 
 /// Kits published by one generation of twoliter cannot be consumed by another: warn when the
 /// kit repo's twoliter and the variant repo's would disagree.
-fn warn_on_metadata_mismatch(sh: &Shell, v: &Variant, kits: &[ResolvedKit]) {
-    let Some(variant_version) = twoliter_version(sh, &v.repo) else {
+fn warn_on_metadata_mismatch(v: &Variant, kits: &[ResolvedKit]) {
+    let Some(variant_version) = twoliter_version(&v.repo) else {
         return;
     };
     for kit in kits {
-        let Some(kit_version) = kit.kit_dir.as_deref().and_then(|d| twoliter_version(sh, d)) else {
+        let Some(kit_version) = kit.kit_dir.as_deref().and_then(twoliter_version) else {
             continue;
         };
         if let Some(warning) = compat::metadata_mismatch(&kit_version, &variant_version) {
@@ -324,13 +324,11 @@ fn warn_on_metadata_mismatch(sh: &Shell, v: &Variant, kits: &[ResolvedKit]) {
     }
 }
 
-fn twoliter_version(sh: &Shell, repo: &Path) -> Option<semver::Version> {
+fn twoliter_version(repo: &Path) -> Option<semver::Version> {
     let twoliter = repo.join("tools/twoliter/twoliter");
-    let out = xshell::cmd!(sh, "{twoliter} --version")
-        .quiet()
-        .ignore_stderr()
-        .read()
-        .ok()?;
+    let mut probe = crate::process::tool(twoliter);
+    probe.arg("--version");
+    let out = crate::process::read_tool(probe).ok()?;
     compat::parse_twoliter_version(&out).ok()
 }
 

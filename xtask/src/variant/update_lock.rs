@@ -87,7 +87,7 @@ impl Phase for UpdateLock {
             false
         } else {
             let twoliter = tools::twoliter(&v.repo)?;
-            let mut cmd = std::process::Command::new(&twoliter);
+            let mut cmd = process::tool(&twoliter);
             cmd.arg("update").current_dir(&v.repo);
             ui::info("twoliter update");
             let log = v.ws.log_path(phase);
