@@ -395,20 +395,6 @@ fn bad_input_is_a_clear_error_and_changes_nothing() {
     assert!(err.contains("Infra.lock") && err.contains("move it away"), "{err}");
     assert!(!repo.path().join("Infra.toml").exists(), "Infra.toml untouched");
     std::fs::remove_file(repo.path().join("Infra.lock")).unwrap();
-    // twoliter missing: the error says how to install it.
-    std::fs::rename(
-        repo.path().join("tools/twoliter/twoliter"),
-        repo.path().join("tools/twoliter/gone"),
-    )
-    .unwrap();
-    let err = build_kit_fails(&repo, &["--arch", "x86_64"]);
-    assert!(err.contains("make prep"), "{err}");
-    assert!(!repo.path().join("Infra.toml").exists(), "Infra.toml untouched");
-    std::fs::rename(
-        repo.path().join("tools/twoliter/gone"),
-        repo.path().join("tools/twoliter/twoliter"),
-    )
-    .unwrap();
     drop(registry);
     let after: Vec<_> = support::snapshot(repo.path())
         .into_iter()
@@ -546,4 +532,43 @@ fn the_build_tools_run_in_the_users_environment_not_cargos() {
             "{argv:?}: {env:?}"
         );
     }
+}
+
+#[test]
+fn a_fresh_clone_builds_with_the_twoliter_its_makefile_installs() {
+    // No `make prep` beforehand: `make build` installs twoliter through `prep`.
+    let repo = KitRepo::create(KIT, VERSION);
+    let _registry = TestRegistry::start_native(repo.path());
+    assert!(!repo.path().join("tools/twoliter/twoliter").exists());
+    let summary = build_kit_json(&repo, &[]);
+    assert_eq!(summary["ok"], true, "{summary}");
+    assert!(repo.path().join("tools/twoliter/twoliter").is_file());
+
+    // A kit repo without a Makefile: the xtask runs twoliter itself, and finds none.
+    std::fs::remove_dir_all(repo.path().join("tools/twoliter")).unwrap();
+    support::git(repo.path(), &["rm", "-q", "Makefile"]);
+    support::git(repo.path(), &["commit", "-q", "-m", "No Makefile"]);
+    let err = build_kit_fails(&repo, &["--arch", "x86_64"]);
+    assert!(
+        err.contains("twoliter is not installed") && err.contains("tools/twoliter/twoliter") && err.contains("PATH"),
+        "{err}"
+    );
+    // twoliter on PATH will do.
+    let bin = tempfile::tempdir().unwrap();
+    std::os::unix::fs::symlink(support::standins_dir().join("twoliter"), bin.path().join("twoliter")).unwrap();
+    let out = support::run_ok(support::xtask(repo.path(), &[bin.path()]).envs(repo.env()).args([
+        "build-kit",
+        "--arch",
+        "x86_64",
+        "--json",
+    ]));
+    let summary: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(summary["ok"], true, "{summary}");
+    assert_eq!(did(&summary), ["skipped", "ran", "ran", "ran"]);
+    let log = std::fs::read_to_string(
+        repo.path()
+            .join(format!("planning/build-kit-{KIT}-x86_64/logs/build.log")),
+    )
+    .unwrap();
+    assert!(log.contains("\"build\" \"kit\""), "twoliter ran directly: {log}");
 }

@@ -616,3 +616,28 @@ fn the_build_tools_run_in_the_users_environment_not_cargos() {
         "{argv:?}: {env:?}"
     );
 }
+
+#[test]
+fn twoliter_is_the_repos_else_the_one_on_path_else_the_error_says_how_to_install_it() {
+    let forest = Forest::published();
+    let installed = forest.repo().join("tools/twoliter/twoliter");
+    std::fs::remove_file(&installed).unwrap();
+    let before = forest.files();
+    let err = variant_fails(&forest, &["--kit", KIT]);
+    assert!(
+        err.contains("twoliter is not installed") && err.contains("cargo make install-twoliter"),
+        "{err}"
+    );
+    assert_eq!(forest.files(), before);
+
+    // twoliter on PATH runs `twoliter update`; `cargo make` installs the repo's own for the build.
+    let bin = forest._tmp.path().join("twoliter-bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    std::os::unix::fs::symlink(support::standins_dir().join("twoliter"), bin.join("twoliter")).unwrap();
+    let mut cmd = support::xtask(&forest.root, &[forest.variant.bin_dir(), &bin]);
+    cmd.env("FOREST_ROOT", &forest.forest).envs(forest.kit.env());
+    let out = support::run_ok(cmd.args(["variant", "--arch", "x86_64", "--kit", KIT, "--json"]));
+    let summary: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(summary["ok"], true, "{summary}");
+    assert!(installed.is_file(), "cargo make installed twoliter");
+}

@@ -235,8 +235,8 @@ pub(crate) fn default_kit(repo: &Path) -> Result<String> {
     }
 }
 
-/// Runs a kit phase's command in the kit repo (the Makefile's target when it has one, else
-/// twoliter directly), streamed and logged.
+/// Runs a kit phase's command in the kit repo, streamed and logged: the Makefile's target when
+/// it has one (it installs the twoliter the repo pins, through `prep`), else twoliter directly.
 pub(crate) fn run_in_repo(
     kit: &Kit,
     phase: KitPhase,
@@ -244,7 +244,6 @@ pub(crate) fn run_in_repo(
     twoliter_steps: &[Vec<String>],
 ) -> Result<()> {
     let log = kit.ws.log_path(phase);
-    let twoliter = crate::tools::twoliter(&kit.repo)?;
     let target = make_args.first().map(String::as_str).unwrap_or_default();
     let use_make = kit.makefile().is_some_and(|m| repo::makefile_has_target(&m, target));
     let prefix = format!("[{}] ", crate::workflow::PhaseKind::id(phase));
@@ -255,6 +254,7 @@ pub(crate) fn run_in_repo(
         crate::ui::info(format!("make {}", make_args.join(" ")));
         crate::process::stream(cmd, &prefix, &log)?.check(&format!("`make {}`", make_args.join(" ")), &log)?;
     } else {
+        let twoliter = crate::tools::twoliter(&kit.repo, &crate::tools::twoliter_remedy(&kit.repo))?;
         for step in twoliter_steps {
             let mut cmd = crate::process::tool(&twoliter);
             cmd.args(step).current_dir(&kit.repo);

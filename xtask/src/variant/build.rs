@@ -43,8 +43,8 @@ impl Phase for Build {
 
     fn run(sh: &Shell, v: &Variant) -> Result<(BuildData, String)> {
         let phase = VariantPhase::Build;
+        // No twoliter is needed here: the repo's Makefile.toml installs the one it pins.
         tools::require("cargo-make", tools::CARGO_MAKE_REMEDY)?;
-        tools::twoliter(&v.repo)?;
         let argv = argv(v);
         let started = std::time::SystemTime::now();
         let started_at_ms = started.duration_since(std::time::UNIX_EPOCH)?.as_millis() as u64;

@@ -6,6 +6,7 @@
 
 pub(crate) mod backup;
 pub(crate) mod build;
+pub(crate) mod makefile;
 pub(crate) mod update_config;
 pub(crate) mod update_lock;
 pub(crate) mod validate;

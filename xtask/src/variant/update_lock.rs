@@ -86,7 +86,7 @@ impl Phase for UpdateLock {
             ui::info("Twoliter.lock already holds the digests the registry serves: `twoliter update` skipped");
             false
         } else {
-            let twoliter = tools::twoliter(&v.repo)?;
+            let twoliter = tools::twoliter(&v.repo, &super::makefile::install_twoliter_remedy(&v.repo))?;
             let mut cmd = process::tool(&twoliter);
             cmd.arg("update").current_dir(&v.repo);
             ui::info("twoliter update");

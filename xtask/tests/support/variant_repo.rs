@@ -104,7 +104,9 @@ impl VariantRepo {
                 "# The variant build. In the tests `cargo make` is the cargo-make stand-in, which reads\n\
                  # only the [env] defaults below.\n[config]\nskip_core_tasks = true\n\n[env]\n\
                  BUILDSYS_ARCH = {{ script = [\"uname -m\"] }}\nBUILDSYS_VARIANT = \"{DEFAULT_VARIANT}\"\n\n\
-                 [tasks.default]\ndependencies = [\"build\"]\n\n[tasks.fetch-external-kits]\n\
+                 [tasks.default]\ndependencies = [\"build\"]\n\n\
+                 [tasks.install-twoliter]\nscript = [\"tools/install-twoliter.sh\"]\n\n\
+                 [tasks.fetch-external-kits]\ndependencies = [\"install-twoliter\"]\n\
                  script = [\"tools/twoliter/twoliter fetch --arch ${{BUILDSYS_ARCH}}\"]\n\n\
                  [tasks.build]\ndependencies = [\"fetch-external-kits\"]\n"
             ),
