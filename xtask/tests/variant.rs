@@ -383,8 +383,12 @@ fn malformed_project_files_are_clear_errors_and_changes_nothing() {
     let err = variant_fails(&forest, &["--kit", KIT]);
     assert!(err.contains("failed to deserialize overrides file"), "{err}");
     assert_eq!(forest.files(), before);
-    std::fs::remove_file(forest.repo().join("Twoliter.override")).unwrap();
-    // The inline kit array.
+}
+
+#[test]
+fn an_inline_kit_array_is_edited_in_its_own_form() {
+    let forest = Forest::published();
+    // The kits as an inline array, which twoliter reads like `[[kit]]` tables.
     let toml = forest.repo().join("Twoliter.toml");
     let text = std::fs::read_to_string(&toml).unwrap();
     // Top-level keys go before the first table; the [[kit]] tables go.
@@ -397,8 +401,17 @@ fn malformed_project_files_are_clear_errors_and_changes_nothing() {
     );
     std::fs::write(&toml, &inline).unwrap();
     let before = forest.files();
-    let err = variant_fails(&forest, &["--kit", KIT]);
-    assert!(err.contains("inline array"), "{err}");
+    let ws = kept(&forest);
+    let edited = std::fs::read_to_string(&toml).unwrap();
+    assert_eq!(
+        edited,
+        inline.replace(
+            &format!("version = \"{UPSTREAM_VERSION}\""),
+            &format!("version = \"{KIT_VERSION}\"")
+        ),
+        "only the version changed, in place"
+    );
+    support::run_ok(forest.xtask().args(["restore"]).arg(&ws));
     assert_eq!(forest.files(), before);
 }
 
