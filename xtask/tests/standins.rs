@@ -122,42 +122,90 @@ fn sha256_digest(bytes: &[u8]) -> String {
     )
 }
 
-/// Canonical JSON written out by hand (keys sorted at every level, no whitespace), so the lock
-/// digest check does not depend on the crate under test nor on serde_json's map order.
-fn canonical(value: &serde_json::Value, out: &mut String) {
-    match value {
-        serde_json::Value::Object(map) => {
-            let mut keys: Vec<&String> = map.keys().collect();
-            keys.sort();
-            out.push('{');
-            for (i, k) in keys.into_iter().enumerate() {
-                if i > 0 {
-                    out.push(',');
-                }
-                out.push_str(&serde_json::to_string(k).unwrap());
-                out.push(':');
-                canonical(&map[k], out);
-            }
-            out.push('}');
-        }
-        serde_json::Value::Array(items) => {
-            out.push('[');
-            for (i, v) in items.iter().enumerate() {
-                if i > 0 {
-                    out.push(',');
-                }
-                canonical(v, out);
-            }
-            out.push(']');
-        }
-        other => out.push_str(&serde_json::to_string(other).unwrap()),
-    }
+/// The lock digest twoliter computes, the way it computes it (and the xtask too): serde_json's
+/// `Value` written by the olpc-cjson crate's canonical formatter, SHA-256, base64. `None` when
+/// the JSON cannot be written canonically (a float).
+fn olpc_lock_digest(manifest: &[u8]) -> Option<String> {
+    use serde::Serialize;
+    let value: serde_json::Value = serde_json::from_slice(manifest).ok()?;
+    let mut canonical = Vec::new();
+    let mut ser = serde_json::Serializer::with_formatter(&mut canonical, olpc_cjson::CanonicalFormatter::new());
+    value.serialize(&mut ser).ok()?;
+    Some(base64::engine::general_purpose::STANDARD.encode(Sha256::digest(&canonical)))
 }
 
 fn expected_lock_digest(manifest: &[u8]) -> String {
-    let mut text = String::new();
-    canonical(&json(manifest), &mut text);
-    base64::engine::general_purpose::STANDARD.encode(Sha256::digest(text.as_bytes()))
+    olpc_lock_digest(manifest).expect("a manifest twoliter can lock")
+}
+
+/// The twoliter stand-in's own lock digest of each document (`None` where it refuses one), from
+/// its `lock_digest` function.
+fn standin_lock_digests(documents: &[&[u8]]) -> Vec<Option<String>> {
+    let driver = "import base64, importlib.machinery, importlib.util, sys\n\
+        loader = importlib.machinery.SourceFileLoader('twoliter_standin', sys.argv[1])\n\
+        standin = importlib.util.module_from_spec(importlib.util.spec_from_loader(loader.name, loader))\n\
+        loader.exec_module(standin)\n\
+        for line in sys.stdin:\n\
+        \x20   try:\n\
+        \x20       print(standin.lock_digest(base64.b64decode(line)))\n\
+        \x20   except standin.NotCanonical as e:\n\
+        \x20       print('refused', e, file=sys.stderr)\n\
+        \x20       print('refused')\n";
+    let input: String = documents
+        .iter()
+        .map(|d| base64::engine::general_purpose::STANDARD.encode(d) + "\n")
+        .collect();
+    let mut child = Command::new("python3")
+        .args(["-c", driver])
+        .arg(support::standins_dir().join("twoliter"))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    child.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success());
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| (l != "refused").then(|| l.to_string()))
+        .collect()
+}
+
+#[test]
+fn the_standin_lock_digest_is_twoliters_canonical_json() {
+    let documents: [&[u8]; 12] = [
+        // A key that is a prefix of another sorts after it when the next character is below
+        // `"`: "a!" before "a"; and escaped keys sort by their escaped form.
+        br#"{"a":1,"a!":2,"a\"":3,"a\\":4,"a#":5,"b":[{"z":null,"y":true,"x":false}]}"#,
+        // Control characters are written raw, not as \n or \u0001.
+        br#"{"k":"line\nfeed\ttab\r\u0001\u001f\b\f","\n":"key"}"#,
+        // Non-ASCII as raw UTF-8, in keys too; a surrogate pair.
+        "{\"\u{e9}\":\"\u{fc}\",\"\u{65e5}\u{672c}\":\"\u{8a9e}\",\"emoji\":\"\\ud83d\\ude00\"}".as_bytes(),
+        // NFC: a combining accent joins its letter, in keys and values.
+        br#"{"e\u0301":"cafe\u0301","A\u030a":1}"#,
+        // ... but only within a fragment: not across a quote or a control character.
+        br#"{"x":"e\"\u0301","y":"e\n\u0301"}"#,
+        // Two keys that NFC makes one: the later in code point order wins.
+        br#"{"\u00e9":"precomposed","e\u0301":"combining"}"#,
+        // The solidus and DEL are not escaped.
+        br#"{"p":"a\/b\u007f"}"#,
+        // 64-bit integers at the edges.
+        br#"{"n":18446744073709551615,"m":-9223372036854775808,"z":0}"#,
+        // A repeated key keeps its last value.
+        br#"{"d":1,"d":2}"#,
+        // Floats are refused, by twoliter and the stand-in alike.
+        br#"{"f":1.5}"#,
+        br#"{"big":18446744073709551616}"#,
+        // A real index.
+        br#"{"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json","manifests":[{"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"sha256:aa","size":1,"platform":{"architecture":"amd64","os":"linux"}}]}"#,
+    ];
+    let expected: Vec<Option<String>> = documents.iter().map(|d| olpc_lock_digest(d)).collect();
+    assert_eq!(expected[9], None, "olpc-cjson refuses floats");
+    assert_eq!(expected[10], None, "serde_json reads 2^64 as a float");
+    assert!(expected.iter().filter(|d| d.is_some()).count() == 10);
+    assert_eq!(standin_lock_digests(&documents), expected);
 }
 
 /// The kit label of an image config: (label key, decoded JSON).
