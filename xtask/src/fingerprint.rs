@@ -1,5 +1,5 @@
-//! What a kit build depends on, as one hash: the committed tree, uncommitted changes to
-//! tracked files, untracked files git does not ignore, the arch and the twoliter version.
+//! What a build depends on, as one hash: the committed tree, uncommitted changes to tracked
+//! files, untracked files git does not ignore, the arch and the twoliter version.
 //! Two builds with the same fingerprint produce the same kit; the build id alone cannot tell,
 //! since every uncommitted edit shares the same `<commit>-dirty` id.
 
@@ -12,7 +12,8 @@ use xshell::{cmd, Shell};
 use crate::arch::Arch;
 use crate::process;
 
-pub(crate) fn compute(sh: &Shell, repo: &Path, arch: Arch) -> Result<String> {
+/// `twoliter` is the version the repo builds with, as its workflow found it (empty when unknown).
+pub(crate) fn compute(sh: &Shell, repo: &Path, arch: Arch, twoliter: &str) -> Result<String> {
     let _dir = sh.push_dir(repo);
     let mut hasher = Sha256::new();
     hasher.update(format!("arch={arch}\n"));
@@ -37,10 +38,6 @@ pub(crate) fn compute(sh: &Shell, repo: &Path, arch: Arch) -> Result<String> {
             hasher.update(Sha256::hash(&bytes));
         }
     }
-    let twoliter = repo.join("tools/twoliter/twoliter");
-    let mut probe = process::tool(twoliter);
-    probe.arg("--version");
-    let version = process::read_tool(probe).unwrap_or_default();
-    hasher.update(format!("twoliter={}\n", version.trim()));
+    hasher.update(format!("twoliter={twoliter}\n"));
     Ok(crate::fsx::hex(&hasher.finalize()))
 }

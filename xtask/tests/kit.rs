@@ -572,3 +572,72 @@ fn a_fresh_clone_builds_with_the_twoliter_its_makefile_installs() {
     .unwrap();
     assert!(log.contains("\"build\" \"kit\""), "twoliter ran directly: {log}");
 }
+
+/// Builds and publishes the kit once per `core.abbrev` setting (git's default length in a small
+/// repo is 7), each time from a new commit; returns the build ids BUILD recorded.
+fn build_ids_by_git_default(repo: &KitRepo) -> Vec<String> {
+    let ws = repo.path().join(format!("planning/build-kit-{KIT}-x86_64"));
+    let mut ids = Vec::new();
+    for abbrev in [None, Some("8"), Some("9")] {
+        match abbrev {
+            Some(n) => support::git(repo.path(), &["config", "core.abbrev", n]),
+            None => String::new(),
+        };
+        let id = repo.edit_package("hello-agent");
+        let summary = build_kit_json(repo, &[]);
+        assert_eq!(summary["ok"], true, "{summary}");
+        assert_eq!(did(&summary)[1..], ["ran", "ran", "ran"], "{summary}");
+        let build: Value =
+            serde_json::from_str(&std::fs::read_to_string(ws.join("results/build.json")).unwrap()).unwrap();
+        assert_eq!(build["data"]["build_id"], id.as_str());
+        assert!(repo.archive("x86_64").is_file());
+        ids.push(id);
+    }
+    ids
+}
+
+#[test]
+fn the_build_id_is_the_one_twoliter_names_the_archive_with_whatever_gits_default_length() {
+    // twoliter ≥ 0.7.3 always uses 8 characters.
+    let (repo, _registry) = setup();
+    let lengths: Vec<usize> = build_ids_by_git_default(&repo).iter().map(String::len).collect();
+    assert_eq!(lengths, [8, 8, 8]);
+    let build: Value = serde_json::from_str(
+        &std::fs::read_to_string(
+            repo.path()
+                .join(format!("planning/build-kit-{KIT}-x86_64/results/build.json")),
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(build["data"]["twoliter"], support::kit_repo::TWOLITER);
+}
+
+#[test]
+fn an_older_twoliter_names_archives_with_gits_default_length() {
+    let repo = KitRepo::create_pinned(KIT, VERSION, "0.7.2");
+    let _registry = TestRegistry::start_native(repo.path());
+    let lengths: Vec<usize> = build_ids_by_git_default(&repo).iter().map(String::len).collect();
+    assert_eq!(lengths, [7, 8, 9]);
+}
+
+#[test]
+fn an_archive_under_another_build_id_is_named_in_the_error() {
+    let (repo, _registry) = setup();
+    // A twoliter that names archives with git's default length although it says it is new.
+    let twoliter = repo.path().join("tools/twoliter/twoliter");
+    let text = std::fs::read_to_string(&twoliter).unwrap();
+    std::fs::write(
+        &twoliter,
+        text.replace("abbrev = [\"--abbrev=8\"] if", "abbrev = [] if"),
+    )
+    .unwrap();
+    let err = build_kit_fails(&repo, &["--arch", "x86_64"]);
+    let short = support::git(repo.path(), &["describe", "--always", "--dirty", "--exclude", "*"]);
+    assert!(
+        err.contains(&format!("{KIT}-v{VERSION}-{}-x86_64.tar is missing", repo.build_id()))
+            && err.contains(&format!("holds {KIT}-v{VERSION}-{}-x86_64.tar", short.trim()))
+            && err.contains("--abbrev=8"),
+        "{err}"
+    );
+}

@@ -601,13 +601,10 @@ fn update_rejects_project_files_twoliter_rejects() {
 #[test]
 fn kits_of_another_twoliter_generation_are_refused() {
     let registry = Registry::start();
-    let kit = KitRepo::create("old-kit", "0.1.0");
-    run_ok(
-        kit.make(&["build", "ARCH=x86_64"])
-            .env("TWOLITER_STANDIN_VERSION", "0.7.2"),
-    );
-    kit.write_infra("local", &registry.addr());
-    run_ok(&mut kit.make(&["publish", "VENDOR=local"]));
+    // A kit repo that pins twoliter 0.7.2: its `make prep` installs that version.
+    let kit = KitRepo::create_pinned("old-kit", "0.1.0", "0.7.2");
+    kit.build_and_publish(&registry.addr(), &["x86_64"]);
+    assert_eq!(run_ok(&mut kit.twoliter(&["--version"])).trim(), "twoliter 0.7.2");
     let variant = VariantRepo::create("aws-dev", &[("old-kit", "0.1.0")], "1.30.0");
     variant.write_override(&["old-kit"], &registry.addr());
     let out = run(&mut variant.twoliter(&["update"]));
@@ -760,4 +757,26 @@ fn kits_named_by_a_kit_are_locked_and_redirected_too() {
             .join(format!("build/external-kits/bottlerocket/{kit}/x86_64"));
         assert!(dir.join("digest").is_file(), "{kit} not fetched");
     }
+}
+
+#[test]
+fn cargo_make_names_image_directories_with_the_repos_own_build_id() {
+    let variant = VariantRepo::create("aws-dev", &[], "1.30.0");
+    let latest = variant.images_dir("x86_64").join("latest");
+    let built = || {
+        run_ok(&mut variant.cargo_make("x86_64"));
+        let target = std::fs::read_link(&latest).unwrap().to_string_lossy().into_owned();
+        target.strip_prefix("1.30.0-").unwrap().to_string()
+    };
+    // bottlerocket's Makefile.toml passes no --abbrev: git's default, 7 in a small repo.
+    let id = built();
+    assert_eq!((id.len(), id.clone()), (7, variant.build_id()));
+    support::git(variant.path(), &["config", "core.abbrev", "9"]);
+    assert_eq!(built().len(), 9);
+    // A Makefile.toml that asks for a length gets it.
+    let path = variant.path().join("Makefile.toml");
+    let text = std::fs::read_to_string(&path).unwrap();
+    std::fs::write(&path, text.replace("--exclude '*' ||", "--exclude '*' --abbrev=8 ||")).unwrap();
+    support::git(variant.path(), &["commit", "-q", "-am", "Build ids of 8 characters"]);
+    assert_eq!(built().len(), 8);
 }

@@ -15,9 +15,10 @@ use serde::{Deserialize, Serialize};
 use xshell::Shell;
 
 use crate::arch::Arch;
-use crate::project;
+use crate::twoliter::compat;
 use crate::workflow::record::{check, execute};
 use crate::workflow::{Flow, Gate, KitPhase, Workspace};
+use crate::{git, project, tools};
 
 /// `input.json` of the kit workflow, in the shape existing orchestrators write.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -110,6 +111,16 @@ impl Kit {
         std::fs::read_to_string(self.repo.join("Makefile")).ok()
     }
 
+    /// The twoliter this kit repo builds with (see [`twoliter_version`]).
+    pub(crate) fn twoliter_version(&self) -> Option<semver::Version> {
+        twoliter_version(&self.repo)
+    }
+
+    /// The build id the kit's twoliter names its archive and per-arch tag with, now.
+    pub(crate) fn build_id(&self, sh: &Shell, twoliter: Option<&semver::Version>) -> Result<String> {
+        git::build_id(sh, &self.repo, compat::build_id_abbrev(twoliter))
+    }
+
     /// The registry port `input.json` asks for, if any.
     pub(crate) fn wanted_port(&self) -> Result<Option<u16>> {
         self.input
@@ -187,6 +198,22 @@ fn check_repo(repo: &Path) -> Result<()> {
         );
     }
     Ok(())
+}
+
+/// The twoliter a kit repo builds with: the installed `tools/twoliter/twoliter` (the Makefile's
+/// `prep` installs the pinned version before every build and publish), else the Makefile's
+/// `TWOLITER_VERSION ?=` pin, else, in a repo without a Makefile, twoliter on PATH.
+pub(crate) fn twoliter_version(repo: &Path) -> Option<semver::Version> {
+    let installed = repo.join(tools::REPO_TWOLITER);
+    if tools::is_executable(&installed) {
+        return compat::installed_version(&installed);
+    }
+    match std::fs::read_to_string(repo.join("Makefile")) {
+        Ok(makefile) => {
+            repo::makefile_var_default(&makefile, "TWOLITER_VERSION").and_then(|pin| compat::parse_pin(&pin))
+        }
+        Err(_) => tools::which("twoliter").and_then(|path| compat::installed_version(&path)),
+    }
 }
 
 /// The kits of a repo: the directories under `kits/`.

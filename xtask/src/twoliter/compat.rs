@@ -16,6 +16,8 @@
 //! [`metadata_mismatch`] therefore also warns when the two versions differ and either is newer
 //! than that.
 
+use std::path::Path;
+
 use anyhow::{anyhow, Result};
 use semver::Version;
 
@@ -35,6 +37,32 @@ pub(crate) fn metadata_generation(twoliter_version: &Version) -> u8 {
     } else {
         4
     }
+}
+
+/// The `--abbrev` of the build id a twoliter version names kit archives and per-arch tags with
+/// (`git describe --always --dirty --exclude '*'`): 8 since 0.7.3 ("use a consistent length for
+/// project build ID"), git's own default before, which is 7 in a small repo and grows with it.
+/// When the version is unknown, the newest behaviour.
+pub(crate) fn build_id_abbrev(twoliter_version: Option<&Version>) -> Option<u32> {
+    match twoliter_version {
+        Some(v) if (v.major, v.minor, v.patch) < (0, 7, 3) => None,
+        _ => Some(8),
+    }
+}
+
+/// `twoliter --version` of the twoliter at `path`, run as a build tool; `None` when it does not
+/// run or says no version.
+pub(crate) fn installed_version(path: &Path) -> Option<Version> {
+    let mut probe = crate::process::tool(path);
+    probe.arg("--version");
+    parse_twoliter_version(&crate::process::read_tool(probe).ok()?).ok()
+}
+
+/// A version as repos pin it: `"0.22.0"` in a kit Makefile, `v0.26.0` in bottlerocket's
+/// Makefile.toml, `0.25.0-rc1`.
+pub(crate) fn parse_pin(pin: &str) -> Option<Version> {
+    let pin = pin.trim().trim_matches(|c| c == '"' || c == '\'');
+    Version::parse(pin.strip_prefix('v').unwrap_or(pin)).ok()
 }
 
 /// A warning when a kit built with `kit_twoliter` may not be usable by a variant repo on
@@ -130,6 +158,26 @@ mod tests {
         ));
         let warning = metadata_mismatch(&v("0.25.0"), &v("0.26.0")).unwrap();
         assert!(warning.contains("known only up to twoliter 0.25"), "{warning}");
+    }
+
+    #[test]
+    fn build_id_lengths() {
+        assert_eq!(build_id_abbrev(Some(&v("0.7.2"))), None);
+        assert_eq!(build_id_abbrev(Some(&v("0.5.0"))), None);
+        assert_eq!(build_id_abbrev(Some(&v("0.7.3-rc1"))), Some(8));
+        assert_eq!(build_id_abbrev(Some(&v("0.7.3"))), Some(8));
+        assert_eq!(build_id_abbrev(Some(&v("0.26.0"))), Some(8));
+        assert_eq!(build_id_abbrev(None), Some(8));
+    }
+
+    #[test]
+    fn pins() {
+        assert_eq!(parse_pin("\"0.22.0\""), Some(v("0.22.0")));
+        assert_eq!(parse_pin("v0.26.0"), Some(v("0.26.0")));
+        assert_eq!(parse_pin("'0.25.0-rc1'"), Some(v("0.25.0-rc1")));
+        assert_eq!(parse_pin("\"v0.7.2\""), Some(v("0.7.2")));
+        assert_eq!(parse_pin("latest"), None);
+        assert_eq!(parse_pin("196f8c8"), None);
     }
 
     #[test]

@@ -20,6 +20,9 @@ pub(crate) struct BuildData {
     pub(crate) argv: Vec<String>,
     /// What the build depended on (see `kit::fingerprint`): the gate notices later edits.
     pub(crate) fingerprint: String,
+    /// The build id the images are named with (`<release-version>-<build-id>`).
+    #[serde(default)]
+    pub(crate) build_id: String,
 }
 
 pub(crate) fn argv(v: &Variant) -> Vec<String> {
@@ -54,7 +57,8 @@ impl Phase for Build {
         ui::info(argv.join(" "));
         let log = v.ws.log_path(phase);
         process::stream(cmd, "[build] ", &log)?.check(&format!("`{}`", argv.join(" ")), &log)?;
-        let fingerprint = crate::fingerprint::compute(sh, &v.repo, v.arch)?;
+        let fingerprint = crate::fingerprint::compute(sh, &v.repo, v.arch, &twoliter_text(v))?;
+        let build_id = v.build_id(sh)?;
         let data = BuildData {
             variant: v.variant.clone(),
             arch: v.arch.to_string(),
@@ -62,12 +66,14 @@ impl Phase for Build {
             seconds: clock.elapsed().as_secs_f64(),
             argv,
             fingerprint,
+            build_id,
         };
         let report = format!(
-            "# BUILD\n\n- ran `{}` in {} ({})\n- log: `{}`\n",
+            "# BUILD\n\n- ran `{}` in {} ({})\n- build id: `{}`\n- log: `{}`\n",
             data.argv.join(" "),
             v.repo.display(),
             ui::duration(clock.elapsed()),
+            data.build_id,
             log.display()
         );
         Ok((data, report))
@@ -82,9 +88,13 @@ impl Phase for Build {
                 latest.display()
             );
         }
-        if crate::fingerprint::compute(sh, &v.repo, v.arch)? != data.fingerprint {
+        if crate::fingerprint::compute(sh, &v.repo, v.arch, &twoliter_text(v))? != data.fingerprint {
             bail!("the variant repo changed since BUILD: run BUILD again");
         }
         Ok(())
     }
+}
+
+fn twoliter_text(v: &Variant) -> String {
+    v.twoliter_version().map(|v| v.to_string()).unwrap_or_default()
 }

@@ -4,7 +4,7 @@
 //! kits to it. Either way the kits' versions are set in `Twoliter.toml`. The original files are
 //! backed up first.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
@@ -311,25 +311,17 @@ fn last_verified(url: &str, kit: &str) -> Option<(String, Option<PathBuf>)> {
 /// Kits published by one generation of twoliter cannot be consumed by another: warn when the
 /// kit repo's twoliter and the variant repo's would disagree.
 fn warn_on_metadata_mismatch(v: &Variant, kits: &[ResolvedKit]) {
-    let Some(variant_version) = twoliter_version(&v.repo) else {
+    let Some(variant_version) = v.twoliter_version() else {
         return;
     };
     for kit in kits {
-        let Some(kit_version) = kit.kit_dir.as_deref().and_then(twoliter_version) else {
+        let Some(kit_version) = kit.kit_dir.as_deref().and_then(crate::kit::twoliter_version) else {
             continue;
         };
         if let Some(warning) = compat::metadata_mismatch(&kit_version, &variant_version) {
             ui::warn(format!("kit {}: {warning}", kit.name));
         }
     }
-}
-
-fn twoliter_version(repo: &Path) -> Option<semver::Version> {
-    let twoliter = repo.join("tools/twoliter/twoliter");
-    let mut probe = crate::process::tool(twoliter);
-    probe.arg("--version");
-    let out = crate::process::read_tool(probe).ok()?;
-    compat::parse_twoliter_version(&out).ok()
 }
 
 #[cfg(test)]

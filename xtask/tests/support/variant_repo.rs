@@ -103,7 +103,8 @@ impl VariantRepo {
             &format!(
                 "# The variant build. In the tests `cargo make` is the cargo-make stand-in, which reads\n\
                  # only the [env] defaults below.\n[config]\nskip_core_tasks = true\n\n[env]\n\
-                 BUILDSYS_ARCH = {{ script = [\"uname -m\"] }}\nBUILDSYS_VARIANT = \"{DEFAULT_VARIANT}\"\n\n\
+                 BUILDSYS_ARCH = {{ script = [\"uname -m\"] }}\nBUILDSYS_VARIANT = \"{DEFAULT_VARIANT}\"\n\
+                 BUILDSYS_VERSION_BUILD = {{ script = [\"git describe --always --dirty --exclude '*' || echo 00000000\"] }}\n\n\
                  [tasks.default]\ndependencies = [\"build\"]\n\n\
                  [tasks.install-twoliter]\nscript = [\"tools/install-twoliter.sh\"]\n\n\
                  [tasks.fetch-external-kits]\ndependencies = [\"install-twoliter\"]\n\
