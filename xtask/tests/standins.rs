@@ -218,7 +218,12 @@ fn kit_label(config: &serde_json::Value) -> (String, serde_json::Value) {
     let decoded = base64::engine::general_purpose::STANDARD
         .decode(value.as_str().unwrap())
         .unwrap();
-    (key.clone(), json(&decoded))
+    // As rpm2kit writes it: compact JSON with sorted keys, then the newline of a here-string.
+    let meta = json(&decoded);
+    let mut sorted = serde_json::to_vec(&meta).unwrap();
+    sorted.push(b'\n');
+    assert_eq!(String::from_utf8_lossy(&decoded), String::from_utf8_lossy(&sorted));
+    (key.clone(), meta)
 }
 
 /// Lock entries as (table, field) → value, via toml_edit.
@@ -251,7 +256,7 @@ fn twoliter_reports_its_version() {
     let twoliter = support::standins_dir().join("twoliter");
     assert_eq!(
         run_ok(Command::new(&twoliter).arg("--version")).trim(),
-        "twoliter 0.12.0"
+        format!("twoliter {}", support::kit_repo::TWOLITER)
     );
     let out = run_ok(
         Command::new(&twoliter)
@@ -319,7 +324,7 @@ fn kit_build_writes_an_oci_archive_named_after_the_build_id() {
         (Some("amd64"), Some("linux"))
     );
     let (label, meta) = kit_label(&config);
-    assert_eq!(label, "dev.bottlerocket.kit.v3");
+    assert_eq!(label, "dev.bottlerocket.kit.v4", "the label of twoliter 0.25 and later");
     assert_eq!(
         (meta["name"].as_str(), meta["version"].as_str()),
         (Some("my-kit"), Some("1.2.3"))
@@ -502,7 +507,8 @@ fn update_locks_the_served_index_under_the_original_source() {
     );
     assert_eq!(lock_kit_field(&lock, "my-kit", "vendor"), "bottlerocket");
     let doc: toml_edit::DocumentMut = lock.parse().unwrap();
-    assert_eq!(doc["schema-version"].as_integer(), Some(1));
+    assert_eq!(doc["schema-version"].as_integer(), Some(2));
+    assert_eq!(doc["project-vendor"].as_str(), Some("Bottlerocket"));
     assert_eq!(
         doc["sdk"]["digest"].as_str(),
         Some(SDK_LOCK_DIGEST),
@@ -592,10 +598,55 @@ fn update_rejects_project_files_twoliter_rejects() {
     assert!(update_error().contains("failed to fetch public.ecr.aws/bottlerocket/my-kit:v1.2.3"));
     std::fs::write(
         &toml_path,
-        original.replace("schema-version = 1", "schema-version = 1\nlocal-kits = true"),
+        original.replace("schema-version = 2", "schema-version = 2\nlocal-kits = true"),
     )
     .unwrap();
     assert!(update_error().contains("unknown field `local-kits`"));
+    // Schema 2 requires project-vendor; schema 1 has none (twoliter 0.12 and later read both).
+    std::fs::write(&toml_path, original.replace("project-vendor = \"Bottlerocket\"\n", "")).unwrap();
+    assert!(update_error().contains("missing field `project-vendor`"));
+    std::fs::write(&toml_path, original.replace("schema-version = 2", "schema-version = 1")).unwrap();
+    assert!(update_error().contains("unknown field `project-vendor`"));
+    let schema_1 = original
+        .replace("schema-version = 2", "schema-version = 1")
+        .replace("project-vendor = \"Bottlerocket\"\n", "");
+    std::fs::write(&toml_path, schema_1).unwrap();
+    assert!(update_error().contains("failed to fetch public.ecr.aws/bottlerocket/my-kit:v1.2.3"));
+}
+
+#[test]
+fn a_lock_of_an_older_schema_fails_every_command_but_update() {
+    // twoliter 0.12 and later write schema-version 2 and load nothing else.
+    let repo = KitRepo::create("my-kit", "1.0.0");
+    let lock = repo.path().join("Twoliter.lock");
+    let current = std::fs::read_to_string(&lock).unwrap();
+    assert!(current.starts_with("schema-version = 2\nkit = []\nproject-vendor = \"Bottlerocket\"\n"));
+    std::fs::write(
+        &lock,
+        current
+            .replace("schema-version = 2", "schema-version = 1")
+            .replace("project-vendor = \"Bottlerocket\"\n", ""),
+    )
+    .unwrap();
+    let out = run(&mut repo.make(&["build", "ARCH=x86_64"]));
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("failed to deserialize lockfile")
+            && stderr(&out).contains("Incorrect project schema_version: got '1', expected '2'"),
+        "{}",
+        stderr(&out)
+    );
+    run_ok(&mut repo.make(&["update"]));
+    assert_eq!(std::fs::read_to_string(&lock).unwrap(), current);
+    run_ok(&mut repo.make(&["build", "ARCH=x86_64"]));
+
+    // And a twoliter before 0.12 writes and reads schema 1.
+    let old = KitRepo::create_pinned("old-kit", "1.0.0", "0.7.2");
+    let text = std::fs::read_to_string(old.path().join("Twoliter.lock")).unwrap();
+    assert!(text.starts_with("schema-version = 1\nkit = []\n\n[sdk]"), "{text}");
+    run_ok(&mut old.make(&["update"]));
+    assert!(old.is_clean(), "the old lock is what twoliter 0.7.2 writes");
+    run_ok(&mut old.make(&["build", "ARCH=x86_64"]));
 }
 
 #[test]

@@ -532,7 +532,7 @@ fn kit_and_variant_twoliter_generations_that_disagree_are_warned_about() {
     let output = support::run(forest.xtask().args(["variant", "--arch", "x86_64", "--kit", KIT]));
     let err = support::stderr(&output);
     assert!(
-        err.contains("warning:") && err.contains("0.7.0") && err.contains("0.12.0"),
+        err.contains("warning:") && err.contains("0.7.0") && err.contains(support::kit_repo::TWOLITER),
         "{err}"
     );
 }
@@ -653,4 +653,44 @@ fn twoliter_is_the_repos_else_the_one_on_path_else_the_error_says_how_to_install
     let summary: Value = serde_json::from_str(&out).unwrap();
     assert_eq!(summary["ok"], true, "{summary}");
     assert!(installed.is_file(), "cargo make installed twoliter");
+}
+
+#[test]
+fn a_lock_of_a_schema_the_repos_twoliter_does_not_load_is_rewritten_though_its_digests_match() {
+    let forest = Forest::published();
+    let ws = kept(&forest);
+    // The lock the run left, back in schema 1 (as twoliter before 0.12 wrote it), same digests.
+    let lock = forest.repo().join("Twoliter.lock");
+    let current = std::fs::read_to_string(&lock).unwrap();
+    assert!(
+        current.starts_with("schema-version = 2\nproject-vendor = \"Bottlerocket\"\n"),
+        "{current}"
+    );
+    let schema_1 = current
+        .replace("schema-version = 2", "schema-version = 1")
+        .replace("project-vendor = \"Bottlerocket\"\n", "");
+    std::fs::write(&lock, &schema_1).unwrap();
+    let out = support::run(forest.xtask().args(["phase", "update-lock"]).arg(&ws));
+    assert!(out.status.success(), "{}", support::stderr(&out));
+    let result: Value =
+        serde_json::from_str(&std::fs::read_to_string(ws.join("results/update-lock.json")).unwrap()).unwrap();
+    assert_eq!(result["data"]["update_ran"], true, "twoliter update ran for the schema");
+    assert_eq!(std::fs::read_to_string(&lock).unwrap(), current);
+    support::run_ok(forest.xtask().args(["restore"]).arg(&ws));
+}
+
+#[test]
+fn a_schema_2_project_without_project_vendor_is_refused_before_anything_is_written() {
+    let forest = Forest::published();
+    let toml = forest.repo().join("Twoliter.toml");
+    let text = std::fs::read_to_string(&toml).unwrap();
+    std::fs::write(&toml, text.replace("project-vendor = \"Bottlerocket\"\n", "")).unwrap();
+    let before = forest.files();
+    let err = variant_fails(&forest, &["--kit", KIT]);
+    assert!(
+        err.contains("`schema-version = 2` but no `project-vendor`") && err.contains("Add `project-vendor"),
+        "{err}"
+    );
+    assert_eq!(forest.files(), before);
+    assert!(!forest.repo().join("Twoliter.override").exists());
 }

@@ -21,8 +21,9 @@ use std::path::Path;
 use anyhow::{anyhow, Result};
 use semver::Version;
 
-/// The newest twoliter minor release whose metadata generation is known.
-pub(crate) const LAST_CHECKED: (u64, u64) = (0, 25);
+/// The newest twoliter minor release whose metadata generation is known: 0.26, which the
+/// newest bottlerocket pins.
+pub(crate) const LAST_CHECKED: (u64, u64) = (0, 26);
 
 /// The kit metadata generation (the `N` of `dev.bottlerocket.kit.vN`) a twoliter version writes
 /// and reads.
@@ -47,6 +48,16 @@ pub(crate) fn build_id_abbrev(twoliter_version: Option<&Version>) -> Option<u32>
     match twoliter_version {
         Some(v) if (v.major, v.minor, v.patch) < (0, 7, 3) => None,
         _ => Some(8),
+    }
+}
+
+/// The schema-version of `Twoliter.lock` a twoliter version writes, and the only one it loads:
+/// 2 since 0.12.0 (which added `project-vendor`), 1 before.
+pub(crate) fn lock_schema(twoliter_version: &Version) -> i64 {
+    if (twoliter_version.major, twoliter_version.minor) >= (0, 12) {
+        2
+    } else {
+        1
     }
 }
 
@@ -156,8 +167,9 @@ mod tests {
             "the kit repo's twoliter 0.7.2 writes kit metadata v2 but the variant repo's twoliter \
              0.12.0 reads only v3"
         ));
-        let warning = metadata_mismatch(&v("0.25.0"), &v("0.26.0")).unwrap();
-        assert!(warning.contains("known only up to twoliter 0.25"), "{warning}");
+        assert_eq!(metadata_mismatch(&v("0.25.0"), &v("0.26.0")), None);
+        let warning = metadata_mismatch(&v("0.26.0"), &v("0.27.0")).unwrap();
+        assert!(warning.contains("known only up to twoliter 0.26"), "{warning}");
     }
 
     #[test]
@@ -168,6 +180,15 @@ mod tests {
         assert_eq!(build_id_abbrev(Some(&v("0.7.3"))), Some(8));
         assert_eq!(build_id_abbrev(Some(&v("0.26.0"))), Some(8));
         assert_eq!(build_id_abbrev(None), Some(8));
+    }
+
+    #[test]
+    fn lock_schemas() {
+        assert_eq!(lock_schema(&v("0.11.0")), 1);
+        assert_eq!(lock_schema(&v("0.5.0")), 1);
+        assert_eq!(lock_schema(&v("0.12.0-rc1")), 2);
+        assert_eq!(lock_schema(&v("0.12.0")), 2);
+        assert_eq!(lock_schema(&v("0.26.0")), 2);
     }
 
     #[test]

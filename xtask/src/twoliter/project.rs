@@ -62,6 +62,14 @@ pub(crate) fn parse(twoliter_toml: &str) -> Result<ProjectInfo> {
     };
     let release_version = required_str(root, "release-version", FILE)?;
     let project_vendor = optional_str(root, "project-vendor", FILE)?;
+    if schema_version == 2 && project_vendor.is_none() {
+        bail!(
+            "{FILE} has `schema-version = 2` but no `project-vendor`, which schema 2 requires: twoliter \
+             0.12 and later fail with \"missing field `project-vendor`\". Add `project-vendor = \"…\"` \
+             (the vendor name your images report, e.g. \"Bottlerocket\") next to `release-version`, or go \
+             back to `schema-version = 1`"
+        );
+    }
 
     let mut vendors = BTreeMap::new();
     if let Some(item) = root.get("vendor") {
@@ -396,7 +404,12 @@ vendor = "bottlerocket"
 
     #[test]
     fn parse_errors() {
+        let schema_2 = VARIANT.replace("schema-version = 1", "schema-version = 2");
         let cases = [
+            (
+                schema_2,
+                "Twoliter.toml has `schema-version = 2` but no `project-vendor`, which schema 2 requires",
+            ),
             (
                 VARIANT.replace("schema-version = 1\n", ""),
                 "Twoliter.toml has no `schema-version`",

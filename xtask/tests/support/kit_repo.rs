@@ -20,7 +20,14 @@ pub const SDK_VERSION: &str = "0.50.1";
 pub const SDK_LOCK_DIGEST: &str = "0J8n7J1/U3dTqB9Vh3cZ2o2RzM2aQk0w5y0p3fJr1Wk=";
 
 /// The twoliter a fixture kit repo pins unless told otherwise: the stand-in's default version.
-pub const TWOLITER: &str = "0.12.0";
+pub const TWOLITER: &str = "0.26.0";
+
+/// Whether twoliter `version` reads and writes schema-version 2 of Twoliter.toml and
+/// Twoliter.lock (0.12.0 and later).
+pub fn schema_2(version: &str) -> bool {
+    let numbers: Vec<u64> = version.split(['.', '-']).take(3).map(|n| n.parse().unwrap()).collect();
+    numbers.as_slice() >= [0, 12, 0].as_slice()
+}
 
 /// What a test passes to the xtask (or to `make`) so the repo's `make prep` can install twoliter:
 /// `TWOLITER_STANDIN` = the twoliter stand-in script.
@@ -100,15 +107,20 @@ impl KitRepo {
             );
             write(&format!("packages/{pkg}/{pkg}.spec"), &spec(pkg));
         }
+        // The files of the schema the pinned twoliter writes.
+        let (schema, project_vendor) = match schema_2(twoliter) {
+            true => ("schema-version = 2", "project-vendor = \"Bottlerocket\"\n"),
+            false => ("schema-version = 1", ""),
+        };
         write(
             "Twoliter.toml",
             &format!(
-                "schema-version = 1\nrelease-version = \"{release_version}\"\n\n\
+                "{schema}\nrelease-version = \"{release_version}\"\n{project_vendor}\n\
                  [vendor.bottlerocket]\nregistry = \"public.ecr.aws/bottlerocket\"\n\n\
                  [sdk]\nname = \"bottlerocket-sdk\"\nversion = \"{SDK_VERSION}\"\nvendor = \"bottlerocket\"\n"
             ),
         );
-        write("Twoliter.lock", &sdk_only_lock());
+        write("Twoliter.lock", &sdk_only_lock(schema, project_vendor));
         write(
             ".gitignore",
             "/build/\n/.cargo\n/.gomodcache\n/html\n/Infra.toml\n/Infra.lock\n/Twoliter.override\n/tools/twoliter/\n",
@@ -230,9 +242,10 @@ fn spec(pkg: &str) -> String {
     )
 }
 
-fn sdk_only_lock() -> String {
+/// What `twoliter update` writes for a kit repo without kits.
+fn sdk_only_lock(schema: &str, project_vendor: &str) -> String {
     format!(
-        "schema-version = 1\nkit = []\n\n[sdk]\nname = \"bottlerocket-sdk\"\nversion = \"{SDK_VERSION}\"\n\
+        "{schema}\nkit = []\n{project_vendor}\n[sdk]\nname = \"bottlerocket-sdk\"\nversion = \"{SDK_VERSION}\"\n\
          vendor = \"bottlerocket\"\nsource = \"public.ecr.aws/bottlerocket/bottlerocket-sdk:v{SDK_VERSION}\"\n\
          digest = \"{SDK_LOCK_DIGEST}\"\n"
     )
