@@ -111,7 +111,8 @@ pub(crate) struct BuildKit {
     /// Publish to the registry at localhost:<port> (default: this checkout's registry)
     #[arg(long, value_name = "localhost:PORT")]
     pub(crate) registry: Option<String>,
-    /// Rebuild and republish even when nothing changed since the last verified publish
+    /// Run every phase again even when nothing changed since the last verified publish (twoliter
+    /// itself rebuilds only what changed)
     #[arg(long)]
     pub(crate) force: bool,
     /// Print one JSON summary object on stdout

@@ -16,6 +16,7 @@ mod project;
 mod protocol;
 mod registry;
 mod smolvm;
+mod tar;
 mod tools;
 mod twoliter;
 mod ui;

@@ -163,9 +163,45 @@ fn build_kit_publishes_verifies_and_keeps_git_clean() {
         ])
     );
     assert_ne!(edited["verified"]["index_digest"], verified["index_digest"]);
-    // --force redoes everything.
+    // --force runs every phase again. twoliter has nothing to rebuild, so it leaves the archive
+    // as it is, and the build still passes.
+    let archive = repo.archive("x86_64");
+    let (bytes, modified) = (std::fs::read(&archive).unwrap(), mtime(&archive));
     let forced = build_kit_json(&repo, &["--force"]);
     assert!(outcomes(&forced).iter().all(|(_, o)| o == "ran"), "{forced}");
+    assert_eq!((std::fs::read(&archive).unwrap(), mtime(&archive)), (bytes, modified));
+    let log = std::fs::read_to_string(ws.join("logs/build.log")).unwrap();
+    assert!(log.trim_end().ends_with("is up to date: nothing was built"), "{log}");
+}
+
+fn mtime(path: &Path) -> std::time::SystemTime {
+    std::fs::metadata(path).unwrap().modified().unwrap()
+}
+
+#[test]
+fn an_archive_that_is_not_the_one_built_is_built_again() {
+    let (repo, _registry) = setup();
+    assert_eq!(did(&build_kit_json(&repo, &[])), ["ran", "ran", "ran", "ran"]);
+    let archive = repo.archive("x86_64");
+    let built = std::fs::read(&archive).unwrap();
+    // Something else rewrote it: the same image plus trailing bytes.
+    let mut changed = built.clone();
+    changed.extend_from_slice(&[0u8; 1024]);
+    std::fs::write(&archive, &changed).unwrap();
+    let summary = build_kit_json(&repo, &[]);
+    assert_eq!(did(&summary), ["skipped", "ran", "ran", "ran"], "{summary}");
+    // twoliter alone would have left it (nothing it watches changed): BUILD had it rebuilt.
+    let log = std::fs::read_to_string(
+        repo.path()
+            .join(format!("planning/build-kit-{KIT}-x86_64/logs/build.log")),
+    )
+    .unwrap();
+    assert_eq!(log.matches(&format!("Building kit '{KIT}'")).count(), 2, "{log}");
+    assert_ne!(std::fs::read(&archive).unwrap(), changed);
+    // And one that is gone is built again too.
+    std::fs::remove_file(&archive).unwrap();
+    assert_eq!(did(&build_kit_json(&repo, &[])), ["skipped", "ran", "ran", "ran"]);
+    assert!(archive.is_file());
 }
 
 /// Writes `input.json` for a workspace outside the kit repo.

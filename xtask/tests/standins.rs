@@ -831,3 +831,107 @@ fn cargo_make_names_image_directories_with_the_repos_own_build_id() {
     support::git(variant.path(), &["commit", "-q", "-am", "Build ids of 8 characters"]);
     assert_eq!(built().len(), 8);
 }
+
+fn modified(path: &Path) -> std::time::SystemTime {
+    std::fs::metadata(path).unwrap().modified().unwrap()
+}
+
+/// Sets a file's modification time to now, as `touch` does.
+fn touch(path: &Path) {
+    std::fs::File::options()
+        .write(true)
+        .open(path)
+        .unwrap()
+        .set_modified(std::time::SystemTime::now())
+        .unwrap();
+}
+
+#[test]
+fn kit_builds_are_incremental_like_buildsys() {
+    let repo = KitRepo::create("my-kit", "1.0.0");
+    run_ok(&mut repo.make(&["build", "ARCH=x86_64"]));
+    let first = repo.archive("x86_64");
+    let bytes = std::fs::read(&first).unwrap();
+    let stamp = modified(&first);
+    let notes = repo.path().join("build/kits/my-kit/notes.txt");
+    std::fs::write(&notes, "not buildsys's").unwrap();
+
+    // Nothing it watches changed: nothing is written.
+    std::thread::sleep(Duration::from_millis(20));
+    let out = run(&mut repo.make(&["build", "ARCH=x86_64"]));
+    assert!(out.status.success());
+    assert!(
+        stderr(&out).contains("is up to date: nothing was built"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(
+        (std::fs::read(&first).unwrap(), modified(&first)),
+        (bytes.clone(), stamp)
+    );
+    // A missing archive does not count (cargo does not watch outputs) ...
+    std::fs::rename(&first, first.with_extension("gone")).unwrap();
+    run_ok(&mut repo.make(&["build", "ARCH=x86_64"]));
+    assert!(!first.exists());
+    std::fs::rename(first.with_extension("gone"), &first).unwrap();
+    // ... but a touched kit Cargo.toml does.
+    touch(&repo.path().join("kits/my-kit/Cargo.toml"));
+    let out = run(&mut repo.make(&["build", "ARCH=x86_64"]));
+    assert!(stderr(&out).contains("Building kit 'my-kit'"), "{}", stderr(&out));
+    assert_ne!(modified(&first), stamp);
+
+    // A new build id: the archive of the old one goes, other arches' and other files stay.
+    run_ok(&mut repo.make(&["build", "ARCH=aarch64"]));
+    let other_arch = repo.archive("aarch64");
+    repo.edit_package("hello-agent");
+    run_ok(&mut repo.make(&["build", "ARCH=x86_64"]));
+    assert!(repo.archive("x86_64").is_file());
+    assert!(!first.exists(), "the archive of the previous build id was deleted");
+    assert!(other_arch.is_file() && notes.is_file());
+}
+
+#[test]
+fn variant_builds_are_incremental_like_buildsys() {
+    let variant = VariantRepo::create("aws-dev", &[], "1.30.0");
+    let latest = variant.images_dir("x86_64").join("latest");
+    run_ok(&mut variant.cargo_make("x86_64"));
+    let first = variant.images_dir("x86_64").join(std::fs::read_link(&latest).unwrap());
+    let disk = std::fs::read_dir(&first)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| !p.is_symlink() && p.to_string_lossy().ends_with(".img.lz4"))
+        .unwrap();
+    let stamp = modified(&disk);
+
+    // Nothing changed: the images stay as they are and `latest` is linked again.
+    std::thread::sleep(Duration::from_millis(20));
+    let out = run(&mut variant.cargo_make("x86_64"));
+    assert!(out.status.success());
+    assert!(
+        stderr(&out).contains("is up to date: nothing was built"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(modified(&disk), stamp);
+    assert_eq!(
+        variant.images_dir("x86_64").join(std::fs::read_link(&latest).unwrap()),
+        first
+    );
+
+    // Images that went missing are not built again: `latest` names a directory that is gone...
+    std::fs::rename(&first, first.with_extension("gone")).unwrap();
+    run_ok(&mut variant.cargo_make("x86_64"));
+    assert!(std::fs::symlink_metadata(&latest).is_ok() && !latest.exists());
+    std::fs::rename(first.with_extension("gone"), &first).unwrap();
+    // ... until the variant's Cargo.toml is touched.
+    touch(&variant.path().join("variants/aws-dev/Cargo.toml"));
+    run_ok(&mut variant.cargo_make("x86_64"));
+    assert_ne!(modified(&disk), stamp);
+
+    // A new build id: the images of the old one go.
+    support::git(variant.path(), &["commit", "-q", "--allow-empty", "-m", "Next"]);
+    run_ok(&mut variant.cargo_make("x86_64"));
+    let second = variant.images_dir("x86_64").join(std::fs::read_link(&latest).unwrap());
+    assert_ne!(second, first);
+    assert!(second.is_dir() && !first.exists());
+}

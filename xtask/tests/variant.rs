@@ -250,14 +250,26 @@ fn validate_names_each_fault() {
     assert!(err.to_lowercase().contains("truncated") || err.contains("end"), "{err}");
     restore();
 
-    // An image older than the build.
+    // An image older than the build is no fault: a build with nothing to redo leaves the images
+    // as they were. (Checking modification times here made such builds fail.)
     let file = std::fs::File::options().write(true).open(&image).unwrap();
     file.set_modified(std::time::SystemTime::now() - std::time::Duration::from_secs(24 * 3600))
         .unwrap();
     drop(file);
-    let err = validate_fails(&forest, &ws);
-    assert!(err.contains("older") || err.contains("before the build"), "{err}");
+    support::run_ok(forest.xtask().args(["phase", "validate"]).arg(&ws));
     restore();
+
+    // Images of another build: the repo moved on since they were built.
+    let built = forest.variant.build_id();
+    support::git(forest.repo(), &["commit", "-q", "--allow-empty", "-m", "Moved on"]);
+    let err = validate_fails(&forest, &ws);
+    assert!(
+        err.contains(&format!("the images of build `{built}`"))
+            && err.contains(&format!("build id is now `{}`", forest.variant.build_id()))
+            && err.contains("from another build"),
+        "{err}"
+    );
+    support::git(forest.repo(), &["reset", "-q", "--soft", "HEAD~1"]);
 
     // A GPT with a bad header CRC, in an otherwise perfect LZ4 frame.
     let tmp = tempfile::tempdir().unwrap();
@@ -693,4 +705,46 @@ fn a_schema_2_project_without_project_vendor_is_refused_before_anything_is_writt
     );
     assert_eq!(forest.files(), before);
     assert!(!forest.repo().join("Twoliter.override").exists());
+}
+
+/// Every file under the images directory with its modification time and bytes.
+fn images_state(forest: &Forest) -> Vec<(PathBuf, std::time::SystemTime, Vec<u8>)> {
+    let dir = forest.variant.images_dir("x86_64");
+    support::snapshot(&dir)
+        .into_iter()
+        .map(|(path, bytes)| {
+            let modified = std::fs::metadata(dir.join(&path)).unwrap().modified().unwrap();
+            (path, modified, bytes)
+        })
+        .collect()
+}
+
+#[test]
+fn a_second_run_with_nothing_changed_passes_with_the_images_it_left() {
+    let forest = Forest::published();
+    let (ok, first) = forest.variant_json(&["--kit", KIT]);
+    assert!(ok, "{first}");
+    let images = images_state(&forest);
+    assert!(!images.is_empty());
+    // The repo was restored, so the configuration and lock phases run again and put it in the
+    // same state: the build has nothing to redo, and leaves the images as they are.
+    let (ok, second) = forest.variant_json(&["--kit", KIT]);
+    assert!(ok, "{second}");
+    assert_eq!(support::phase_outcomes(&second), ["ran", "ran", "ran", "ran"]);
+    assert_eq!(images_state(&forest), images, "the images were left as they were");
+    let ws = forest.root.join(format!("planning/variant-{VARIANT}-x86_64"));
+    let log = std::fs::read_to_string(ws.join("logs/build.log")).unwrap();
+    assert!(log.contains("is up to date: nothing was built"), "{log}");
+    assert_eq!(second["kits"][0]["digest"], forest.arch_digest());
+
+    // Images that went missing are built again, though nothing the build watches changed.
+    let latest = forest.variant.images_dir("x86_64").join("latest");
+    let dir = forest
+        .variant
+        .images_dir("x86_64")
+        .join(std::fs::read_link(&latest).unwrap());
+    std::fs::remove_dir_all(&dir).unwrap();
+    let (ok, third) = forest.variant_json(&["--kit", KIT]);
+    assert!(ok, "{third}");
+    assert!(dir.is_dir());
 }
