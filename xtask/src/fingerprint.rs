@@ -19,7 +19,8 @@ use crate::process;
 /// alias and the workspaces. `cargo xtask adopt` writes exactly these (and `.gitignore` lines).
 pub(crate) const OWN_PATHS: [&str; 4] = ["xtask", "phases", ".cargo/config.toml", "planning"];
 
-pub(crate) fn compute(sh: &Shell, repo: &Path, arch: Arch) -> Result<String> {
+/// `twoliter` is the version the repo builds with, as its workflow found it (empty when unknown).
+pub(crate) fn compute(sh: &Shell, repo: &Path, arch: Arch, twoliter: &str) -> Result<String> {
     let _dir = sh.push_dir(repo);
     let mut hasher = Sha256::new();
     hasher.update(format!("arch={arch}\n"));
@@ -40,13 +41,7 @@ pub(crate) fn compute(sh: &Shell, repo: &Path, arch: Arch) -> Result<String> {
             hasher.update(Sha256::hash(&bytes));
         }
     }
-    let twoliter = repo.join("tools/twoliter/twoliter");
-    let version = cmd!(sh, "{twoliter} --version")
-        .quiet()
-        .ignore_stderr()
-        .read()
-        .unwrap_or_default();
-    hasher.update(format!("twoliter={}\n", version.trim()));
+    hasher.update(format!("twoliter={twoliter}\n"));
     Ok(crate::fsx::hex(&hasher.finalize()))
 }
 
@@ -127,7 +122,7 @@ mod tests {
         git(repo, &["add", "-A"]);
         git(repo, &["commit", "-q", "-m", "kit"]);
         let sh = Shell::new().unwrap();
-        let fingerprint = || compute(&sh, repo, Arch::X86_64).unwrap();
+        let fingerprint = || compute(&sh, repo, Arch::X86_64, "").unwrap();
         let before = fingerprint();
 
         // Adopted, untracked: the crate, its lock, the phases, the alias, a workspace note.
@@ -157,6 +152,6 @@ mod tests {
         let committed = fingerprint();
         write(repo, ".cargo/other.toml", "x = 2\n");
         assert_ne!(fingerprint(), committed);
-        assert_ne!(compute(&sh, repo, Arch::Aarch64).unwrap(), fingerprint());
+        assert_ne!(compute(&sh, repo, Arch::Aarch64, "").unwrap(), fingerprint());
     }
 }

@@ -137,7 +137,8 @@ pub(crate) struct BuildKit {
     /// here (default: the registry of this checkout, or of the forest it lies in)
     #[arg(long, value_name = "localhost:PORT")]
     pub(crate) registry: Option<String>,
-    /// Rebuild and republish even when nothing changed since the last verified publish
+    /// Run every phase again even when nothing changed since the last verified publish (twoliter
+    /// itself rebuilds only what changed)
     #[arg(long)]
     pub(crate) force: bool,
     /// Print one JSON summary object on stdout

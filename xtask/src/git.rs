@@ -7,12 +7,24 @@ use xshell::{cmd, Shell};
 
 use crate::process;
 
-/// The build id twoliter puts in artifact names: `git describe --always --dirty --exclude '*'`,
-/// i.e. the short commit, with `-dirty` when tracked files differ from it.
-pub(crate) fn build_id(sh: &Shell, repo: &Path) -> Result<String> {
+/// The build id in artifact names: `git describe --always --dirty --exclude '*'`, i.e. the
+/// short commit, with `-dirty` when tracked files differ from it. `abbrev` is the `--abbrev=N`
+/// the build passes (twoliter since 0.7.3 passes 8); without it the length is git's default,
+/// which grows with the repo (7 in a small one) and follows `core.abbrev`.
+pub(crate) fn build_id(sh: &Shell, repo: &Path, abbrev: Option<u32>) -> Result<String> {
     let _dir = sh.push_dir(repo);
-    process::read(cmd!(sh, "git describe --always --dirty --exclude *"))
+    let abbrev = abbrev.map(|n| format!("--abbrev={n}"));
+    process::read(cmd!(sh, "git describe --always --dirty --exclude * {abbrev...}"))
         .with_context(|| format!("cannot read the build id of {} (is it a git checkout?)", repo.display()))
+}
+
+/// The command [`build_id`] runs, as a person would type it.
+pub(crate) fn build_id_command(abbrev: Option<u32>) -> String {
+    let mut command = "git describe --always --dirty --exclude '*'".to_string();
+    if let Some(n) = abbrev {
+        command.push_str(&format!(" --abbrev={n}"));
+    }
+    command
 }
 
 /// Whether git ignores `path` in `repo` (false when `repo` is not a git checkout).

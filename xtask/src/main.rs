@@ -37,6 +37,7 @@ mod protocol;
 mod registry;
 mod repo_lock;
 mod smolvm;
+mod tar;
 mod tools;
 mod twoliter;
 mod ui;

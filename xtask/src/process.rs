@@ -1,13 +1,132 @@
 //! Running external programs: captured (their stderr quoted in the error) or streamed (to our
-//! stderr with a prefix, and into a log file kept in the workspace).
+//! stderr with a prefix, and into a log file kept in the workspace); and the environment the
+//! build tools get ([`tool`]).
 
 use std::collections::VecDeque;
+use std::ffi::{OsStr, OsString};
 use std::io::{BufRead, BufReader, Read, Write};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Command, ExitStatus, Stdio};
 use std::sync::{Arc, Mutex};
 
 use anyhow::{bail, Context, Result};
+
+/// A command for one of the build tools the workflows run (`make`, `cargo make`, twoliter), in
+/// the user's environment rather than the one `cargo xtask` runs in.
+///
+/// cargo and rustup add variables to the environment of the program they run, and a child
+/// inherits them: `RUSTUP_TOOLCHAIN` would override the toolchain file of the repo whose cargo
+/// twoliter runs, `CARGO_MANIFEST_DIR` and `CARGO_PKG_*` would describe this crate to theirs, and
+/// `LD_LIBRARY_PATH` would point their programs at this toolchain's libraries. So every one of
+/// those is removed (see [`injected_env`] for the rule); everything else, `CARGO_HOME` and
+/// `RUSTUP_HOME` included, is passed on.
+pub(crate) fn tool(program: impl AsRef<OsStr>) -> Command {
+    let mut cmd = Command::new(program);
+    let exe_dir = std::env::current_exe()
+        .ok()
+        .and_then(|exe| exe.parent().map(Path::to_path_buf));
+    for fix in injected_env(std::env::vars_os(), exe_dir.as_deref()) {
+        match fix {
+            EnvFix::Remove(key) => cmd.env_remove(key),
+            EnvFix::Set(key, value) => cmd.env(key, value),
+        };
+    }
+    cmd
+}
+
+/// A change [`tool`] makes to the inherited environment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum EnvFix {
+    Remove(OsString),
+    Set(OsString, OsString),
+}
+
+/// Variables cargo sets for the program `cargo run` starts (those of `CARGO_PKG_` as a prefix).
+const CARGO_RUN_VARS: [&str; 6] = [
+    "CARGO",
+    "CARGO_MANIFEST_DIR",
+    "CARGO_MANIFEST_PATH",
+    "CARGO_PRIMARY_PACKAGE",
+    "CARGO_BIN_NAME",
+    "CARGO_CRATE_NAME",
+];
+
+/// What cargo and rustup injected into `vars`, the environment of `cargo xtask`:
+/// - cargo's own variables for the program it runs: `CARGO`, `CARGO_MANIFEST_DIR`,
+///   `CARGO_MANIFEST_PATH`, `CARGO_PKG_*`, `CARGO_PRIMARY_PACKAGE`, `CARGO_BIN_NAME`,
+///   `CARGO_CRATE_NAME`;
+/// - rustup's `RUSTUP_TOOLCHAIN_SOURCE` and `RUST_RECURSION_COUNT`, and `RUSTUP_TOOLCHAIN`
+///   unless it is the user's: rustup says so with `RUSTUP_TOOLCHAIN_SOURCE=env`. Without a
+///   `RUSTUP_TOOLCHAIN_SOURCE` (rustup before 1.28, or no rustup), `RUSTUP_TOOLCHAIN` is taken as
+///   injected when `RUST_RECURSION_COUNT` shows a rustup proxy ran us, and as the user's otherwise;
+/// - `LD_LIBRARY_PATH` entries inside rustup's toolchains (`$RUSTUP_HOME/toolchains`, by default
+///   `~/.rustup/toolchains`) or inside the cargo target directory the xtask runs from
+///   (`exe_dir`, e.g. `target/debug`, and below it `deps`); the user's other entries stay, in
+///   their order, and the variable goes when none is left.
+pub(crate) fn injected_env(
+    vars: impl IntoIterator<Item = (OsString, OsString)>,
+    exe_dir: Option<&Path>,
+) -> Vec<EnvFix> {
+    let vars: Vec<(OsString, OsString)> = vars.into_iter().collect();
+    let get = |name: &str| vars.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_os_str());
+    let mut fixes = Vec::new();
+    for (key, _) in &vars {
+        let Some(name) = key.to_str() else { continue };
+        if CARGO_RUN_VARS.contains(&name)
+            || name.starts_with("CARGO_PKG_")
+            || name == "RUSTUP_TOOLCHAIN_SOURCE"
+            || name == "RUST_RECURSION_COUNT"
+        {
+            fixes.push(EnvFix::Remove(key.clone()));
+        }
+    }
+    if get("RUSTUP_TOOLCHAIN").is_some() {
+        let injected = match get("RUSTUP_TOOLCHAIN_SOURCE") {
+            Some(source) => source != "env",
+            None => get("RUST_RECURSION_COUNT").is_some(),
+        };
+        if injected {
+            fixes.push(EnvFix::Remove("RUSTUP_TOOLCHAIN".into()));
+        }
+    }
+    if let Some(paths) = get("LD_LIBRARY_PATH") {
+        let rustup_home = get("RUSTUP_HOME")
+            .filter(|h| !h.is_empty())
+            .map(PathBuf::from)
+            .or_else(|| get("HOME").map(|home| Path::new(home).join(".rustup")));
+        let toolchains = rustup_home.map(|home| home.join("toolchains"));
+        let injected = |entry: &Path| {
+            toolchains.as_deref().is_some_and(|t| entry.starts_with(t)) || exe_dir.is_some_and(|d| entry.starts_with(d))
+        };
+        let all: Vec<PathBuf> = std::env::split_paths(paths).collect();
+        let kept: Vec<&PathBuf> = all.iter().filter(|entry| !injected(entry)).collect();
+        if kept.len() != all.len() {
+            match std::env::join_paths(kept) {
+                Ok(joined) if !joined.is_empty() => fixes.push(EnvFix::Set("LD_LIBRARY_PATH".into(), joined)),
+                _ => fixes.push(EnvFix::Remove("LD_LIBRARY_PATH".into())),
+            }
+        }
+    }
+    fixes
+}
+
+/// Runs a [`tool`] command and returns its stdout (trimmed); on failure the error quotes its
+/// stderr.
+pub(crate) fn read_tool(mut cmd: Command) -> Result<String> {
+    let shown = format!("{cmd:?}");
+    let output = cmd
+        .stdin(Stdio::null())
+        .output()
+        .with_context(|| format!("cannot run {shown}"))?;
+    if !output.status.success() {
+        bail!(
+            "{shown} failed ({}): {}",
+            output.status,
+            String::from_utf8_lossy(&output.stderr).trim()
+        );
+    }
+    Ok(String::from_utf8_lossy(&output.stdout).trim().to_string())
+}
 
 /// Runs `cmd` and returns its stdout (trimmed). On failure the error quotes the program's stderr.
 pub(crate) fn read(cmd: xshell::Cmd<'_>) -> Result<String> {
@@ -106,6 +225,118 @@ pub(crate) fn stream(mut cmd: Command, prefix: &str, log: &Path) -> Result<Strea
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> Vec<(OsString, OsString)> {
+        pairs.iter().map(|(k, v)| (k.into(), v.into())).collect()
+    }
+
+    /// What `cargo run` measured on a rustup install gives the program it runs.
+    const CARGO_RUN: [(&str, &str); 14] = [
+        (
+            "CARGO",
+            "/home/u/.rustup/toolchains/stable-x86_64-unknown-linux-gnu/bin/cargo",
+        ),
+        ("CARGO_HOME", "/home/u/.cargo"),
+        ("CARGO_MANIFEST_DIR", "/src/kit/xtask"),
+        ("CARGO_MANIFEST_PATH", "/src/kit/xtask/Cargo.toml"),
+        ("CARGO_PKG_NAME", "xtask"),
+        ("CARGO_PKG_VERSION", "0.1.0"),
+        ("CARGO_PRIMARY_PACKAGE", "1"),
+        ("HOME", "/home/u"),
+        (
+            "LD_LIBRARY_PATH",
+            "/src/kit/target/debug:/src/kit/target/debug/deps:/opt/mine/lib:\
+             /home/u/.rustup/toolchains/stable-x86_64-unknown-linux-gnu/lib",
+        ),
+        ("PATH", "/home/u/.cargo/bin:/usr/bin"),
+        ("RUSTUP_HOME", "/home/u/.rustup"),
+        ("RUSTUP_TOOLCHAIN", "stable-x86_64-unknown-linux-gnu"),
+        ("RUSTUP_TOOLCHAIN_SOURCE", "default"),
+        ("RUST_RECURSION_COUNT", "1"),
+    ];
+
+    #[test]
+    fn what_cargo_and_rustup_injected_is_removed() {
+        let fixes = injected_env(env(&CARGO_RUN), Some(Path::new("/src/kit/target/debug")));
+        let removed: Vec<&str> = fixes
+            .iter()
+            .filter_map(|f| match f {
+                EnvFix::Remove(k) => k.to_str(),
+                EnvFix::Set(..) => None,
+            })
+            .collect();
+        assert_eq!(
+            removed,
+            [
+                "CARGO",
+                "CARGO_MANIFEST_DIR",
+                "CARGO_MANIFEST_PATH",
+                "CARGO_PKG_NAME",
+                "CARGO_PKG_VERSION",
+                "CARGO_PRIMARY_PACKAGE",
+                "RUSTUP_TOOLCHAIN_SOURCE",
+                "RUST_RECURSION_COUNT",
+                "RUSTUP_TOOLCHAIN"
+            ]
+        );
+        // The user's library directory stays; the target dir's and the toolchain's go.
+        assert!(fixes.contains(&EnvFix::Set("LD_LIBRARY_PATH".into(), "/opt/mine/lib".into())));
+        assert_eq!(fixes.len(), removed.len() + 1);
+    }
+
+    #[test]
+    fn what_the_user_set_is_kept() {
+        // RUSTUP_TOOLCHAIN chosen by the user, as rustup reports it.
+        let mut vars = CARGO_RUN.to_vec();
+        vars.retain(|(k, _)| *k != "RUSTUP_TOOLCHAIN_SOURCE" && *k != "LD_LIBRARY_PATH");
+        vars.push(("RUSTUP_TOOLCHAIN_SOURCE", "env"));
+        let fixes = injected_env(env(&vars), None);
+        assert!(!fixes.contains(&EnvFix::Remove("RUSTUP_TOOLCHAIN".into())), "{fixes:?}");
+        assert!(fixes.contains(&EnvFix::Remove("RUSTUP_TOOLCHAIN_SOURCE".into())));
+        // Not run by cargo or rustup at all: nothing is touched.
+        let plain = env(&[
+            ("HOME", "/home/u"),
+            ("RUSTUP_TOOLCHAIN", "nightly"),
+            ("LD_LIBRARY_PATH", "/opt/mine/lib"),
+            ("CARGO_HOME", "/home/u/.cargo"),
+            ("CARGO_TARGET_DIR", "/tmp/t"),
+        ]);
+        assert_eq!(injected_env(plain, Some(Path::new("/usr/local/bin"))), []);
+        // Run by an older rustup (no RUSTUP_TOOLCHAIN_SOURCE): its recursion count gives it away.
+        let old = env(&[("RUSTUP_TOOLCHAIN", "stable"), ("RUST_RECURSION_COUNT", "1")]);
+        assert_eq!(
+            injected_env(old, None),
+            [
+                EnvFix::Remove("RUST_RECURSION_COUNT".into()),
+                EnvFix::Remove("RUSTUP_TOOLCHAIN".into())
+            ]
+        );
+    }
+
+    #[test]
+    fn a_library_path_of_only_injected_entries_goes() {
+        let vars = env(&[
+            ("HOME", "/root"),
+            ("LD_LIBRARY_PATH", "/root/.rustup/toolchains/x/lib:/t/debug/deps"),
+        ]);
+        assert_eq!(
+            injected_env(vars, Some(Path::new("/t/debug"))),
+            [EnvFix::Remove("LD_LIBRARY_PATH".into())]
+        );
+    }
+
+    #[test]
+    fn tools_run_without_the_injected_variables() {
+        let mut cmd = tool("sh");
+        cmd.args(["-c", "echo \"${CARGO_MANIFEST_DIR-unset} ${HOME:+home}\""]);
+        // Whatever runs this test (cargo or nextest) set CARGO_MANIFEST_DIR for it.
+        assert!(std::env::var_os("CARGO_MANIFEST_DIR").is_some());
+        assert_eq!(read_tool(cmd).unwrap(), "unset home");
+        let mut failing = tool("sh");
+        failing.args(["-c", "echo no >&2; exit 4"]);
+        let err = read_tool(failing).unwrap_err();
+        assert!(format!("{err:#}").contains("no"), "{err:#}");
+    }
 
     #[test]
     fn stream_keeps_log_and_tail() {

@@ -32,16 +32,33 @@ pub(crate) const DOCKER_REMEDY: &str = "install Docker Engine and start its daem
 pub(crate) const GIT_REMEDY: &str = "install git (`apt-get install git`)";
 pub(crate) const CARGO_MAKE_REMEDY: &str = "install it with `cargo install cargo-make`";
 
-/// The repo's own twoliter, as `make prep` installs it: `<repo>/tools/twoliter/twoliter`.
-pub(crate) fn twoliter(repo: &Path) -> Result<PathBuf> {
-    let path = repo.join("tools/twoliter/twoliter");
-    if is_executable(&path) {
+/// Where a repo's entry point installs twoliter: `make prep` in a kit repo, `cargo make
+/// install-twoliter` in a variant repo.
+pub(crate) const REPO_TWOLITER: &str = "tools/twoliter/twoliter";
+
+/// The twoliter to run where the xtask calls twoliter itself (`twoliter update`, a kit repo
+/// without a Makefile): the repo's own `tools/twoliter/twoliter` (which its entry point
+/// installs, at the version the repo pins), else twoliter on `PATH`. `install` says how to get
+/// one when there is neither.
+pub(crate) fn twoliter(repo: &Path, install: &str) -> Result<PathBuf> {
+    let installed = repo.join(REPO_TWOLITER);
+    if is_executable(&installed) {
+        return Ok(installed);
+    }
+    if let Some(path) = which("twoliter") {
         return Ok(path);
     }
     bail!(
-        "twoliter is not installed in {}: run `make prep` in {} (it installs \
-         tools/twoliter/twoliter), then run this again",
-        path.display(),
-        repo.display()
+        "twoliter is not installed: there is no {} and no twoliter on PATH; {install}",
+        installed.display()
+    )
+}
+
+/// How to install twoliter when a repo gives no way of its own.
+pub(crate) fn twoliter_remedy(repo: &Path) -> String {
+    format!(
+        "install the twoliter release the repo expects (https://github.com/bottlerocket-os/twoliter/releases) \
+         as {}, or put it on PATH",
+        repo.join(REPO_TWOLITER).display()
     )
 }

@@ -163,9 +163,46 @@ fn build_kit_publishes_verifies_and_keeps_git_clean() {
         ])
     );
     assert_ne!(edited["verified"]["index_digest"], verified["index_digest"]);
-    // --force redoes everything.
+    // --force runs every phase again. twoliter has nothing to rebuild, so it leaves the archive
+    // as it is, and the build still passes.
+    let archive = repo.archive("x86_64");
+    let (bytes, modified) = (std::fs::read(&archive).unwrap(), mtime(&archive));
     let forced = build_kit_json(&repo, &["--force"]);
     assert!(outcomes(&forced).iter().all(|(_, o)| o == "ran"), "{forced}");
+    assert_eq!((std::fs::read(&archive).unwrap(), mtime(&archive)), (bytes, modified));
+    let log = std::fs::read_to_string(ws.join("logs/build.log")).unwrap();
+    let last_run = log.rsplit("phase started: BUILD").next().unwrap();
+    assert!(last_run.contains("is up to date: nothing was built"), "{log}");
+}
+
+fn mtime(path: &Path) -> std::time::SystemTime {
+    std::fs::metadata(path).unwrap().modified().unwrap()
+}
+
+#[test]
+fn an_archive_that_is_not_the_one_built_is_built_again() {
+    let (repo, _registry) = setup();
+    assert_eq!(did(&build_kit_json(&repo, &[])), ["ran", "ran", "ran", "ran"]);
+    let archive = repo.archive("x86_64");
+    let built = std::fs::read(&archive).unwrap();
+    // Something else rewrote it: the same image plus trailing bytes.
+    let mut changed = built.clone();
+    changed.extend_from_slice(&[0u8; 1024]);
+    std::fs::write(&archive, &changed).unwrap();
+    let summary = build_kit_json(&repo, &[]);
+    assert_eq!(did(&summary), ["skipped", "ran", "ran", "ran"], "{summary}");
+    // twoliter alone would have left it (nothing it watches changed): BUILD had it rebuilt.
+    let log = std::fs::read_to_string(
+        repo.path()
+            .join(format!("planning/build-kit-{KIT}-x86_64/logs/build.log")),
+    )
+    .unwrap();
+    assert_eq!(log.matches(&format!("Building kit '{KIT}'")).count(), 2, "{log}");
+    assert_ne!(std::fs::read(&archive).unwrap(), changed);
+    // And one that is gone is built again too.
+    std::fs::remove_file(&archive).unwrap();
+    assert_eq!(did(&build_kit_json(&repo, &[])), ["skipped", "ran", "ran", "ran"]);
+    assert!(archive.is_file());
 }
 
 /// Writes `input.json` for a workspace outside the kit repo.
@@ -398,20 +435,6 @@ fn bad_input_is_a_clear_error_and_changes_nothing() {
     assert!(err.contains("Infra.lock") && err.contains("move it away"), "{err}");
     assert!(!repo.path().join("Infra.toml").exists(), "Infra.toml untouched");
     std::fs::remove_file(repo.path().join("Infra.lock")).unwrap();
-    // twoliter missing: the error says how to install it.
-    std::fs::rename(
-        repo.path().join("tools/twoliter/twoliter"),
-        repo.path().join("tools/twoliter/gone"),
-    )
-    .unwrap();
-    let err = build_kit_fails(&repo, &["--arch", "x86_64"]);
-    assert!(err.contains("make prep"), "{err}");
-    assert!(!repo.path().join("Infra.toml").exists(), "Infra.toml untouched");
-    std::fs::rename(
-        repo.path().join("tools/twoliter/gone"),
-        repo.path().join("tools/twoliter/twoliter"),
-    )
-    .unwrap();
     drop(registry);
     let after: Vec<_> = support::snapshot(repo.path())
         .into_iter()
@@ -938,4 +961,148 @@ fn a_registry_restart_republishes_without_rebuilding() {
         "not rebuilt"
     );
     assert_eq!(again["ok"], true);
+}
+
+#[test]
+fn the_build_tools_run_in_the_users_environment_not_cargos() {
+    let (repo, _registry) = setup();
+    let log = repo.path().join("build/twoliter-env.jsonl");
+    std::fs::create_dir_all(log.parent().unwrap()).unwrap();
+    let summary = support::run_ok(
+        xtask(&repo)
+            .args(["build-kit", "--arch", "x86_64", "--json"])
+            .envs(support::cargo_run_env(&repo.path().join("xtask")))
+            .env("TWOLITER_STANDIN_ENV_LOG", &log),
+    );
+    let summary: Value = serde_json::from_str(&summary).unwrap();
+    assert_eq!(summary["ok"], true, "{summary}");
+    let runs = support::recorded_envs(&log);
+    let commands: Vec<&str> = runs
+        .iter()
+        .filter_map(|(argv, _)| argv.first().map(String::as_str))
+        .collect();
+    for wanted in ["fetch", "build", "publish"] {
+        assert!(
+            commands.contains(&wanted),
+            "twoliter {wanted} did not run: {commands:?}"
+        );
+    }
+    for (argv, env) in &runs {
+        support::assert_user_env(argv, env);
+        // make runs twoliter directly: nothing puts a toolchain or cargo back in between.
+        assert!(
+            ["RUSTUP_TOOLCHAIN", "RUSTUP_TOOLCHAIN_SOURCE", "CARGO"]
+                .iter()
+                .all(|k| !env.contains_key(*k)),
+            "{argv:?}: {env:?}"
+        );
+    }
+}
+
+#[test]
+fn a_fresh_clone_builds_with_the_twoliter_its_makefile_installs() {
+    // No `make prep` beforehand: `make build` installs twoliter through `prep`.
+    let repo = KitRepo::create(KIT, VERSION);
+    let _registry = TestRegistry::start_native(repo.path());
+    assert!(!repo.path().join("tools/twoliter/twoliter").exists());
+    let summary = build_kit_json(&repo, &[]);
+    assert_eq!(summary["ok"], true, "{summary}");
+    assert!(repo.path().join("tools/twoliter/twoliter").is_file());
+
+    // A kit repo without a Makefile: the xtask runs twoliter itself, and finds none.
+    std::fs::remove_dir_all(repo.path().join("tools/twoliter")).unwrap();
+    support::git(repo.path(), &["rm", "-q", "Makefile"]);
+    support::git(repo.path(), &["commit", "-q", "-m", "No Makefile"]);
+    let err = build_kit_fails(&repo, &["--arch", "x86_64"]);
+    assert!(
+        err.contains("twoliter is not installed") && err.contains("tools/twoliter/twoliter") && err.contains("PATH"),
+        "{err}"
+    );
+    // twoliter on PATH will do.
+    let bin = tempfile::tempdir().unwrap();
+    std::os::unix::fs::symlink(support::standins_dir().join("twoliter"), bin.path().join("twoliter")).unwrap();
+    let out = support::run_ok(support::xtask(repo.path(), &[bin.path()]).envs(repo.env()).args([
+        "build-kit",
+        "--arch",
+        "x86_64",
+        "--json",
+    ]));
+    let summary: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(summary["ok"], true, "{summary}");
+    assert_eq!(did(&summary), ["skipped", "ran", "ran", "ran"]);
+    let log = std::fs::read_to_string(
+        repo.path()
+            .join(format!("planning/build-kit-{KIT}-x86_64/logs/build.log")),
+    )
+    .unwrap();
+    assert!(log.contains("\"build\" \"kit\""), "twoliter ran directly: {log}");
+}
+
+/// Builds and publishes the kit once per `core.abbrev` setting (git's default length in a small
+/// repo is 7), each time from a new commit; returns the build ids BUILD recorded.
+fn build_ids_by_git_default(repo: &KitRepo) -> Vec<String> {
+    let ws = repo.path().join(format!("planning/build-kit-{KIT}-x86_64"));
+    let mut ids = Vec::new();
+    for abbrev in [None, Some("8"), Some("9")] {
+        match abbrev {
+            Some(n) => support::git(repo.path(), &["config", "core.abbrev", n]),
+            None => String::new(),
+        };
+        let id = repo.edit_package("hello-agent");
+        let summary = build_kit_json(repo, &[]);
+        assert_eq!(summary["ok"], true, "{summary}");
+        assert_eq!(did(&summary)[1..], ["ran", "ran", "ran"], "{summary}");
+        let build: Value =
+            serde_json::from_str(&std::fs::read_to_string(ws.join("results/build.json")).unwrap()).unwrap();
+        assert_eq!(build["data"]["build_id"], id.as_str());
+        assert!(repo.archive("x86_64").is_file());
+        ids.push(id);
+    }
+    ids
+}
+
+#[test]
+fn the_build_id_is_the_one_twoliter_names_the_archive_with_whatever_gits_default_length() {
+    // twoliter ≥ 0.7.3 always uses 8 characters.
+    let (repo, _registry) = setup();
+    let lengths: Vec<usize> = build_ids_by_git_default(&repo).iter().map(String::len).collect();
+    assert_eq!(lengths, [8, 8, 8]);
+    let build: Value = serde_json::from_str(
+        &std::fs::read_to_string(
+            repo.path()
+                .join(format!("planning/build-kit-{KIT}-x86_64/results/build.json")),
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(build["data"]["twoliter"], support::kit_repo::TWOLITER);
+}
+
+#[test]
+fn an_older_twoliter_names_archives_with_gits_default_length() {
+    let repo = KitRepo::create_pinned(KIT, VERSION, "0.7.2");
+    let _registry = TestRegistry::start_native(repo.path());
+    let lengths: Vec<usize> = build_ids_by_git_default(&repo).iter().map(String::len).collect();
+    assert_eq!(lengths, [7, 8, 9]);
+}
+
+#[test]
+fn an_archive_under_another_build_id_is_named_in_the_error() {
+    let (repo, _registry) = setup();
+    // A twoliter that names archives with git's default length although it says it is new.
+    let twoliter = repo.path().join("tools/twoliter/twoliter");
+    let text = std::fs::read_to_string(&twoliter).unwrap();
+    std::fs::write(
+        &twoliter,
+        text.replace("abbrev = [\"--abbrev=8\"] if", "abbrev = [] if"),
+    )
+    .unwrap();
+    let err = build_kit_fails(&repo, &["--arch", "x86_64"]);
+    let short = support::git(repo.path(), &["describe", "--always", "--dirty", "--exclude", "*"]);
+    assert!(
+        err.contains(&format!("{KIT}-v{VERSION}-{}-x86_64.tar is missing", repo.build_id()))
+            && err.contains(&format!("holds {KIT}-v{VERSION}-{}-x86_64.tar", short.trim()))
+            && err.contains("--abbrev=8"),
+        "{err}"
+    );
 }

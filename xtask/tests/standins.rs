@@ -122,42 +122,90 @@ fn sha256_digest(bytes: &[u8]) -> String {
     )
 }
 
-/// Canonical JSON written out by hand (keys sorted at every level, no whitespace), so the lock
-/// digest check does not depend on the crate under test nor on serde_json's map order.
-fn canonical(value: &serde_json::Value, out: &mut String) {
-    match value {
-        serde_json::Value::Object(map) => {
-            let mut keys: Vec<&String> = map.keys().collect();
-            keys.sort();
-            out.push('{');
-            for (i, k) in keys.into_iter().enumerate() {
-                if i > 0 {
-                    out.push(',');
-                }
-                out.push_str(&serde_json::to_string(k).unwrap());
-                out.push(':');
-                canonical(&map[k], out);
-            }
-            out.push('}');
-        }
-        serde_json::Value::Array(items) => {
-            out.push('[');
-            for (i, v) in items.iter().enumerate() {
-                if i > 0 {
-                    out.push(',');
-                }
-                canonical(v, out);
-            }
-            out.push(']');
-        }
-        other => out.push_str(&serde_json::to_string(other).unwrap()),
-    }
+/// The lock digest twoliter computes, the way it computes it (and the xtask too): serde_json's
+/// `Value` written by the olpc-cjson crate's canonical formatter, SHA-256, base64. `None` when
+/// the JSON cannot be written canonically (a float).
+fn olpc_lock_digest(manifest: &[u8]) -> Option<String> {
+    use serde::Serialize;
+    let value: serde_json::Value = serde_json::from_slice(manifest).ok()?;
+    let mut canonical = Vec::new();
+    let mut ser = serde_json::Serializer::with_formatter(&mut canonical, olpc_cjson::CanonicalFormatter::new());
+    value.serialize(&mut ser).ok()?;
+    Some(base64::engine::general_purpose::STANDARD.encode(Sha256::digest(&canonical)))
 }
 
 fn expected_lock_digest(manifest: &[u8]) -> String {
-    let mut text = String::new();
-    canonical(&json(manifest), &mut text);
-    base64::engine::general_purpose::STANDARD.encode(Sha256::digest(text.as_bytes()))
+    olpc_lock_digest(manifest).expect("a manifest twoliter can lock")
+}
+
+/// The twoliter stand-in's own lock digest of each document (`None` where it refuses one), from
+/// its `lock_digest` function.
+fn standin_lock_digests(documents: &[&[u8]]) -> Vec<Option<String>> {
+    let driver = "import base64, importlib.machinery, importlib.util, sys\n\
+        loader = importlib.machinery.SourceFileLoader('twoliter_standin', sys.argv[1])\n\
+        standin = importlib.util.module_from_spec(importlib.util.spec_from_loader(loader.name, loader))\n\
+        loader.exec_module(standin)\n\
+        for line in sys.stdin:\n\
+        \x20   try:\n\
+        \x20       print(standin.lock_digest(base64.b64decode(line)))\n\
+        \x20   except standin.NotCanonical as e:\n\
+        \x20       print('refused', e, file=sys.stderr)\n\
+        \x20       print('refused')\n";
+    let input: String = documents
+        .iter()
+        .map(|d| base64::engine::general_purpose::STANDARD.encode(d) + "\n")
+        .collect();
+    let mut child = Command::new("python3")
+        .args(["-c", driver])
+        .arg(support::standins_dir().join("twoliter"))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    child.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success());
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| (l != "refused").then(|| l.to_string()))
+        .collect()
+}
+
+#[test]
+fn the_standin_lock_digest_is_twoliters_canonical_json() {
+    let documents: [&[u8]; 12] = [
+        // A key that is a prefix of another sorts after it when the next character is below
+        // `"`: "a!" before "a"; and escaped keys sort by their escaped form.
+        br#"{"a":1,"a!":2,"a\"":3,"a\\":4,"a#":5,"b":[{"z":null,"y":true,"x":false}]}"#,
+        // Control characters are written raw, not as \n or \u0001.
+        br#"{"k":"line\nfeed\ttab\r\u0001\u001f\b\f","\n":"key"}"#,
+        // Non-ASCII as raw UTF-8, in keys too; a surrogate pair.
+        "{\"\u{e9}\":\"\u{fc}\",\"\u{65e5}\u{672c}\":\"\u{8a9e}\",\"emoji\":\"\\ud83d\\ude00\"}".as_bytes(),
+        // NFC: a combining accent joins its letter, in keys and values.
+        br#"{"e\u0301":"cafe\u0301","A\u030a":1}"#,
+        // ... but only within a fragment: not across a quote or a control character.
+        br#"{"x":"e\"\u0301","y":"e\n\u0301"}"#,
+        // Two keys that NFC makes one: the later in code point order wins.
+        br#"{"\u00e9":"precomposed","e\u0301":"combining"}"#,
+        // The solidus and DEL are not escaped.
+        br#"{"p":"a\/b\u007f"}"#,
+        // 64-bit integers at the edges.
+        br#"{"n":18446744073709551615,"m":-9223372036854775808,"z":0}"#,
+        // A repeated key keeps its last value.
+        br#"{"d":1,"d":2}"#,
+        // Floats are refused, by twoliter and the stand-in alike.
+        br#"{"f":1.5}"#,
+        br#"{"big":18446744073709551616}"#,
+        // A real index.
+        br#"{"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json","manifests":[{"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"sha256:aa","size":1,"platform":{"architecture":"amd64","os":"linux"}}]}"#,
+    ];
+    let expected: Vec<Option<String>> = documents.iter().map(|d| olpc_lock_digest(d)).collect();
+    assert_eq!(expected[9], None, "olpc-cjson refuses floats");
+    assert_eq!(expected[10], None, "serde_json reads 2^64 as a float");
+    assert!(expected.iter().filter(|d| d.is_some()).count() == 10);
+    assert_eq!(standin_lock_digests(&documents), expected);
 }
 
 /// The kit label of an image config: (label key, decoded JSON).
@@ -170,7 +218,12 @@ fn kit_label(config: &serde_json::Value) -> (String, serde_json::Value) {
     let decoded = base64::engine::general_purpose::STANDARD
         .decode(value.as_str().unwrap())
         .unwrap();
-    (key.clone(), json(&decoded))
+    // As rpm2kit writes it: compact JSON with sorted keys, then the newline of a here-string.
+    let meta = json(&decoded);
+    let mut sorted = serde_json::to_vec(&meta).unwrap();
+    sorted.push(b'\n');
+    assert_eq!(String::from_utf8_lossy(&decoded), String::from_utf8_lossy(&sorted));
+    (key.clone(), meta)
 }
 
 /// Lock entries as (table, field) → value, via toml_edit.
@@ -203,7 +256,7 @@ fn twoliter_reports_its_version() {
     let twoliter = support::standins_dir().join("twoliter");
     assert_eq!(
         run_ok(Command::new(&twoliter).arg("--version")).trim(),
-        "twoliter 0.12.0"
+        format!("twoliter {}", support::kit_repo::TWOLITER)
     );
     let out = run_ok(
         Command::new(&twoliter)
@@ -271,7 +324,7 @@ fn kit_build_writes_an_oci_archive_named_after_the_build_id() {
         (Some("amd64"), Some("linux"))
     );
     let (label, meta) = kit_label(&config);
-    assert_eq!(label, "dev.bottlerocket.kit.v3");
+    assert_eq!(label, "dev.bottlerocket.kit.v4", "the label of twoliter 0.25 and later");
     assert_eq!(
         (meta["name"].as_str(), meta["version"].as_str()),
         (Some("my-kit"), Some("1.2.3"))
@@ -454,7 +507,8 @@ fn update_locks_the_served_index_under_the_original_source() {
     );
     assert_eq!(lock_kit_field(&lock, "my-kit", "vendor"), "bottlerocket");
     let doc: toml_edit::DocumentMut = lock.parse().unwrap();
-    assert_eq!(doc["schema-version"].as_integer(), Some(1));
+    assert_eq!(doc["schema-version"].as_integer(), Some(2));
+    assert_eq!(doc["project-vendor"].as_str(), Some("Bottlerocket"));
     assert_eq!(
         doc["sdk"]["digest"].as_str(),
         Some(SDK_LOCK_DIGEST),
@@ -534,31 +588,74 @@ fn update_rejects_project_files_twoliter_rejects() {
     )
     .unwrap();
     assert!(update_error().contains("cannot define a dependency on a vendor that is not specified in Twoliter.toml"));
-    // An inline array is not an array of tables (it has to come before the first table).
+    // An inline array is read like `[[kit]]` tables (it has to come before the first table): the
+    // update gets as far as fetching the kit from upstream, which no test can reach.
     let inline = original.split("\n# Kit my-kit").next().unwrap().replace(
         "# Where the vendor's",
         "kit = [{ name = \"my-kit\", version = \"1.2.3\", vendor = \"bottlerocket\" }]\n\n# Where the vendor's",
     );
     std::fs::write(&toml_path, inline).unwrap();
-    assert!(update_error().contains("[[kit]]"));
+    assert!(update_error().contains("failed to fetch public.ecr.aws/bottlerocket/my-kit:v1.2.3"));
     std::fs::write(
         &toml_path,
-        original.replace("schema-version = 1", "schema-version = 1\nlocal-kits = true"),
+        original.replace("schema-version = 2", "schema-version = 2\nlocal-kits = true"),
     )
     .unwrap();
     assert!(update_error().contains("unknown field `local-kits`"));
+    // Schema 2 requires project-vendor; schema 1 has none (twoliter 0.12 and later read both).
+    std::fs::write(&toml_path, original.replace("project-vendor = \"Bottlerocket\"\n", "")).unwrap();
+    assert!(update_error().contains("missing field `project-vendor`"));
+    std::fs::write(&toml_path, original.replace("schema-version = 2", "schema-version = 1")).unwrap();
+    assert!(update_error().contains("unknown field `project-vendor`"));
+    let schema_1 = original
+        .replace("schema-version = 2", "schema-version = 1")
+        .replace("project-vendor = \"Bottlerocket\"\n", "");
+    std::fs::write(&toml_path, schema_1).unwrap();
+    assert!(update_error().contains("failed to fetch public.ecr.aws/bottlerocket/my-kit:v1.2.3"));
+}
+
+#[test]
+fn a_lock_of_an_older_schema_fails_every_command_but_update() {
+    // twoliter 0.12 and later write schema-version 2 and load nothing else.
+    let repo = KitRepo::create("my-kit", "1.0.0");
+    let lock = repo.path().join("Twoliter.lock");
+    let current = std::fs::read_to_string(&lock).unwrap();
+    assert!(current.starts_with("schema-version = 2\nkit = []\nproject-vendor = \"Bottlerocket\"\n"));
+    std::fs::write(
+        &lock,
+        current
+            .replace("schema-version = 2", "schema-version = 1")
+            .replace("project-vendor = \"Bottlerocket\"\n", ""),
+    )
+    .unwrap();
+    let out = run(&mut repo.make(&["build", "ARCH=x86_64"]));
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("failed to deserialize lockfile")
+            && stderr(&out).contains("Incorrect project schema_version: got '1', expected '2'"),
+        "{}",
+        stderr(&out)
+    );
+    run_ok(&mut repo.make(&["update"]));
+    assert_eq!(std::fs::read_to_string(&lock).unwrap(), current);
+    run_ok(&mut repo.make(&["build", "ARCH=x86_64"]));
+
+    // And a twoliter before 0.12 writes and reads schema 1.
+    let old = KitRepo::create_pinned("old-kit", "1.0.0", "0.7.2");
+    let text = std::fs::read_to_string(old.path().join("Twoliter.lock")).unwrap();
+    assert!(text.starts_with("schema-version = 1\nkit = []\n\n[sdk]"), "{text}");
+    run_ok(&mut old.make(&["update"]));
+    assert!(old.is_clean(), "the old lock is what twoliter 0.7.2 writes");
+    run_ok(&mut old.make(&["build", "ARCH=x86_64"]));
 }
 
 #[test]
 fn kits_of_another_twoliter_generation_are_refused() {
     let registry = Registry::start();
-    let kit = KitRepo::create("old-kit", "0.1.0");
-    run_ok(
-        kit.make(&["build", "ARCH=x86_64"])
-            .env("TWOLITER_STANDIN_VERSION", "0.7.2"),
-    );
-    kit.write_infra("local", &registry.addr());
-    run_ok(&mut kit.make(&["publish", "VENDOR=local"]));
+    // A kit repo that pins twoliter 0.7.2: its `make prep` installs that version.
+    let kit = KitRepo::create_pinned("old-kit", "0.1.0", "0.7.2");
+    kit.build_and_publish(&registry.addr(), &["x86_64"]);
+    assert_eq!(run_ok(&mut kit.twoliter(&["--version"])).trim(), "twoliter 0.7.2");
     let variant = VariantRepo::create("aws-dev", &[("old-kit", "0.1.0")], "1.30.0");
     variant.write_override(&["old-kit"], &registry.addr());
     let out = run(&mut variant.twoliter(&["update"]));
@@ -711,4 +808,130 @@ fn kits_named_by_a_kit_are_locked_and_redirected_too() {
             .join(format!("build/external-kits/bottlerocket/{kit}/x86_64"));
         assert!(dir.join("digest").is_file(), "{kit} not fetched");
     }
+}
+
+#[test]
+fn cargo_make_names_image_directories_with_the_repos_own_build_id() {
+    let variant = VariantRepo::create("aws-dev", &[], "1.30.0");
+    let latest = variant.images_dir("x86_64").join("latest");
+    let built = || {
+        run_ok(&mut variant.cargo_make("x86_64"));
+        let target = std::fs::read_link(&latest).unwrap().to_string_lossy().into_owned();
+        target.strip_prefix("1.30.0-").unwrap().to_string()
+    };
+    // bottlerocket's Makefile.toml passes no --abbrev: git's default, 7 in a small repo.
+    let id = built();
+    assert_eq!((id.len(), id.clone()), (7, variant.build_id()));
+    support::git(variant.path(), &["config", "core.abbrev", "9"]);
+    assert_eq!(built().len(), 9);
+    // A Makefile.toml that asks for a length gets it.
+    let path = variant.path().join("Makefile.toml");
+    let text = std::fs::read_to_string(&path).unwrap();
+    std::fs::write(&path, text.replace("--exclude '*' ||", "--exclude '*' --abbrev=8 ||")).unwrap();
+    support::git(variant.path(), &["commit", "-q", "-am", "Build ids of 8 characters"]);
+    assert_eq!(built().len(), 8);
+}
+
+fn modified(path: &Path) -> std::time::SystemTime {
+    std::fs::metadata(path).unwrap().modified().unwrap()
+}
+
+/// Sets a file's modification time to now, as `touch` does.
+fn touch(path: &Path) {
+    std::fs::File::options()
+        .write(true)
+        .open(path)
+        .unwrap()
+        .set_modified(std::time::SystemTime::now())
+        .unwrap();
+}
+
+#[test]
+fn kit_builds_are_incremental_like_buildsys() {
+    let repo = KitRepo::create("my-kit", "1.0.0");
+    run_ok(&mut repo.make(&["build", "ARCH=x86_64"]));
+    let first = repo.archive("x86_64");
+    let bytes = std::fs::read(&first).unwrap();
+    let stamp = modified(&first);
+    let notes = repo.path().join("build/kits/my-kit/notes.txt");
+    std::fs::write(&notes, "not buildsys's").unwrap();
+
+    // Nothing it watches changed: nothing is written.
+    std::thread::sleep(Duration::from_millis(20));
+    let out = run(&mut repo.make(&["build", "ARCH=x86_64"]));
+    assert!(out.status.success());
+    assert!(
+        stderr(&out).contains("is up to date: nothing was built"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(
+        (std::fs::read(&first).unwrap(), modified(&first)),
+        (bytes.clone(), stamp)
+    );
+    // A missing archive does not count (cargo does not watch outputs) ...
+    std::fs::rename(&first, first.with_extension("gone")).unwrap();
+    run_ok(&mut repo.make(&["build", "ARCH=x86_64"]));
+    assert!(!first.exists());
+    std::fs::rename(first.with_extension("gone"), &first).unwrap();
+    // ... but a touched kit Cargo.toml does.
+    touch(&repo.path().join("kits/my-kit/Cargo.toml"));
+    let out = run(&mut repo.make(&["build", "ARCH=x86_64"]));
+    assert!(stderr(&out).contains("Building kit 'my-kit'"), "{}", stderr(&out));
+    assert_ne!(modified(&first), stamp);
+
+    // A new build id: the archive of the old one goes, other arches' and other files stay.
+    run_ok(&mut repo.make(&["build", "ARCH=aarch64"]));
+    let other_arch = repo.archive("aarch64");
+    repo.edit_package("hello-agent");
+    run_ok(&mut repo.make(&["build", "ARCH=x86_64"]));
+    assert!(repo.archive("x86_64").is_file());
+    assert!(!first.exists(), "the archive of the previous build id was deleted");
+    assert!(other_arch.is_file() && notes.is_file());
+}
+
+#[test]
+fn variant_builds_are_incremental_like_buildsys() {
+    let variant = VariantRepo::create("aws-dev", &[], "1.30.0");
+    let latest = variant.images_dir("x86_64").join("latest");
+    run_ok(&mut variant.cargo_make("x86_64"));
+    let first = variant.images_dir("x86_64").join(std::fs::read_link(&latest).unwrap());
+    let disk = std::fs::read_dir(&first)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| !p.is_symlink() && p.to_string_lossy().ends_with(".img.lz4"))
+        .unwrap();
+    let stamp = modified(&disk);
+
+    // Nothing changed: the images stay as they are and `latest` is linked again.
+    std::thread::sleep(Duration::from_millis(20));
+    let out = run(&mut variant.cargo_make("x86_64"));
+    assert!(out.status.success());
+    assert!(
+        stderr(&out).contains("is up to date: nothing was built"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(modified(&disk), stamp);
+    assert_eq!(
+        variant.images_dir("x86_64").join(std::fs::read_link(&latest).unwrap()),
+        first
+    );
+
+    // Images that went missing are not built again: `latest` names a directory that is gone...
+    std::fs::rename(&first, first.with_extension("gone")).unwrap();
+    run_ok(&mut variant.cargo_make("x86_64"));
+    assert!(std::fs::symlink_metadata(&latest).is_ok() && !latest.exists());
+    std::fs::rename(first.with_extension("gone"), &first).unwrap();
+    // ... until the variant's Cargo.toml is touched.
+    touch(&variant.path().join("variants/aws-dev/Cargo.toml"));
+    run_ok(&mut variant.cargo_make("x86_64"));
+    assert_ne!(modified(&disk), stamp);
+
+    // A new build id: the images of the old one go.
+    support::git(variant.path(), &["commit", "-q", "--allow-empty", "-m", "Next"]);
+    run_ok(&mut variant.cargo_make("x86_64"));
+    let second = variant.images_dir("x86_64").join(std::fs::read_link(&latest).unwrap());
+    assert_ne!(second, first);
+    assert!(second.is_dir() && !first.exists());
 }

@@ -255,14 +255,26 @@ fn validate_names_each_fault() {
     assert!(err.to_lowercase().contains("truncated") || err.contains("end"), "{err}");
     restore();
 
-    // An image older than the build.
+    // An image older than the build is no fault: a build with nothing to redo leaves the images
+    // as they were. (Checking modification times here made such builds fail.)
     let file = std::fs::File::options().write(true).open(&image).unwrap();
     file.set_modified(std::time::SystemTime::now() - std::time::Duration::from_secs(24 * 3600))
         .unwrap();
     drop(file);
-    let err = validate_fails(&forest, &ws);
-    assert!(err.contains("older") || err.contains("before the build"), "{err}");
+    support::run_ok(forest.xtask().args(["phase", "validate"]).arg(&ws));
     restore();
+
+    // Images of another build: the repo moved on since they were built.
+    let built = forest.variant.build_id();
+    support::git(forest.repo(), &["commit", "-q", "--allow-empty", "-m", "Moved on"]);
+    let err = validate_fails(&forest, &ws);
+    assert!(
+        err.contains(&format!("the images of build `{built}`"))
+            && err.contains(&format!("build id is now `{}`", forest.variant.build_id()))
+            && err.contains("from another build"),
+        "{err}"
+    );
+    support::git(forest.repo(), &["reset", "-q", "--soft", "HEAD~1"]);
 
     // A GPT with a bad header CRC, in an otherwise perfect LZ4 frame.
     let tmp = tempfile::tempdir().unwrap();
@@ -388,8 +400,12 @@ fn malformed_project_files_are_clear_errors_and_changes_nothing() {
     let err = variant_fails(&forest, &["--kit", KIT]);
     assert!(err.contains("failed to deserialize overrides file"), "{err}");
     assert_eq!(forest.files(), before);
-    std::fs::remove_file(forest.repo().join("Twoliter.override")).unwrap();
-    // The inline kit array.
+}
+
+#[test]
+fn an_inline_kit_array_is_edited_in_its_own_form() {
+    let forest = Forest::published();
+    // The kits as an inline array, which twoliter reads like `[[kit]]` tables.
     let toml = forest.repo().join("Twoliter.toml");
     let text = std::fs::read_to_string(&toml).unwrap();
     // Top-level keys go before the first table; the [[kit]] tables go.
@@ -402,8 +418,17 @@ fn malformed_project_files_are_clear_errors_and_changes_nothing() {
     );
     std::fs::write(&toml, &inline).unwrap();
     let before = forest.files();
-    let err = variant_fails(&forest, &["--kit", KIT]);
-    assert!(err.contains("inline array"), "{err}");
+    let ws = kept(&forest);
+    let edited = std::fs::read_to_string(&toml).unwrap();
+    assert_eq!(
+        edited,
+        inline.replace(
+            &format!("version = \"{UPSTREAM_VERSION}\""),
+            &format!("version = \"{KIT_VERSION}\"")
+        ),
+        "only the version changed, in place"
+    );
+    support::run_ok(forest.xtask().args(["restore"]).arg(&ws));
     assert_eq!(forest.files(), before);
 }
 
@@ -524,7 +549,7 @@ fn kit_and_variant_twoliter_generations_that_disagree_are_warned_about() {
     let output = support::run(forest.xtask().args(["variant", "--arch", "x86_64", "--kit", KIT]));
     let err = support::stderr(&output);
     assert!(
-        err.contains("warning:") && err.contains("0.7.0") && err.contains("0.12.0"),
+        err.contains("warning:") && err.contains("0.7.0") && err.contains(support::kit_repo::TWOLITER),
         "{err}"
     );
 }
@@ -639,4 +664,151 @@ fn the_original_variant_skill_loop_ends_with_the_checked_summary() {
     let again = support::answer(&support::run_ok(forest.xtask().arg("next-step").arg(&ws)));
     assert_eq!(again, done);
     assert_eq!(forest.files(), before);
+}
+
+#[test]
+fn the_build_tools_run_in_the_users_environment_not_cargos() {
+    let forest = Forest::published();
+    let logs = forest._tmp.path().join("env-logs");
+    std::fs::create_dir_all(&logs).unwrap();
+    let (twoliter_log, cargo_make_log) = (logs.join("twoliter.jsonl"), logs.join("cargo-make.jsonl"));
+    let out = support::run_ok(
+        forest
+            .xtask()
+            .args(["variant", "--arch", "x86_64", "--kit", KIT, "--json"])
+            .envs(support::cargo_run_env(&forest.root.join("xtask")))
+            .env("TWOLITER_STANDIN_ENV_LOG", &twoliter_log)
+            .env("CARGO_MAKE_STANDIN_ENV_LOG", &cargo_make_log),
+    );
+    let summary: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(summary["ok"], true, "{summary}");
+    let twoliter = support::recorded_envs(&twoliter_log);
+    let cargo_make = support::recorded_envs(&cargo_make_log);
+    assert_eq!(cargo_make.len(), 1, "cargo make ran once");
+    let update: Vec<_> = twoliter
+        .iter()
+        .filter(|(argv, _)| argv.first().is_some_and(|a| a == "update"))
+        .collect();
+    assert_eq!(update.len(), 1, "UPDATE_LOCK ran twoliter update: {twoliter:?}");
+    assert!(twoliter
+        .iter()
+        .any(|(argv, _)| argv.first().is_some_and(|a| a == "fetch")));
+    for (argv, env) in twoliter.iter().chain(&cargo_make) {
+        support::assert_user_env(argv, env);
+    }
+    // The xtask runs `twoliter update` itself: no toolchain choice or cargo reaches it.
+    let (argv, env) = update[0];
+    assert!(
+        ["RUSTUP_TOOLCHAIN", "RUSTUP_TOOLCHAIN_SOURCE", "CARGO"]
+            .iter()
+            .all(|k| !env.contains_key(*k)),
+        "{argv:?}: {env:?}"
+    );
+}
+
+#[test]
+fn twoliter_is_the_repos_else_the_one_on_path_else_the_error_says_how_to_install_it() {
+    let forest = Forest::published();
+    let installed = forest.repo().join("tools/twoliter/twoliter");
+    std::fs::remove_file(&installed).unwrap();
+    let before = forest.files();
+    let err = variant_fails(&forest, &["--kit", KIT]);
+    assert!(
+        err.contains("twoliter is not installed") && err.contains("cargo make install-twoliter"),
+        "{err}"
+    );
+    assert_eq!(forest.files(), before);
+
+    // twoliter on PATH runs `twoliter update`; `cargo make` installs the repo's own for the build.
+    let bin = forest._tmp.path().join("twoliter-bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    std::os::unix::fs::symlink(support::standins_dir().join("twoliter"), bin.join("twoliter")).unwrap();
+    let mut cmd = support::xtask(&forest.root, &[forest.variant.bin_dir(), &bin]);
+    cmd.env("FOREST_ROOT", &forest.forest).envs(forest.kit.env());
+    let out = support::run_ok(cmd.args(["variant", "--arch", "x86_64", "--kit", KIT, "--json"]));
+    let summary: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(summary["ok"], true, "{summary}");
+    assert!(installed.is_file(), "cargo make installed twoliter");
+}
+
+#[test]
+fn a_lock_of_a_schema_the_repos_twoliter_does_not_load_is_rewritten_though_its_digests_match() {
+    let forest = Forest::published();
+    let ws = kept(&forest);
+    // The lock the run left, back in schema 1 (as twoliter before 0.12 wrote it), same digests.
+    let lock = forest.repo().join("Twoliter.lock");
+    let current = std::fs::read_to_string(&lock).unwrap();
+    assert!(
+        current.starts_with("schema-version = 2\nproject-vendor = \"Bottlerocket\"\n"),
+        "{current}"
+    );
+    let schema_1 = current
+        .replace("schema-version = 2", "schema-version = 1")
+        .replace("project-vendor = \"Bottlerocket\"\n", "");
+    std::fs::write(&lock, &schema_1).unwrap();
+    let out = support::run(forest.xtask().args(["phase", "update-lock"]).arg(&ws));
+    assert!(out.status.success(), "{}", support::stderr(&out));
+    let result: Value =
+        serde_json::from_str(&std::fs::read_to_string(ws.join("results/update-lock.json")).unwrap()).unwrap();
+    assert_eq!(result["data"]["update_ran"], true, "twoliter update ran for the schema");
+    assert_eq!(std::fs::read_to_string(&lock).unwrap(), current);
+    support::run_ok(forest.xtask().args(["restore"]).arg(&ws));
+}
+
+#[test]
+fn a_schema_2_project_without_project_vendor_is_refused_before_anything_is_written() {
+    let forest = Forest::published();
+    let toml = forest.repo().join("Twoliter.toml");
+    let text = std::fs::read_to_string(&toml).unwrap();
+    std::fs::write(&toml, text.replace("project-vendor = \"Bottlerocket\"\n", "")).unwrap();
+    let before = forest.files();
+    let err = variant_fails(&forest, &["--kit", KIT]);
+    assert!(
+        err.contains("`schema-version = 2` but no `project-vendor`") && err.contains("Add `project-vendor"),
+        "{err}"
+    );
+    assert_eq!(forest.files(), before);
+    assert!(!forest.repo().join("Twoliter.override").exists());
+}
+
+/// Every file under the images directory with its modification time and bytes.
+fn images_state(forest: &Forest) -> Vec<(PathBuf, std::time::SystemTime, Vec<u8>)> {
+    let dir = forest.variant.images_dir("x86_64");
+    support::snapshot(&dir)
+        .into_iter()
+        .map(|(path, bytes)| {
+            let modified = std::fs::metadata(dir.join(&path)).unwrap().modified().unwrap();
+            (path, modified, bytes)
+        })
+        .collect()
+}
+
+#[test]
+fn a_second_run_with_nothing_changed_passes_with_the_images_it_left() {
+    let forest = Forest::published();
+    let (ok, first) = forest.variant_json(&["--kit", KIT]);
+    assert!(ok, "{first}");
+    let images = images_state(&forest);
+    assert!(!images.is_empty());
+    // The repo was restored, so the configuration and lock phases run again and put it in the
+    // same state: the build has nothing to redo, and leaves the images as they are.
+    let (ok, second) = forest.variant_json(&["--kit", KIT]);
+    assert!(ok, "{second}");
+    assert_eq!(support::phase_outcomes(&second), ["ran", "ran", "ran", "ran"]);
+    assert_eq!(images_state(&forest), images, "the images were left as they were");
+    let ws = forest.root.join(format!("planning/variant-{VARIANT}-x86_64"));
+    let log = std::fs::read_to_string(ws.join("logs/build.log")).unwrap();
+    assert!(log.contains("is up to date: nothing was built"), "{log}");
+    assert_eq!(second["kits"][0]["digest"], forest.arch_digest());
+
+    // Images that went missing are built again, though nothing the build watches changed.
+    let latest = forest.variant.images_dir("x86_64").join("latest");
+    let dir = forest
+        .variant
+        .images_dir("x86_64")
+        .join(std::fs::read_link(&latest).unwrap());
+    std::fs::remove_dir_all(&dir).unwrap();
+    let (ok, third) = forest.variant_json(&["--kit", KIT]);
+    assert!(ok, "{third}");
+    assert!(dir.is_dir());
 }

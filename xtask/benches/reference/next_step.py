@@ -13,8 +13,11 @@ small Python tool would write it (standard library only, no shortcuts). Like the
     phase whose result file exists is gated first and passes without costing an attempt;
   - gates a phase on its result file (exists, ok, data) AND on reality:
       SETUP    no Infra.lock; GET /v2/ on the registry; Infra.toml (tomllib) names it for vendor local
-      BUILD    the archive exists; `git describe --always --dirty --exclude '*'` equals the build id;
-               the fingerprint (tree, uncommitted diff, untracked files, arch, twoliter --version)
+      BUILD    `git describe --always --dirty --exclude '*'` (with --abbrev=8 for twoliter 0.7.3 and
+               later, by the installed twoliter's version, else the Makefile's pin) equals the build
+               id; the archive has the recorded size and holds the recorded image (its index.json
+               and manifest blob); the fingerprint (tree, uncommitted diff, untracked files, arch,
+               twoliter version)
       PUBLISH  the index tag is served and references the image PUBLISH recorded
       VERIFY   the index is an image index with linux/<arch>; every image's kit label names the kit
                and version; the index digest is the recorded one
@@ -33,6 +36,7 @@ import os
 import re
 import subprocess
 import sys
+import tarfile
 import time
 import tomllib
 import urllib.error
@@ -181,7 +185,50 @@ def git(repo, *args):
     return out.stdout
 
 
-def fingerprint(repo, arch):
+def twoliter_version(repo):
+    """The installed tools/twoliter/twoliter's version, else the Makefile's TWOLITER_VERSION pin."""
+    twoliter = repo / "tools/twoliter/twoliter"
+    if os.access(twoliter, os.X_OK):
+        try:
+            out = subprocess.run([str(twoliter), "--version"], capture_output=True, text=True).stdout
+        except OSError:
+            return ""
+        words = out.split()
+        return words[1].removeprefix("v") if len(words) > 1 and words[0] == "twoliter" else ""
+    try:
+        makefile = (repo / "Makefile").read_text()
+    except OSError:
+        return ""
+    pins = re.findall(r'(?m)^\s*TWOLITER_VERSION\s*\?=\s*"?v?([^"\s#]+)"?', makefile)
+    return pins[0] if pins else ""
+
+
+def build_id(repo, version):
+    numbers = [int(n) for n in re.findall(r"\d+", version)[:3]]
+    abbrev = [] if numbers and numbers < [0, 7, 3] else ["--abbrev=8"]
+    return git(repo, "describe", "--always", "--dirty", "--exclude", "*", *abbrev).decode().strip()
+
+
+def archive_image(path):
+    """The digest of the one image an OCI layout archive holds, checked against its manifest blob."""
+    try:
+        with tarfile.open(path) as tar:
+            def member(name):
+                for entry in tar:
+                    if entry.isfile() and entry.name.removeprefix("./") == name:
+                        return tar.extractfile(entry).read()
+                return None
+            index = json.loads(member("index.json") or b"{}")
+            digest = index["manifests"][0]["digest"]
+            blob = member(f"blobs/sha256/{digest.removeprefix('sha256:')}")
+    except (OSError, tarfile.TarError, ValueError, KeyError, IndexError) as e:
+        raise GateFailed(f"{path} is not a kit archive: {e}")
+    if blob is None or "sha256:" + hashlib.sha256(blob).hexdigest() != digest:
+        raise GateFailed(f"{path} is damaged")
+    return digest
+
+
+def fingerprint(repo, arch, version):
     h = hashlib.sha256()
     h.update(f"arch={arch}\n".encode())
     h.update(f"tree={git(repo, 'rev-parse', 'HEAD^{tree}').decode().strip()}\n".encode())
@@ -193,11 +240,6 @@ def fingerprint(repo, arch):
                 h.update(hashlib.sha256((repo / path.decode()).read_bytes()).digest())
             except OSError:
                 pass
-    try:
-        version = subprocess.run([str(repo / "tools/twoliter/twoliter"), "--version"], capture_output=True,
-                                 text=True).stdout.strip()
-    except OSError:
-        version = ""
     h.update(f"twoliter={version}\n".encode())
     return h.hexdigest()
 
@@ -218,12 +260,16 @@ def gate_setup(kit, data):
 
 
 def gate_build(kit, data):
-    if not Path(data["archive"]).is_file():
-        raise GateFailed(f"{data['archive']} is gone: run BUILD again")
-    now = git(kit["repo"], "describe", "--always", "--dirty", "--exclude", "*").decode().strip()
+    version = twoliter_version(kit["repo"])
+    now = build_id(kit["repo"], version)
     if now != data["build_id"]:
         raise GateFailed(f"the kit repo changed since BUILD (build id was {data['build_id']}, now {now})")
-    if fingerprint(kit["repo"], kit["arch"]) != data["fingerprint"]:
+    archive = Path(data["archive"])
+    if not archive.is_file():
+        raise GateFailed(f"{data['archive']} is gone: run BUILD again")
+    if archive.stat().st_size != data["size"] or archive_image(archive) != data["image_digest"]:
+        raise GateFailed(f"{data['archive']} is not the archive BUILD made: run BUILD again")
+    if fingerprint(kit["repo"], kit["arch"], version) != data["fingerprint"]:
         raise GateFailed("the kit repo's content changed since BUILD")
 
 

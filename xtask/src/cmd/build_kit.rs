@@ -32,9 +32,9 @@ impl flags::BuildKit {
             .clone()
             .unwrap_or_else(|| project::planning_dir().join(format!("build-kit-{}-{}", input.kit_name, input.arch)));
         let ws = Workspace::new(&ws_dir);
-        // Check the inputs and tools fully before writing anything.
+        // Check the inputs fully before writing anything. twoliter is the repo's business: its
+        // `make build` installs the version it pins.
         let kit = Kit::resolve(&ws, &input)?;
-        crate::tools::twoliter(&kit.repo)?;
         ws.write_input(&input)?;
         crate::orchestrate::Subject::Kit(kit.clone()).record()?;
         ui::step(format!(

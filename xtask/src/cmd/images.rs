@@ -57,7 +57,8 @@ impl flags::ImagesCheck {
             variant: variant.clone(),
             arch,
             release_version: release_version.clone(),
-            built_after: UNIX_EPOCH + Duration::from_secs(self.built_after.unwrap_or(0)),
+            build_id: None,
+            built_after: self.built_after.map(|secs| UNIX_EPOCH + Duration::from_secs(secs)),
         };
         let start = Instant::now();
         let report = image::inspect(&images_root, &expect);

@@ -1,13 +1,15 @@
 //! VALIDATE's image checks: the images a variant build left under
 //! `build/images/<arch>-<variant>/latest/` are from this build, complete and intact.
 //!
-//! - `latest` resolves to `<release-version>-<build-id>` (the build id is reported);
+//! - `latest` resolves to `<release-version>-<build-id>`, of the build id asked for when there is
+//!   one (VALIDATE asks for the variant repo's current one);
 //! - the OS image `bottlerocket-<variant>-<arch>-<version>-<build-id>.img.lz4` exists (or an
 //!   uncompressed `.img`, checked the same way, or a `.qcow2`/`.vmdk`/`.ova`, only checked for
-//!   presence and freshness); a `-data` image is validated when present, as the variant's
-//!   partition plan decides whether there is one;
-//! - every image file (`.lz4`, `.img`, `.qcow2`, `.vmdk`, `.ova`) was modified after the build
-//!   started;
+//!   presence); a `-data` image is validated when present, as the variant's partition plan
+//!   decides whether there is one;
+//! - when asked (`images check --built-after`), every image file (`.lz4`, `.img`, `.qcow2`,
+//!   `.vmdk`, `.ova`) was modified after a given time. VALIDATE does not ask: an incremental
+//!   build leaves the images it did not need to redo as they were, however old;
 //! - every `.lz4` file is one or more complete LZ4 frames whose checksums verify; a symlink to a
 //!   file already checked is not decoded again, and a dangling one is a fault;
 //! - the OS disk has a valid GPT (see `gpt`) with a `BOTTLEROCKET-ROOT-*` partition;
@@ -42,8 +44,10 @@ pub(crate) struct Expect {
     pub(crate) variant: String,
     pub(crate) arch: Arch,
     pub(crate) release_version: String,
-    /// When the build started: every image must be modified after it.
-    pub(crate) built_after: SystemTime,
+    /// The build id the images must be named with (`latest` → `<release-version>-<build-id>`).
+    pub(crate) build_id: Option<String>,
+    /// A time every image must be modified after, for checks by hand.
+    pub(crate) built_after: Option<SystemTime>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
@@ -91,7 +95,9 @@ const MAX_DECODERS: usize = 3;
 const READ_BUFFER: usize = 1 << 20;
 const IMAGE_SUFFIXES: [&str; 5] = [".img.lz4", ".img", ".qcow2", ".vmdk", ".ova"];
 const INVENTORY: &str = "application-inventory.json";
-const REMEDY: &str = "rebuild the variant (`cargo xtask variant`, or `cargo xtask phase build <workspace>`)";
+const REMEDY: &str = "rebuild the variant (`cargo xtask variant`, or `cargo xtask phase build <workspace>`; \
+     twoliter redoes a build only when its inputs changed, so delete a damaged image directory first: \
+     BUILD then has it built again)";
 
 /// Checks the images and fails with every problem listed; the report when all is well.
 pub(crate) fn validate(images_root: &Path, expect: &Expect) -> Result<ImageReport> {
@@ -117,14 +123,21 @@ pub(crate) fn inspect(images_root: &Path, expect: &Expect) -> ImageReport {
     let Some((dir, name)) = resolve_latest(&arch_dir, &mut report.problems) else {
         return report;
     };
+    let latest = arch_dir.join("latest");
     let build_id = match build_id(&name, &expect.release_version) {
         Ok(id) => id.to_string(),
         Err(fault) => {
-            let latest = arch_dir.join("latest");
             report.problems.extend(fault.prefixed(&latest.display().to_string()));
             return report;
         }
     };
+    if let Some(wanted) = expect.build_id.as_deref().filter(|wanted| *wanted != build_id) {
+        report.problems.push(format!(
+            "{}: points to {name}, the images of build `{build_id}`, but the variant repo's build id is \
+             now `{wanted}`: these images are from another build",
+            latest.display()
+        ));
+    }
     let base = format!(
         "bottlerocket-{}-{}-{}-{build_id}",
         expect.variant, expect.arch, expect.release_version
@@ -155,10 +168,12 @@ pub(crate) fn inspect(images_root: &Path, expect: &Expect) -> ImageReport {
         let is_image = kind != FileKind::Other
             || file_name.ends_with(".lz4")
             || IMAGE_SUFFIXES.iter().any(|s| file_name.ends_with(s));
-        if is_image {
-            if let Some(fault) = stale(*modified, expect.built_after) {
-                report.problems.push(format!("{}: {fault}", path.display()));
-            }
+        if let Some(fault) = expect
+            .built_after
+            .filter(|_| is_image)
+            .and_then(|after| stale(*modified, after))
+        {
+            report.problems.push(format!("{}: {fault}", path.display()));
         }
         let raw_os = kind == FileKind::Os && file_name.ends_with(".img");
         if file_name.ends_with(".lz4") || raw_os {
@@ -170,7 +185,7 @@ pub(crate) fn inspect(images_root: &Path, expect: &Expect) -> ImageReport {
         } else if kind != FileKind::Other {
             report.notes.push(format!(
                 "{}: only raw images (.img.lz4) are validated in depth; this one was checked \
-                 for presence and freshness only",
+                 for presence only",
                 path.display()
             ));
         }

@@ -25,7 +25,8 @@ impl Fixture {
             variant: "aws-dev".to_string(),
             arch: Arch::X86_64,
             release_version: VERSION.to_string(),
-            built_after,
+            build_id: Some(BUILD_ID.to_string()),
+            built_after: Some(built_after),
         };
         Fixture {
             _tmp: tmp,
@@ -134,6 +135,38 @@ fn image_older_than_the_build() {
         "{found}"
     );
     assert!(found.contains("left over from an earlier build"), "{found}");
+}
+
+#[test]
+fn images_of_another_build_id() {
+    let fx = Fixture::new(false);
+    let expect = Expect {
+        build_id: Some("e5f6a7b8-dirty".to_string()),
+        ..fx.expect.clone()
+    };
+    let err = format!("{:#}", validate(&fx.root, &expect).unwrap_err());
+    assert!(
+        err.contains(&format!(
+            "latest: points to {VERSION}-{BUILD_ID}, the images of build `{BUILD_ID}`, but the variant repo's \
+             build id is now `e5f6a7b8-dirty`: these images are from another build"
+        )),
+        "{err}"
+    );
+    assert!(err.contains("(1 problem)"), "the images themselves are fine: {err}");
+    // Without a build id or a time asked for, any build's intact images pass, old or new.
+    let old = SystemTime::now() - Duration::from_secs(3600);
+    std::fs::File::options()
+        .write(true)
+        .open(fx.os())
+        .unwrap()
+        .set_modified(old)
+        .unwrap();
+    let any = Expect {
+        build_id: None,
+        built_after: None,
+        ..fx.expect.clone()
+    };
+    validate(&fx.root, &any).unwrap();
 }
 
 #[test]

@@ -15,9 +15,10 @@ use serde::{Deserialize, Serialize};
 use xshell::Shell;
 
 use crate::arch::Arch;
-use crate::project;
+use crate::twoliter::compat;
 use crate::workflow::record::{check, execute};
 use crate::workflow::{Flow, Gate, KitPhase, Workspace};
+use crate::{git, project, tools};
 
 /// `input.json` of the kit workflow, in the shape existing orchestrators write. Empty strings
 /// mean "not given"; `arch` defaults to the host's.
@@ -144,6 +145,16 @@ impl Kit {
         std::fs::read_to_string(self.repo.join("Makefile")).ok()
     }
 
+    /// The twoliter this kit repo builds with (see [`twoliter_version`]).
+    pub(crate) fn twoliter_version(&self) -> Option<semver::Version> {
+        twoliter_version(&self.repo)
+    }
+
+    /// The build id the kit's twoliter names its archive and per-arch tag with, now.
+    pub(crate) fn build_id(&self, sh: &Shell, twoliter: Option<&semver::Version>) -> Result<String> {
+        git::build_id(sh, &self.repo, compat::build_id_abbrev(twoliter))
+    }
+
     /// The registry port `input.json` asks for, if any.
     pub(crate) fn wanted_port(&self) -> Result<Option<u16>> {
         self.input
@@ -236,6 +247,22 @@ fn check_repo(repo: &Path) -> Result<()> {
     Ok(())
 }
 
+/// The twoliter a kit repo builds with: the installed `tools/twoliter/twoliter` (the Makefile's
+/// `prep` installs the pinned version before every build and publish), else the Makefile's
+/// `TWOLITER_VERSION ?=` pin, else, in a repo without a Makefile, twoliter on PATH.
+pub(crate) fn twoliter_version(repo: &Path) -> Option<semver::Version> {
+    let installed = repo.join(tools::REPO_TWOLITER);
+    if tools::is_executable(&installed) {
+        return compat::installed_version(&installed);
+    }
+    match std::fs::read_to_string(repo.join("Makefile")) {
+        Ok(makefile) => {
+            repo::makefile_var_default(&makefile, "TWOLITER_VERSION").and_then(|pin| compat::parse_pin(&pin))
+        }
+        Err(_) => tools::which("twoliter").and_then(|path| compat::installed_version(&path)),
+    }
+}
+
 /// The kits of a repo: the directories under `kits/`.
 pub(crate) fn kits_in(repo: &Path) -> Vec<String> {
     let mut kits: Vec<String> = std::fs::read_dir(repo.join("kits"))
@@ -282,8 +309,8 @@ pub(crate) fn default_kit(repo: &Path) -> Result<String> {
     }
 }
 
-/// Runs a kit phase's command in the kit repo (the Makefile's target when it has one, else
-/// twoliter directly), streamed and logged.
+/// Runs a kit phase's command in the kit repo, streamed and logged: the Makefile's target when
+/// it has one (it installs the twoliter the repo pins, through `prep`), else twoliter directly.
 pub(crate) fn run_in_repo(
     kit: &Kit,
     phase: KitPhase,
@@ -291,19 +318,19 @@ pub(crate) fn run_in_repo(
     twoliter_steps: &[Vec<String>],
 ) -> Result<()> {
     let log = kit.ws.log_path(phase);
-    let twoliter = crate::tools::twoliter(&kit.repo)?;
     let target = make_args.first().map(String::as_str).unwrap_or_default();
     let use_make = kit.makefile().is_some_and(|m| repo::makefile_has_target(&m, target));
     let prefix = format!("[{}] ", crate::workflow::PhaseKind::id(phase));
     if use_make {
         crate::tools::require("make", "install make (`apt-get install make`)")?;
-        let mut cmd = std::process::Command::new("make");
+        let mut cmd = crate::process::tool("make");
         cmd.args(make_args).current_dir(&kit.repo);
         crate::ui::info(format!("make {}", make_args.join(" ")));
         crate::process::stream(cmd, &prefix, &log)?.check(&format!("`make {}`", make_args.join(" ")), &log)?;
     } else {
+        let twoliter = crate::tools::twoliter(&kit.repo, &crate::tools::twoliter_remedy(&kit.repo))?;
         for step in twoliter_steps {
-            let mut cmd = std::process::Command::new(&twoliter);
+            let mut cmd = crate::process::tool(&twoliter);
             cmd.args(step).current_dir(&kit.repo);
             crate::ui::info(format!("twoliter {}", step.join(" ")));
             crate::process::stream(cmd, &prefix, &log)?.check(&format!("`twoliter {}`", step.join(" ")), &log)?;

@@ -62,6 +62,17 @@ impl Phase for Publish {
                 kit.ws.log_path(phase).display()
             );
         };
+        if image.digest != built.image_digest {
+            bail!(
+                "{registry}/{}:{arch_tag} is image {}, not {} that {} holds: publishing pushed another build \
+                 (see {})",
+                kit.name,
+                image.digest,
+                built.image_digest,
+                built.archive.display(),
+                kit.ws.log_path(phase).display()
+            );
+        }
         let data = PublishData {
             registry,
             repository: kit.name.clone(),

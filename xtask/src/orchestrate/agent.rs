@@ -3,7 +3,7 @@
 
 use std::collections::BTreeSet;
 
-use anyhow::Result;
+use anyhow::{bail, Result};
 use xshell::Shell;
 
 use super::machine::{self, Observer, Report};
@@ -29,6 +29,10 @@ pub(crate) trait Agented: Flow {
     /// files were put back.
     fn after_done(&self) -> Result<Option<bool>> {
         Ok(None)
+    }
+    /// Once done and put back, what must still hold for the workflow to stay done.
+    fn still_done(&self) -> Result<()> {
+        bail!("the workflow puts nothing back")
     }
 }
 
@@ -98,7 +102,7 @@ fn answer<F: Agented>(sh: &Shell, flow: &F, call: &Call) -> Result<Action> {
         flow,
         passed: BTreeSet::new(),
     };
-    if let Some(done) = finished_and_restored(flow, &progress, &mut observer) {
+    if let Some(done) = finished_and_restored(flow, &progress) {
         return Ok(done);
     }
     let decision = machine::decide(progress, &call.report, call.max_attempts, now, &mut observer);
@@ -165,16 +169,12 @@ fn answer<F: Agented>(sh: &Shell, flow: &F, call: &Call) -> Result<Action> {
 /// A variant workflow that finished and put the repo's files back cannot be re-checked phase
 /// by phase (the repo no longer points at the local kits, by design): it stays done while its
 /// last phase (the images and the kits they were built from) still passes its gate.
-fn finished_and_restored<F: Agented>(
-    flow: &F,
-    progress: &Progress,
-    observer: &mut RealObserver<'_, F>,
-) -> Option<Action> {
+fn finished_and_restored<F: Agented>(flow: &F, progress: &Progress) -> Option<Action> {
     progress.completed.as_ref().filter(|c| c.restored == Some(true))?;
     let last = *F::Phase::ALL.last().expect("a workflow has phases");
     let summary = flow.ws().dir.join(last.output_file());
     let report = fs_err::read(flow.ws().report_path(last)).ok()?;
-    if observer.gate(last) != Gate::Passed || std::fs::read(&summary).ok()? != report {
+    if flow.still_done().is_err() || std::fs::read(&summary).ok()? != report {
         return None;
     }
     Some(done(flow, progress, summary, None))
@@ -363,5 +363,9 @@ impl Agented for Variant {
         let _repo = crate::repo_lock::RepoLock::acquire(&self.repo, &self.ws.dir)?;
         backups.restore(false)?;
         Ok(Some(true))
+    }
+
+    fn still_done(&self) -> Result<()> {
+        crate::variant::validate::images_unchanged(self)
     }
 }

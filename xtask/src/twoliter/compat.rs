@@ -16,11 +16,14 @@
 //! [`metadata_mismatch`] therefore also warns when the two versions differ and either is newer
 //! than that.
 
+use std::path::Path;
+
 use anyhow::{anyhow, Result};
 use semver::Version;
 
-/// The newest twoliter minor release whose metadata generation is known.
-pub(crate) const LAST_CHECKED: (u64, u64) = (0, 25);
+/// The newest twoliter minor release whose metadata generation is known: 0.26, which the
+/// newest bottlerocket pins.
+pub(crate) const LAST_CHECKED: (u64, u64) = (0, 26);
 
 /// The kit metadata generation (the `N` of `dev.bottlerocket.kit.vN`) a twoliter version writes
 /// and reads.
@@ -35,6 +38,42 @@ pub(crate) fn metadata_generation(twoliter_version: &Version) -> u8 {
     } else {
         4
     }
+}
+
+/// The `--abbrev` of the build id a twoliter version names kit archives and per-arch tags with
+/// (`git describe --always --dirty --exclude '*'`): 8 since 0.7.3 ("use a consistent length for
+/// project build ID"), git's own default before, which is 7 in a small repo and grows with it.
+/// When the version is unknown, the newest behaviour.
+pub(crate) fn build_id_abbrev(twoliter_version: Option<&Version>) -> Option<u32> {
+    match twoliter_version {
+        Some(v) if (v.major, v.minor, v.patch) < (0, 7, 3) => None,
+        _ => Some(8),
+    }
+}
+
+/// The schema-version of `Twoliter.lock` a twoliter version writes, and the only one it loads:
+/// 2 since 0.12.0 (which added `project-vendor`), 1 before.
+pub(crate) fn lock_schema(twoliter_version: &Version) -> i64 {
+    if (twoliter_version.major, twoliter_version.minor) >= (0, 12) {
+        2
+    } else {
+        1
+    }
+}
+
+/// `twoliter --version` of the twoliter at `path`, run as a build tool; `None` when it does not
+/// run or says no version.
+pub(crate) fn installed_version(path: &Path) -> Option<Version> {
+    let mut probe = crate::process::tool(path);
+    probe.arg("--version");
+    parse_twoliter_version(&crate::process::read_tool(probe).ok()?).ok()
+}
+
+/// A version as repos pin it: `"0.22.0"` in a kit Makefile, `v0.26.0` in bottlerocket's
+/// Makefile.toml, `0.25.0-rc1`.
+pub(crate) fn parse_pin(pin: &str) -> Option<Version> {
+    let pin = pin.trim().trim_matches(|c| c == '"' || c == '\'');
+    Version::parse(pin.strip_prefix('v').unwrap_or(pin)).ok()
 }
 
 /// A warning when a kit built with `kit_twoliter` may not be usable by a variant repo on
@@ -128,8 +167,38 @@ mod tests {
             "the kit repo's twoliter 0.7.2 writes kit metadata v2 but the variant repo's twoliter \
              0.12.0 reads only v3"
         ));
-        let warning = metadata_mismatch(&v("0.25.0"), &v("0.26.0")).unwrap();
-        assert!(warning.contains("known only up to twoliter 0.25"), "{warning}");
+        assert_eq!(metadata_mismatch(&v("0.25.0"), &v("0.26.0")), None);
+        let warning = metadata_mismatch(&v("0.26.0"), &v("0.27.0")).unwrap();
+        assert!(warning.contains("known only up to twoliter 0.26"), "{warning}");
+    }
+
+    #[test]
+    fn build_id_lengths() {
+        assert_eq!(build_id_abbrev(Some(&v("0.7.2"))), None);
+        assert_eq!(build_id_abbrev(Some(&v("0.5.0"))), None);
+        assert_eq!(build_id_abbrev(Some(&v("0.7.3-rc1"))), Some(8));
+        assert_eq!(build_id_abbrev(Some(&v("0.7.3"))), Some(8));
+        assert_eq!(build_id_abbrev(Some(&v("0.26.0"))), Some(8));
+        assert_eq!(build_id_abbrev(None), Some(8));
+    }
+
+    #[test]
+    fn lock_schemas() {
+        assert_eq!(lock_schema(&v("0.11.0")), 1);
+        assert_eq!(lock_schema(&v("0.5.0")), 1);
+        assert_eq!(lock_schema(&v("0.12.0-rc1")), 2);
+        assert_eq!(lock_schema(&v("0.12.0")), 2);
+        assert_eq!(lock_schema(&v("0.26.0")), 2);
+    }
+
+    #[test]
+    fn pins() {
+        assert_eq!(parse_pin("\"0.22.0\""), Some(v("0.22.0")));
+        assert_eq!(parse_pin("v0.26.0"), Some(v("0.26.0")));
+        assert_eq!(parse_pin("'0.25.0-rc1'"), Some(v("0.25.0-rc1")));
+        assert_eq!(parse_pin("\"v0.7.2\""), Some(v("0.7.2")));
+        assert_eq!(parse_pin("latest"), None);
+        assert_eq!(parse_pin("196f8c8"), None);
     }
 
     #[test]

@@ -4,9 +4,10 @@
 //! Newer twoliter rejects unknown keys, so these edits never add keys of their own: only
 //! `version` and `vendor` of existing `[[kit]]` entries and `[vendor.<name>] registry`.
 //!
-//! Kits must be `[[kit]]` tables, the form twoliter documents. An inline array
-//! (`kit = [{ name = …, … }]`) is not an array of tables to TOML tools, and some twoliter
-//! versions refuse it, so it is an error saying how to rewrite it, as are `[kit.<name>]` tables.
+//! Kits are `[[kit]]` tables, the form twoliter documents, or an inline array
+//! `kit = [{ name = …, version = …, vendor = … }]`, which twoliter reads the same way (serde
+//! sees one list either way); an inline array is edited in place and stays inline. A
+//! `[kit.<name>]` table is an error saying how to rewrite it.
 
 use std::collections::BTreeMap;
 
@@ -61,6 +62,14 @@ pub(crate) fn parse(twoliter_toml: &str) -> Result<ProjectInfo> {
     };
     let release_version = required_str(root, "release-version", FILE)?;
     let project_vendor = optional_str(root, "project-vendor", FILE)?;
+    if schema_version == 2 && project_vendor.is_none() {
+        bail!(
+            "{FILE} has `schema-version = 2` but no `project-vendor`, which schema 2 requires: twoliter \
+             0.12 and later fail with \"missing field `project-vendor`\". Add `project-vendor = \"…\"` \
+             (the vendor name your images report, e.g. \"Bottlerocket\") next to `release-version`, or go \
+             back to `schema-version = 1`"
+        );
+    }
 
     let mut vendors = BTreeMap::new();
     if let Some(item) = root.get("vendor") {
@@ -87,12 +96,6 @@ pub(crate) fn parse(twoliter_toml: &str) -> Result<ProjectInfo> {
             Some(dependency(table, "[sdk]")?)
         }
     };
-    if let Some(toml_edit::Item::Value(toml_edit::Value::Array(_))) = root.get("kit") {
-        bail!(
-            "{FILE} declares its kits as an inline array `kit = [...]`: rewrite each entry as its own \
-             `[[kit]]` table (name, version, vendor), the form twoliter documents, and run again"
-        );
-    }
     let kits = table_array(root, "kit", FILE)?
         .into_iter()
         .enumerate()
@@ -359,20 +362,54 @@ vendor = "bottlerocket"
     }
 
     #[test]
-    fn rejects_inline_kit_arrays() {
+    fn inline_kit_arrays_are_read_and_edited_in_their_own_form() {
         let text = "schema-version = 1\nrelease-version = \"1.0.0\"\n\
                     vendor = { bottlerocket = { registry = \"r\" } }\n\
-                    kit = [\n  { name = \"a\", version = \"1.0.0\", vendor = \"bottlerocket\" }, # first\n]\n";
-        let err = parse(text).unwrap_err().to_string();
-        assert!(
-            err.contains("inline array `kit = [...]`") && err.contains("`[[kit]]` table"),
-            "{err}"
+                    kit = [\n  { name = \"a\", version = \"1.0.0\", vendor = \"bottlerocket\" }, # first\n  \
+                    {name=\"b\",version=\"2.0.0\",vendor=\"bottlerocket\"},\n]\n";
+        let info = parse(text).unwrap();
+        let names: Vec<(&str, &str)> = info
+            .kits
+            .iter()
+            .map(|k| (k.name.as_str(), k.version.as_str()))
+            .collect();
+        assert_eq!(names, [("a", "1.0.0"), ("b", "2.0.0")]);
+        let edited = set_kit_versions(text, &kits(&[("a", "1.1.0"), ("b", "2.0.1")])).unwrap();
+        assert_eq!(
+            changed_lines(text, &edited),
+            [
+                (
+                    "  { name = \"a\", version = \"1.0.0\", vendor = \"bottlerocket\" }, # first",
+                    "  { name = \"a\", version = \"1.1.0\", vendor = \"bottlerocket\" }, # first"
+                ),
+                (
+                    "  {name=\"b\",version=\"2.0.0\",vendor=\"bottlerocket\"},",
+                    "  {name=\"b\",version=\"2.0.1\",vendor=\"bottlerocket\"},"
+                ),
+            ]
         );
+        let switched = switch_kits_to_vendor(&edited, "local", "localhost:5000", &["b".to_owned()]).unwrap();
+        expect![[r#"
+            schema-version = 1
+            release-version = "1.0.0"
+            vendor = { bottlerocket = { registry = "r" }, local = { registry = "localhost:5000" } }
+            kit = [
+              { name = "a", version = "1.1.0", vendor = "bottlerocket" }, # first
+              {name="b",version="2.0.1",vendor="local"},
+            ]
+        "#]]
+        .assert_eq(&switched);
+        assert_eq!(parse(&switched).unwrap().kits[1].vendor, "local");
     }
 
     #[test]
     fn parse_errors() {
+        let schema_2 = VARIANT.replace("schema-version = 1", "schema-version = 2");
         let cases = [
+            (
+                schema_2,
+                "Twoliter.toml has `schema-version = 2` but no `project-vendor`, which schema 2 requires",
+            ),
             (
                 VARIANT.replace("schema-version = 1\n", ""),
                 "Twoliter.toml has no `schema-version`",
@@ -397,7 +434,7 @@ vendor = "bottlerocket"
             ),
             (
                 "schema-version = 1\nrelease-version = \"1\"\nkit = [\"a\"]\n".into(),
-                "Twoliter.toml declares its kits as an inline array `kit = [...]`",
+                "Twoliter.toml: entry 1 of `kit` is a string, but each must be a table",
             ),
             (
                 VARIANT.replace("version = \"3.1.1\"", "version = \"3.1\""),

@@ -6,6 +6,7 @@
 
 pub(crate) mod build;
 pub(crate) mod journal;
+pub(crate) mod makefile;
 pub(crate) mod update_config;
 pub(crate) mod update_lock;
 pub(crate) mod validate;
@@ -319,6 +320,26 @@ impl Variant {
 
     pub(crate) fn images_root(&self) -> PathBuf {
         self.repo.join("build/images")
+    }
+
+    /// The build id that names the image directory `<release-version>-<build-id>` now, as the
+    /// repo's Makefile.toml computes it.
+    pub(crate) fn build_id(&self, sh: &Shell) -> Result<String> {
+        let abbrev = makefile::read(&self.repo).and_then(|doc| makefile::build_id_abbrev(&doc));
+        crate::git::build_id(sh, &self.repo, abbrev)
+    }
+
+    /// The twoliter the variant builds with: the installed `tools/twoliter/twoliter` (cargo make
+    /// installs the pinned one), else the Makefile.toml's `TWOLITER_VERSION` pin, else twoliter
+    /// on PATH.
+    pub(crate) fn twoliter_version(&self) -> Option<semver::Version> {
+        let installed = self.repo.join(crate::tools::REPO_TWOLITER);
+        if crate::tools::is_executable(&installed) {
+            return crate::twoliter::compat::installed_version(&installed);
+        }
+        makefile::read(&self.repo)
+            .and_then(|doc| makefile::twoliter_pin(&doc))
+            .or_else(|| crate::tools::which("twoliter").and_then(|p| crate::twoliter::compat::installed_version(&p)))
     }
 }
 

@@ -4,7 +4,7 @@
 //! kits to it. Either way the kits' versions are set in `Twoliter.toml`. The original files are
 //! backed up first.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
@@ -145,7 +145,7 @@ impl Phase for UpdateConfig {
                 changed.push("Twoliter.override".to_string());
             }
         }
-        warn_on_metadata_mismatch(sh, v, &kits);
+        warn_on_metadata_mismatch(v, &kits);
 
         let strategy = v.strategy.name();
         let data = ConfigData {
@@ -341,28 +341,18 @@ fn last_verified(url: &str, kit: &str) -> Option<(String, Option<PathBuf>)> {
 
 /// Kits published by one generation of twoliter cannot be consumed by another: warn when the
 /// kit repo's twoliter and the variant repo's would disagree.
-fn warn_on_metadata_mismatch(sh: &Shell, v: &Variant, kits: &[ResolvedKit]) {
-    let Some(variant_version) = twoliter_version(sh, &v.repo) else {
+fn warn_on_metadata_mismatch(v: &Variant, kits: &[ResolvedKit]) {
+    let Some(variant_version) = v.twoliter_version() else {
         return;
     };
     for kit in kits {
-        let Some(kit_version) = kit.kit_dir.as_deref().and_then(|d| twoliter_version(sh, d)) else {
+        let Some(kit_version) = kit.kit_dir.as_deref().and_then(crate::kit::twoliter_version) else {
             continue;
         };
         if let Some(warning) = compat::metadata_mismatch(&kit_version, &variant_version) {
             ui::warn(format!("kit {}: {warning}", kit.name));
         }
     }
-}
-
-fn twoliter_version(sh: &Shell, repo: &Path) -> Option<semver::Version> {
-    let twoliter = repo.join("tools/twoliter/twoliter");
-    let out = xshell::cmd!(sh, "{twoliter} --version")
-        .quiet()
-        .ignore_stderr()
-        .read()
-        .ok()?;
-    compat::parse_twoliter_version(&out).ok()
 }
 
 #[cfg(test)]

@@ -1,6 +1,7 @@
 //! UPDATE_LOCK: `twoliter update` regenerates `Twoliter.lock`; every kit's lock entry must then
-//! have the version asked for and the digest computed from the index the local registry serves.
-//! When the lock already says exactly that, twoliter is not run.
+//! have the version asked for and the digest computed from the index the local registry serves,
+//! in the lock schema the repo's twoliter loads. When the lock already says exactly that,
+//! twoliter is not run.
 
 use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
@@ -9,7 +10,7 @@ use xshell::Shell;
 use super::journal::Backups;
 use super::Variant;
 use crate::registry::Client;
-use crate::twoliter::lock;
+use crate::twoliter::{compat, lock};
 use crate::workflow::{Phase, VariantPhase};
 use crate::{fsx, process, tools, ui};
 
@@ -60,12 +61,39 @@ fn expected(v: &Variant) -> Result<Vec<LockedKit>> {
         .collect()
 }
 
-/// Compares `Twoliter.lock` with what the registry serves.
+/// The twoliter `update` runs with: the repo's, else the one on PATH.
+fn twoliter(v: &Variant) -> Result<std::path::PathBuf> {
+    tools::twoliter(&v.repo, &super::makefile::install_twoliter_remedy(&v.repo))
+}
+
+/// Why the lock's schema-version is not the one the repo's twoliter loads (twoliter 0.12 and
+/// later load only schema 2, and fail on a schema-1 lock at BUILD); `None` when it is, or when
+/// no twoliter version can be told.
+fn schema_mismatch(v: &Variant, lock: &lock::Lock) -> Option<String> {
+    let version = twoliter(v)
+        .ok()
+        .and_then(|path| compat::installed_version(&path))
+        .or_else(|| v.twoliter_version())?;
+    let wanted = compat::lock_schema(&version);
+    (lock.schema_version != wanted).then(|| {
+        format!(
+            "Twoliter.lock has schema-version {} but twoliter {version} loads only schema-version {wanted} \
+             (\"failed to deserialize lockfile\"): run `twoliter update` in the variant repo to rewrite it",
+            lock.schema_version
+        )
+    })
+}
+
+/// Compares `Twoliter.lock` with what the registry serves, and its schema with the one the
+/// repo's twoliter loads.
 fn check(v: &Variant, kits: &[LockedKit]) -> Result<()> {
     let path = v.repo.join("Twoliter.lock");
     let text = fsx::read_required(&path)
         .with_context(|| "run `tools/twoliter/twoliter update` in the variant repo".to_string())?;
     let parsed = lock::parse_lock(&text).with_context(|| format!("in {}", path.display()))?;
+    if let Some(mismatch) = schema_mismatch(v, &parsed) {
+        bail!("{mismatch}");
+    }
     let wanted: Vec<lock::ExpectedKit> = kits
         .iter()
         .map(|k| lock::ExpectedKit {
@@ -93,8 +121,8 @@ impl Phase for UpdateLock {
             ui::info("Twoliter.lock already holds the digests the registry serves: `twoliter update` skipped");
             false
         } else {
-            let twoliter = tools::twoliter(&v.repo)?;
-            let mut cmd = std::process::Command::new(&twoliter);
+            let twoliter = twoliter(v)?;
+            let mut cmd = process::tool(&twoliter);
             cmd.arg("update").current_dir(&v.repo);
             ui::info("twoliter update");
             let log = v.ws.log_path(phase);

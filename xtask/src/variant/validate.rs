@@ -1,6 +1,7 @@
-//! VALIDATE: the images of this build are fresh, complete and intact (see `image`), and the kit
-//! the build fetched is the one the local registry serves — the image was built from the kit
-//! that was published.
+//! VALIDATE: the images are this build's (`latest` names the variant repo's build id now),
+//! complete and intact (see `image`), and the kit the build fetched is the one the local
+//! registry serves — the image was built from the kit that was published. How old the images
+//! are does not matter: a build that had nothing to redo leaves them as they were.
 
 use std::time::{Duration, UNIX_EPOCH};
 
@@ -8,7 +9,6 @@ use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
 use xshell::Shell;
 
-use super::build::{self, BuildData};
 use super::{Strategy, Variant};
 use crate::image::{self, Expect, ImageReport};
 use crate::oci::Manifest;
@@ -43,14 +43,14 @@ impl Phase for Validate {
     type Data = ValidateData;
     const PHASE: VariantPhase = VariantPhase::Validate;
 
-    fn run(_sh: &Shell, v: &Variant) -> Result<(ValidateData, String)> {
+    fn run(sh: &Shell, v: &Variant) -> Result<(ValidateData, String)> {
         let config = v.config()?;
-        let build: BuildData = v.ws.succeeded::<build::Build>()?;
         let expect = Expect {
             variant: v.variant.clone(),
             arch: v.arch,
             release_version: config.release_version.clone(),
-            built_after: UNIX_EPOCH + Duration::from_millis(build.started_at_ms),
+            build_id: Some(v.build_id(sh)?),
+            built_after: None,
         };
         let images = image::validate(&v.images_root(), &expect)?;
         let kits = check_fetched_kits(v)?;
@@ -59,14 +59,35 @@ impl Phase for Validate {
         Ok((ValidateData { images, kits, stamps }, report))
     }
 
-    /// The images are the ones validated (same size and time) and the fetched kits still match.
-    fn gate(_sh: &Shell, v: &Variant, data: &ValidateData) -> Result<()> {
+    /// The images are the ones validated (same size and time), still those of the repo's build
+    /// id, and the fetched kits still match.
+    fn gate(sh: &Shell, v: &Variant, data: &ValidateData) -> Result<()> {
         if stamps(&data.images)? != data.stamps {
             bail!("the images changed since VALIDATE: run VALIDATE again");
+        }
+        let now = v.build_id(sh)?;
+        if data.images.build_id.as_deref() != Some(now.as_str()) {
+            bail!(
+                "the validated images are of build `{}`, but the variant repo's build id is now `{now}`: run \
+                 BUILD and VALIDATE again",
+                data.images.build_id.as_deref().unwrap_or("unknown")
+            );
         }
         check_fetched_kits(v)?;
         Ok(())
     }
+}
+
+/// After the repo's files were put back (which changes its build id), what VALIDATE proved still
+/// holds: the images it checked are there, untouched, and the fetched kits are the ones the
+/// registry serves.
+pub(crate) fn images_unchanged(v: &Variant) -> Result<()> {
+    let data = v.ws.succeeded::<Validate>()?;
+    if stamps(&data.images)? != data.stamps {
+        bail!("the images changed since VALIDATE");
+    }
+    check_fetched_kits(v)?;
+    Ok(())
 }
 
 fn stamps(images: &ImageReport) -> Result<Vec<(std::path::PathBuf, u64, u64)>> {

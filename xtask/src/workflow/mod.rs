@@ -135,8 +135,8 @@ impl PhaseKind for KitPhase {
         match self {
             KitPhase::Setup => "the registry answers and Infra.toml points at it",
             KitPhase::Build => {
-                "nothing it depends on changed since the last build (same fingerprint: tree, \
-                 uncommitted edits, untracked files, arch, twoliter) and its archive is there"
+                "nothing it depends on changed since the last build (same build id and fingerprint: \
+                 tree, uncommitted edits, untracked files, arch, twoliter) and its archive is the one it made"
             }
             KitPhase::Publish => "the registry still serves this build's image under the index tag",
             KitPhase::Verify => "the registry still serves the verified index",
@@ -192,7 +192,9 @@ impl PhaseKind for VariantPhase {
         match self {
             VariantPhase::UpdateConfig => "the repo still points at the local kits",
             VariantPhase::UpdateLock => "Twoliter.lock already holds the digests the registry serves",
-            VariantPhase::Build => "the images are there and the repo has not changed since the build",
+            VariantPhase::Build => {
+                "`latest` names the images of the repo's build id and the repo has not changed since the build"
+            }
             VariantPhase::Validate => "the validated images and fetched kits are unchanged",
         }
     }

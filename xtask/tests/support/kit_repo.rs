@@ -1,7 +1,8 @@
 //! A kit repo shaped like bottlerocket-core-kit, as a git checkout: Cargo workspace with a kit crate
 //! and two packages, `Twoliter.toml`/`Twoliter.lock` (tracked), the real `.gitignore` entries and a
 //! `Makefile` with the real variables and targets. Its `make prep` installs the twoliter stand-in
-//! from `$TWOLITER_STANDIN` where the real one downloads twoliter.
+//! from `$TWOLITER_STANDIN` where the real one downloads twoliter, as the version the Makefile
+//! pins (`TWOLITER_VERSION ?=`).
 
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
@@ -18,6 +19,16 @@ pub const SDK_VERSION: &str = "0.50.1";
 /// An `[sdk]` lock digest as upstream would have it (the SDK is never fetched in the tests).
 pub const SDK_LOCK_DIGEST: &str = "0J8n7J1/U3dTqB9Vh3cZ2o2RzM2aQk0w5y0p3fJr1Wk=";
 
+/// The twoliter a fixture kit repo pins unless told otherwise: the stand-in's default version.
+pub const TWOLITER: &str = "0.26.0";
+
+/// Whether twoliter `version` reads and writes schema-version 2 of Twoliter.toml and
+/// Twoliter.lock (0.12.0 and later).
+pub fn schema_2(version: &str) -> bool {
+    let numbers: Vec<u64> = version.split(['.', '-']).take(3).map(|n| n.parse().unwrap()).collect();
+    numbers.as_slice() >= [0, 12, 0].as_slice()
+}
+
 /// What a test passes to the xtask (or to `make`) so the repo's `make prep` can install twoliter:
 /// `TWOLITER_STANDIN` = the twoliter stand-in script.
 pub fn standin_env() -> Vec<(String, OsString)> {
@@ -32,20 +43,31 @@ pub struct KitRepo {
     root: PathBuf,
     pub kit: String,
     pub release_version: String,
+    /// The twoliter version the Makefile pins.
+    pub twoliter: String,
 }
 
 impl KitRepo {
-    /// A fresh kit repo in a temporary directory, committed and clean.
+    /// A fresh kit repo in a temporary directory, committed and clean, pinning [`TWOLITER`].
     pub fn create(kit: &str, release_version: &str) -> KitRepo {
+        KitRepo::create_pinned(kit, release_version, TWOLITER)
+    }
+
+    /// The same, pinning another twoliter version (its stand-in emulates that version).
+    pub fn create_pinned(kit: &str, release_version: &str, twoliter: &str) -> KitRepo {
         let tmp = tempfile::Builder::new().prefix("kit-repo-").tempdir().unwrap();
         let root = tmp.path().join(kit);
-        let mut repo = KitRepo::create_at(&root, kit, release_version);
+        let mut repo = KitRepo::create_at_pinned(&root, kit, release_version, twoliter);
         repo._tmp = Some(tmp);
         repo
     }
 
-    /// The same at a given path (e.g. `$FOREST_ROOT/kits/<kit>`), which must not exist yet.
+    /// A kit repo at a given path (e.g. `$FOREST_ROOT/kits/<kit>`), which must not exist yet.
     pub fn create_at(root: &Path, kit: &str, release_version: &str) -> KitRepo {
+        KitRepo::create_at_pinned(root, kit, release_version, TWOLITER)
+    }
+
+    fn create_at_pinned(root: &Path, kit: &str, release_version: &str, twoliter: &str) -> KitRepo {
         assert!(!root.exists(), "{} already exists", root.display());
         let write = |rel: &str, text: &str| {
             let path = root.join(rel);
@@ -85,20 +107,25 @@ impl KitRepo {
             );
             write(&format!("packages/{pkg}/{pkg}.spec"), &spec(pkg));
         }
+        // The files of the schema the pinned twoliter writes.
+        let (schema, project_vendor) = match schema_2(twoliter) {
+            true => ("schema-version = 2", "project-vendor = \"Bottlerocket\"\n"),
+            false => ("schema-version = 1", ""),
+        };
         write(
             "Twoliter.toml",
             &format!(
-                "schema-version = 1\nrelease-version = \"{release_version}\"\n\n\
+                "{schema}\nrelease-version = \"{release_version}\"\n{project_vendor}\n\
                  [vendor.bottlerocket]\nregistry = \"public.ecr.aws/bottlerocket\"\n\n\
                  [sdk]\nname = \"bottlerocket-sdk\"\nversion = \"{SDK_VERSION}\"\nvendor = \"bottlerocket\"\n"
             ),
         );
-        write("Twoliter.lock", &sdk_only_lock());
+        write("Twoliter.lock", &sdk_only_lock(schema, project_vendor));
         write(
             ".gitignore",
             "/build/\n/.cargo\n/.gomodcache\n/html\n/Infra.toml\n/Infra.lock\n/Twoliter.override\n/tools/twoliter/\n",
         );
-        write("Makefile", &makefile(kit));
+        write("Makefile", &makefile(kit, twoliter));
         git(root, &["init", "-q", "-b", "develop"]);
         git(root, &["add", "-A"]);
         git(root, &["commit", "-q", "-m", "Initial commit"]);
@@ -107,6 +134,7 @@ impl KitRepo {
             root: root.to_path_buf(),
             kit: kit.to_string(),
             release_version: release_version.to_string(),
+            twoliter: twoliter.to_string(),
         }
     }
 
@@ -141,11 +169,20 @@ impl KitRepo {
         cmd
     }
 
-    /// The build id twoliter uses now: `git describe --always --dirty --exclude '*'`.
+    /// The build id the pinned twoliter uses now: `git describe --always --dirty --exclude '*'`,
+    /// with `--abbrev=8` from twoliter 0.7.3 on.
     pub fn build_id(&self) -> String {
-        git(&self.root, &["describe", "--always", "--dirty", "--exclude", "*"])
-            .trim()
-            .to_string()
+        let mut args = vec!["describe", "--always", "--dirty", "--exclude", "*"];
+        let version: Vec<u64> = self
+            .twoliter
+            .split(['.', '-'])
+            .take(3)
+            .map(|n| n.parse().unwrap())
+            .collect();
+        if version.as_slice() >= [0, 7, 3].as_slice() {
+            args.push("--abbrev=8");
+        }
+        git(&self.root, &args).trim().to_string()
     }
 
     /// The archive `make build ARCH=<arch>` writes for the current build id.
@@ -205,9 +242,10 @@ fn spec(pkg: &str) -> String {
     )
 }
 
-fn sdk_only_lock() -> String {
+/// What `twoliter update` writes for a kit repo without kits.
+fn sdk_only_lock(schema: &str, project_vendor: &str) -> String {
     format!(
-        "schema-version = 1\nkit = []\n\n[sdk]\nname = \"bottlerocket-sdk\"\nversion = \"{SDK_VERSION}\"\n\
+        "{schema}\nkit = []\n{project_vendor}\n[sdk]\nname = \"bottlerocket-sdk\"\nversion = \"{SDK_VERSION}\"\n\
          vendor = \"bottlerocket\"\nsource = \"public.ecr.aws/bottlerocket/bottlerocket-sdk:v{SDK_VERSION}\"\n\
          digest = \"{SDK_LOCK_DIGEST}\"\n"
     )
@@ -230,11 +268,13 @@ fn cargo_lock(kit: &str) -> String {
     out
 }
 
-fn makefile(kit: &str) -> String {
+fn makefile(kit: &str, twoliter: &str) -> String {
     format!(
         "# The kit repo's Makefile: same variables and targets as bottlerocket-core-kit's. In this test\n\
-         # fixture `prep` installs the twoliter stand-in from $(TWOLITER_STANDIN) instead of downloading twoliter.\n\
+         # fixture `prep` installs the twoliter stand-in from $(TWOLITER_STANDIN) as the pinned version\n\
+         # (unless that version is installed) instead of downloading twoliter.\n\
          TOP := $(dir $(abspath $(firstword $(MAKEFILE_LIST))))\n\
+         TWOLITER_VERSION ?= \"{twoliter}\"\n\
          KIT ?= {kit}\n\
          ARCH ?= $(shell uname -m)\n\
          VENDOR ?= bottlerocket\n\
@@ -245,8 +285,11 @@ fn makefile(kit: &str) -> String {
          .PHONY: prep update fetch build publish\n\n\
          prep:\n\
          \t@mkdir -p $(TWOLITER_DIR)\n\
-         \t@if [ -n \"$(TWOLITER_STANDIN)\" ]; then install -m 0755 \"$(TWOLITER_STANDIN)\" $(TWOLITER); \\\n\
-         \telif [ ! -x $(TWOLITER) ]; then echo \"cannot install twoliter: TWOLITER_STANDIN is not set\" >&2; exit 1; fi\n\n\
+         \t@if [ -x $(TWOLITER) ] && [ \"$$($(TWOLITER) --version)\" = \"twoliter $(TWOLITER_VERSION)\" ]; then :; \\\n\
+         \telif [ -n \"$(TWOLITER_STANDIN)\" ]; then \\\n\
+         \t  sed 's/^DEFAULT_VERSION = .*/DEFAULT_VERSION = $(TWOLITER_VERSION)/' \"$(TWOLITER_STANDIN)\" > $(TWOLITER).new \\\n\
+         \t  && chmod 0755 $(TWOLITER).new && mv $(TWOLITER).new $(TWOLITER); \\\n\
+         \telse echo \"cannot install twoliter: TWOLITER_STANDIN is not set\" >&2; exit 1; fi\n\n\
          update: prep\n\
          \t$(TWOLITER) update\n\n\
          fetch: prep\n\

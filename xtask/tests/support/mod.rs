@@ -7,6 +7,8 @@ pub mod kit_repo;
 pub mod registry;
 pub mod variant_repo;
 
+use std::collections::BTreeMap;
+use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
@@ -160,4 +162,125 @@ pub fn docker_available(test: &str) -> bool {
         eprintln!("SKIP {test}: no Docker daemon answers (`docker info` failed)");
     }
     ok
+}
+
+/// A toolchain name no rustup has: if it reached a rustup proxy, cargo would fail to start.
+pub const SIMULATED_TOOLCHAIN: &str = "xtask-simulated-toolchain";
+/// A library directory of the user's own, which must reach the tools.
+pub const USER_LIB: &str = "/opt/xtask-user/lib";
+const SIMULATED_CARGO: &str = "/simulated/toolchain/bin/cargo";
+
+fn home() -> PathBuf {
+    PathBuf::from(std::env::var_os("HOME").expect("HOME is set"))
+}
+
+/// The environment `cargo xtask` runs in, as cargo and rustup make it (measured with `cargo run`
+/// under rustup 1.29): cargo's variables for the program it runs, rustup's toolchain choice and
+/// recursion count, and `LD_LIBRARY_PATH` with the target dir and the toolchain's libraries in
+/// front of the user's own. `CARGO_HOME` and `RUSTUP_HOME` are this machine's real ones (the
+/// tools need them), and `XTASK_USER_VAR` stands for anything the user set.
+pub fn cargo_run_env(manifest_dir: &Path) -> Vec<(String, OsString)> {
+    let target = xtask_bin().parent().unwrap().to_path_buf();
+    let rustup_home = std::env::var_os("RUSTUP_HOME")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| home().join(".rustup"));
+    let cargo_home = std::env::var_os("CARGO_HOME")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| home().join(".cargo"));
+    let toolchain_lib = rustup_home.join("toolchains").join(SIMULATED_TOOLCHAIN).join("lib");
+    let library_path = std::env::join_paths([
+        target.clone(),
+        target.join("deps"),
+        PathBuf::from(USER_LIB),
+        toolchain_lib,
+    ])
+    .unwrap();
+    let pairs: Vec<(&str, OsString)> = vec![
+        ("CARGO", SIMULATED_CARGO.into()),
+        ("CARGO_HOME", cargo_home.into()),
+        ("CARGO_MANIFEST_DIR", manifest_dir.into()),
+        ("CARGO_MANIFEST_PATH", manifest_dir.join("Cargo.toml").into()),
+        ("CARGO_PKG_NAME", "xtask".into()),
+        ("CARGO_PKG_VERSION", "0.1.0".into()),
+        ("CARGO_PKG_AUTHORS", "".into()),
+        ("CARGO_PRIMARY_PACKAGE", "1".into()),
+        ("CARGO_BIN_NAME", "xtask".into()),
+        ("CARGO_CRATE_NAME", "xtask".into()),
+        ("LD_LIBRARY_PATH", library_path),
+        ("RUSTUP_HOME", rustup_home.into()),
+        ("RUSTUP_TOOLCHAIN", SIMULATED_TOOLCHAIN.into()),
+        // As `cargo +<toolchain> xtask` sets it: a value no rustup proxy sets on its own.
+        ("RUSTUP_TOOLCHAIN_SOURCE", "cli".into()),
+        ("RUST_RECURSION_COUNT", "7".into()),
+        ("XTASK_USER_VAR", "kept".into()),
+    ];
+    pairs.into_iter().map(|(k, v)| (k.to_string(), v)).collect()
+}
+
+/// The runs a stand-in recorded in its environment log: (argv, environment).
+pub fn recorded_envs(log: &Path) -> Vec<(Vec<String>, BTreeMap<String, String>)> {
+    let text = std::fs::read_to_string(log).unwrap_or_else(|e| panic!("{}: {e}", log.display()));
+    text.lines()
+        .map(|line| {
+            let record: serde_json::Value = serde_json::from_str(line).unwrap();
+            (
+                serde_json::from_value(record["argv"].clone()).unwrap(),
+                serde_json::from_value(record["env"].clone()).unwrap(),
+            )
+        })
+        .collect()
+}
+
+/// Fails unless a tool run under [`cargo_run_env`] got none of what cargo and rustup injected
+/// there, and everything the user set. A rustup proxy between the xtask and the tool (`cargo
+/// make`) sets its own toolchain, its source, the recursion count and `CARGO` again: those may be
+/// present, but never with the simulated values.
+pub fn assert_user_env(argv: &[String], env: &BTreeMap<String, String>) {
+    let context = format!("{argv:?} ran with {env:#?}");
+    for key in [
+        "CARGO_MANIFEST_DIR",
+        "CARGO_MANIFEST_PATH",
+        "CARGO_PRIMARY_PACKAGE",
+        "CARGO_BIN_NAME",
+        "CARGO_CRATE_NAME",
+    ] {
+        assert!(!env.contains_key(key), "{key} leaked: {context}");
+    }
+    assert!(
+        !env.keys().any(|k| k.starts_with("CARGO_PKG_")),
+        "CARGO_PKG_* leaked: {context}"
+    );
+    assert_ne!(env.get("CARGO").map(String::as_str), Some(SIMULATED_CARGO), "{context}");
+    assert_ne!(
+        env.get("RUSTUP_TOOLCHAIN").map(String::as_str),
+        Some(SIMULATED_TOOLCHAIN),
+        "{context}"
+    );
+    assert_ne!(
+        env.get("RUSTUP_TOOLCHAIN_SOURCE").map(String::as_str),
+        Some("cli"),
+        "{context}"
+    );
+    let recursion = env.get("RUST_RECURSION_COUNT").map(String::as_str);
+    assert!(
+        matches!(recursion, None | Some("1")),
+        "RUST_RECURSION_COUNT leaked: {context}"
+    );
+    let library_path: Vec<PathBuf> = env
+        .get("LD_LIBRARY_PATH")
+        .map(|p| std::env::split_paths(p).collect())
+        .unwrap_or_default();
+    let target = xtask_bin().parent().unwrap().to_path_buf();
+    assert!(
+        library_path.contains(&PathBuf::from(USER_LIB)),
+        "the user's library dir is lost: {context}"
+    );
+    assert!(
+        !library_path
+            .iter()
+            .any(|p| p.starts_with(&target) || p.to_string_lossy().contains(SIMULATED_TOOLCHAIN)),
+        "LD_LIBRARY_PATH keeps injected entries: {context}"
+    );
+    assert_eq!(env.get("XTASK_USER_VAR").map(String::as_str), Some("kept"), "{context}");
+    assert!(env.contains_key("RUSTUP_HOME"), "{context}");
 }

@@ -11,7 +11,7 @@ use std::process::Command;
 use base64::Engine;
 use sha2::{Digest, Sha256};
 
-use super::kit_repo::{SDK_LOCK_DIGEST, SDK_VERSION};
+use super::kit_repo::{SDK_LOCK_DIGEST, SDK_VERSION, TWOLITER};
 use super::{git, standins_dir};
 
 /// The variant `Makefile.toml` builds when `BUILDSYS_VARIANT` is not passed.
@@ -51,15 +51,16 @@ impl VariantRepo {
             std::fs::write(path, text).unwrap();
         };
         let mut toml = format!(
-            "# The version of this file's format.\nschema-version = 1\n\n\
-             # The version of Bottlerocket this repo builds.\nrelease-version = \"{release_version}\"\n\n\
+            "# The version of this file's format.\nschema-version = 2\n\n\
+             # The version of Bottlerocket this repo builds.\nrelease-version = \"{release_version}\"\n\
+             project-vendor = \"Bottlerocket\"\n\n\
              # Where the vendor's kits and SDK are published.\n[vendor.bottlerocket]\n\
              registry = \"public.ecr.aws/bottlerocket\"\n\n\
              # The SDK the packages and images are built with.\n[sdk]\nname = \"bottlerocket-sdk\"\n\
              version = \"{SDK_VERSION}\"\nvendor = \"bottlerocket\"\n"
         );
         let mut lock = format!(
-            "schema-version = 1\n\n[sdk]\nname = \"bottlerocket-sdk\"\nversion = \"{SDK_VERSION}\"\n\
+            "schema-version = 2\nproject-vendor = \"Bottlerocket\"\n\n[sdk]\nname = \"bottlerocket-sdk\"\nversion = \"{SDK_VERSION}\"\n\
              vendor = \"bottlerocket\"\nsource = \"public.ecr.aws/bottlerocket/bottlerocket-sdk:v{SDK_VERSION}\"\n\
              digest = \"{SDK_LOCK_DIGEST}\"\n"
         );
@@ -75,7 +76,7 @@ impl VariantRepo {
             ));
         }
         if kits.is_empty() {
-            lock = lock.replacen("schema-version = 1\n", "schema-version = 1\nkit = []\n", 1);
+            lock = lock.replacen("schema-version = 2\n", "schema-version = 2\nkit = []\n", 1);
         }
         write("Twoliter.toml", &toml);
         write("Twoliter.lock", &lock);
@@ -118,8 +119,12 @@ impl VariantRepo {
             &format!(
                 "# The variant build. In the tests `cargo make` is the cargo-make stand-in, which reads\n\
                  # only the [env] defaults below.\n[config]\nskip_core_tasks = true\n\n[env]\n\
-                 BUILDSYS_ARCH = {{ script = [\"uname -m\"] }}\nBUILDSYS_VARIANT = \"{DEFAULT_VARIANT}\"\n\n\
-                 [tasks.default]\ndependencies = [\"build\"]\n\n[tasks.fetch-external-kits]\n\
+                 TWOLITER_VERSION = \"v{TWOLITER}\"\n\
+                 BUILDSYS_ARCH = {{ script = [\"uname -m\"] }}\nBUILDSYS_VARIANT = \"{DEFAULT_VARIANT}\"\n\
+                 BUILDSYS_VERSION_BUILD = {{ script = [\"git describe --always --dirty --exclude '*' || echo 00000000\"] }}\n\n\
+                 [tasks.default]\ndependencies = [\"build\"]\n\n\
+                 [tasks.install-twoliter]\nscript = [\"tools/install-twoliter.sh\"]\n\n\
+                 [tasks.fetch-external-kits]\ndependencies = [\"install-twoliter\"]\n\
                  script = [\"tools/twoliter/twoliter fetch --arch ${{BUILDSYS_ARCH}}\"]\n\n\
                  [tasks.build]\ndependencies = [\"fetch-external-kits\"]\n"
             ),
