@@ -93,7 +93,9 @@ fn replace_via(path: &Path, contents: &[u8], sync: bool, temp_dir: Option<&Path>
         if let Ok(meta) = std::fs::metadata(path) {
             fs_err::set_permissions(&tmp, meta.permissions())?;
         }
+        crate::fault::point(&format!("{} written, not yet in place", tmp.display()));
         fs_err::rename(&tmp, path)?;
+        crate::fault::point(&format!("{} replaced", path.display()));
         Ok(())
     })();
     if result.is_err() {

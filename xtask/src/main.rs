@@ -21,6 +21,7 @@ macro_rules! print {
 mod adopt;
 mod arch;
 mod cmd;
+mod fault;
 mod fingerprint;
 mod flags;
 mod fsx;
@@ -36,6 +37,7 @@ mod project;
 mod protocol;
 mod registry;
 mod repo_lock;
+mod signals;
 mod smolvm;
 mod tar;
 mod tools;
@@ -55,6 +57,7 @@ fn main() -> ExitCode {
         forest_root: args.global.forest_root,
         registry_image: args.global.registry_image.filter(|image| !image.is_empty()),
     });
+    fault::arm(args.global.test_crash_at);
     let sh = match xshell::Shell::new() {
         Ok(sh) => sh,
         Err(err) => {
@@ -76,11 +79,13 @@ fn main() -> ExitCode {
         flags::Cmd::Adopt(cmd) => cmd.run(&sh),
         flags::Cmd::Test(cmd) => cmd.run(&sh),
     };
+    // A run a signal ended exits 128 + the signal, once it has cleaned up.
+    let interrupted = signals::exit_code();
     match result {
-        Ok(code) => code,
+        Ok(code) => interrupted.map_or(code, ExitCode::from),
         Err(err) => {
             eprintln!("error: {err:#}");
-            ExitCode::FAILURE
+            ExitCode::from(interrupted.unwrap_or(1))
         }
     }
 }

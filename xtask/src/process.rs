@@ -9,7 +9,10 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, ExitStatus, Stdio};
 use std::sync::{Arc, Mutex};
 
+use std::os::unix::process::CommandExt;
+
 use anyhow::{bail, Context, Result};
+use serde::{Deserialize, Serialize};
 
 /// A command for one of the build tools the workflows run (`make`, `cargo make`, twoliter), in
 /// the user's environment rather than the one `cargo xtask` runs in.
@@ -175,9 +178,120 @@ impl Streamed {
 
 const TAIL_LINES: usize = 20;
 
+/// A tool running in its own process group, recorded beside its log
+/// (`logs/<phase>.running.json`) while it runs: a later run that finds the record while its
+/// owner is dead stops the group, so no build is left running beside the next one.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct Running {
+    /// The tool's process group (its pid).
+    pub(crate) group: u32,
+    /// The xtask process that started it, and that process's start time (a reused pid is not it).
+    pub(crate) owner: u32,
+    pub(crate) owner_start: Option<u64>,
+    pub(crate) command: String,
+    pub(crate) started_at: u64,
+}
+
+/// Where the record of the tool writing `log` goes.
+fn running_path(log: &Path) -> PathBuf {
+    log.with_extension("running.json")
+}
+
+/// The start time of a process (clock ticks since boot, from /proc), to tell it from a later
+/// process with the same pid; none where /proc does not say.
+fn start_time(pid: u32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    stat.rsplit_once(')')?.1.split_whitespace().nth(19)?.parse().ok()
+}
+
+/// Whether `pid` is alive and (where /proc can tell) the very process that had `start`.
+fn alive(pid: u32, start: Option<u64>) -> bool {
+    // SAFETY: kill(2) with signal 0 only checks that the process exists.
+    let exists = unsafe { libc::kill(pid as i32, 0) } == 0;
+    exists && (start.is_none() || start_time(pid) == start)
+}
+
+/// Whether any process of the group is alive. Zombies do not count: they are gone but for
+/// their exit status, and in a container nobody may reap an orphan's for a while. Read from
+/// /proc where there is one, else by kill(2) with signal 0.
+pub(crate) fn group_alive(group: u32) -> bool {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        // SAFETY: kill(2) with signal 0 on a process group only checks that it exists.
+        return unsafe { libc::kill(-(group as i32), 0) == 0 };
+    };
+    entries
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .any(|pid| {
+            let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+                return false;
+            };
+            // After the command name: state, ppid, pgrp.
+            let mut fields = stat
+                .rsplit_once(')')
+                .map(|(_, rest)| rest.split_whitespace())
+                .into_iter()
+                .flatten();
+            let state = fields.next();
+            let pgrp = fields.nth(1).and_then(|g| g.parse::<u32>().ok());
+            pgrp == Some(group) && state != Some("Z") && state != Some("X")
+        })
+}
+
+/// Ends what is left of a tool's process group: TERM, then KILL when anything of it is still
+/// alive after `grace`.
+pub(crate) fn end_group(group: u32, grace: std::time::Duration) {
+    if !group_alive(group) {
+        return;
+    }
+    // SAFETY: kill(2) on the process group.
+    unsafe { libc::kill(-(group as i32), libc::SIGTERM) };
+    let deadline = std::time::Instant::now() + grace;
+    while group_alive(group) && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    if group_alive(group) {
+        // SAFETY: as above.
+        unsafe { libc::kill(-(group as i32), libc::SIGKILL) };
+    }
+}
+
+/// Stops the tools that runs killed before they could left running (their records in
+/// `logs_dir`, owners gone); returns a line for each one stopped. A record whose owner runs is
+/// a live run, and left alone.
+pub(crate) fn stop_orphans(logs_dir: &Path) -> Result<Vec<String>> {
+    let Ok(entries) = std::fs::read_dir(logs_dir) else {
+        return Ok(Vec::new());
+    };
+    let mut stopped = Vec::new();
+    for path in entries.filter_map(|e| e.ok().map(|e| e.path())) {
+        if !path.to_string_lossy().ends_with(".running.json") {
+            continue;
+        }
+        let Some(running) = crate::fsx::read_json::<Running>(&path).ok().flatten() else {
+            let _ = std::fs::remove_file(&path);
+            continue;
+        };
+        if alive(running.owner, running.owner_start) {
+            continue;
+        }
+        if group_alive(running.group) {
+            end_group(running.group, std::time::Duration::from_secs(10));
+            stopped.push(format!(
+                "stopped {} (process group {}), which a run killed before it ended had left running",
+                running.command, running.group
+            ));
+        }
+        fs_err::remove_file(&path)?;
+    }
+    Ok(stopped)
+}
+
 /// Runs `cmd` with its stdout and stderr copied line by line to our stderr (each line prefixed
-/// with `prefix`) and appended to `log`. Our stdout is never written to.
+/// with `prefix`) and appended to `log`. Our stdout is never written to. The tool runs in its
+/// own process group, recorded beside the log, and a signal stops that group
+/// ([`crate::signals`]): the run then fails as interrupted.
 pub(crate) fn stream(mut cmd: Command, prefix: &str, log: &Path) -> Result<Streamed> {
+    crate::signals::check()?;
     if let Some(dir) = log.parent() {
         fs_err::create_dir_all(dir)?;
     }
@@ -189,8 +303,20 @@ pub(crate) fn stream(mut cmd: Command, prefix: &str, log: &Path) -> Result<Strea
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
+        .process_group(0)
         .spawn()
         .with_context(|| format!("cannot run {shown}"))?;
+    let record = running_path(log);
+    let running = Running {
+        group: child.id(),
+        owner: std::process::id(),
+        owner_start: start_time(std::process::id()),
+        command: shown.clone(),
+        started_at: crate::fsx::now_unix(),
+    };
+    crate::fsx::write_json_state(&record, &running)?;
+    crate::signals::running_group(Some(child.id()));
+    crate::fault::point(&format!("{shown} runs"));
     let tail = Arc::new(Mutex::new(VecDeque::with_capacity(TAIL_LINES)));
     let pump = |reader: Box<dyn Read + Send>| {
         let log_file = Arc::clone(&log_file);
@@ -215,9 +341,18 @@ pub(crate) fn stream(mut cmd: Command, prefix: &str, log: &Path) -> Result<Strea
     };
     let out = pump(Box::new(child.stdout.take().expect("piped stdout")));
     let err = pump(Box::new(child.stderr.take().expect("piped stderr")));
-    let status = child.wait().with_context(|| format!("cannot wait for {shown}"))?;
+    let status = child.wait().with_context(|| format!("cannot wait for {shown}"));
+    if crate::signals::received().is_some() {
+        // The tool's own children get the signal too; the run ends only when they are gone.
+        end_group(running.group, crate::signals::GRACE);
+    }
+    crate::signals::running_group(None);
     let _ = out.join();
     let _ = err.join();
+    // The group may outlive its leader (a tool's own children): it is ours to end either way.
+    let _ = std::fs::remove_file(&record);
+    let status = status?;
+    crate::signals::check()?;
     let tail = tail.lock().map(|t| t.iter().cloned().collect()).unwrap_or_default();
     Ok(Streamed { status, tail })
 }

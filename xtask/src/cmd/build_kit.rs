@@ -35,6 +35,8 @@ impl flags::BuildKit {
         // Check the inputs fully before writing anything. twoliter is the repo's business: its
         // `make build` installs the version it pins.
         let kit = Kit::resolve(&ws, &input)?;
+        crate::signals::install()?;
+        ws.stop_orphans()?;
         ws.write_input(&input)?;
         crate::orchestrate::Subject::Kit(kit.clone()).record()?;
         ui::step(format!(

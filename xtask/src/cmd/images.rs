@@ -59,6 +59,11 @@ impl flags::ImagesCheck {
             release_version: release_version.clone(),
             build_id: None,
             built_after: self.built_after.map(|secs| UNIX_EPOCH + Duration::from_secs(secs)),
+            // A variant repo says whether its images include a data disk.
+            data_image: match &repo {
+                Some(repo) => crate::variant::split_partitions(repo, &variant)?,
+                None => false,
+            },
         };
         let start = Instant::now();
         let report = image::inspect(&images_root, &expect);

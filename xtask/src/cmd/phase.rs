@@ -12,6 +12,7 @@ use crate::workflow::Workspace;
 
 impl flags::Phase {
     pub(crate) fn run(self, sh: &Shell) -> Result<ExitCode> {
+        crate::signals::install()?;
         let ws = Workspace::new(&self.workspace);
         match Subject::load(&ws)? {
             Subject::Kit(kit) => run_named(sh, &kit, &self.phase)?,

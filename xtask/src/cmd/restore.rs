@@ -11,8 +11,12 @@ use crate::workflow::Workspace;
 
 impl flags::Restore {
     pub(crate) fn run(self, _sh: &Shell) -> Result<ExitCode> {
+        // A restore half-done is finished by the next one; a signal must not cut it short.
+        crate::signals::install()?;
         let ws = Workspace::new(&self.workspace);
         let _lock = ws.lock()?;
+        // A tool a killed run left running could rewrite a file after it is put back.
+        ws.stop_orphans()?;
         let done = Backups::new(&ws.dir).restore(self.force)?;
         for (name, plan) in done {
             let what = match plan {

@@ -47,6 +47,8 @@ impl flags::Variant {
         let variant = Variant::resolve(&ws, &input)?;
         // One run per repo, from the first edit to the last restore.
         let _repo = crate::repo_lock::RepoLock::acquire(&variant.repo, &ws.dir)?;
+        crate::signals::install()?;
+        ws.stop_orphans()?;
         variant.recover()?;
         ws.write_input(&input)?;
         crate::orchestrate::Subject::Variant(variant.clone()).record()?;

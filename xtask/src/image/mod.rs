@@ -48,6 +48,8 @@ pub(crate) struct Expect {
     pub(crate) build_id: Option<String>,
     /// A time every image must be modified after, for checks by hand.
     pub(crate) built_after: Option<SystemTime>,
+    /// The variant's partition plan is `split`, so a data image must be there too.
+    pub(crate) data_image: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
@@ -155,6 +157,12 @@ pub(crate) fn inspect(images_root: &Path, expect: &Expect) -> ImageReport {
             dir.display()
         ));
     }
+    if expect.data_image && data.is_none() {
+        report.problems.push(format!(
+            "{}: data image missing (no {base}-data.img.lz4), which the variant's split partition plan makes",
+            dir.display()
+        ));
+    }
     let mut jobs = Vec::new();
     for (path, bytes, modified) in &files {
         let kind = if Some(path) == os.as_ref() {
@@ -214,14 +222,14 @@ pub(crate) fn inspect(images_root: &Path, expect: &Expect) -> ImageReport {
         }
     }
     let inventory = dir.join(INVENTORY);
-    match std::fs::read_to_string(&inventory) {
+    match crate::fsx::read_required(&inventory) {
         Ok(text) => match count_inventory(&text) {
             Ok(n) => report.inventory_packages = n,
             Err(fault) => report.problems.extend(fault.prefixed(&inventory.display().to_string())),
         },
         Err(err) => report
             .problems
-            .push(format!("{}: cannot read the inventory ({err})", inventory.display())),
+            .push(format!("{}: cannot read the inventory ({err:#})", inventory.display())),
     }
     report
 }
@@ -316,6 +324,28 @@ fn list_files(dir: &Path, problems: &mut Problems) -> Vec<(PathBuf, u64, SystemT
         let Ok(meta) = std::fs::metadata(&real) else {
             continue;
         };
+        // Where an image is named, an image file must be: not a directory, a device or a FIFO
+        // (which would read forever), whatever links lead there.
+        let name = path.file_name().unwrap_or_default().to_string_lossy().into_owned();
+        let names_an_image = name.ends_with(".lz4") || IMAGE_SUFFIXES.iter().any(|s| name.ends_with(s));
+        if !meta.is_file() && names_an_image {
+            problems.push(format!(
+                "{}: {} an image file{}",
+                path.display(),
+                match crate::fsx::kind_of(&meta) {
+                    "a directory" => "is a directory, not",
+                    "a device" => "is a device, not",
+                    "a FIFO" => "is a FIFO, not",
+                    _ => "is not",
+                },
+                if real != path {
+                    format!(" (it leads to {})", real.display())
+                } else {
+                    String::new()
+                }
+            ));
+            continue;
+        }
         if !meta.is_file() || !seen.insert(real.clone()) {
             continue;
         }

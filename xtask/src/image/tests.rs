@@ -27,6 +27,7 @@ impl Fixture {
             release_version: VERSION.to_string(),
             build_id: Some(BUILD_ID.to_string()),
             built_after: Some(built_after),
+            data_image: false,
         };
         Fixture {
             _tmp: tmp,
@@ -420,4 +421,29 @@ fn times_read_as_utc() {
         stale(now - Duration::from_millis(500), now).is_none(),
         "coarse clocks are tolerated"
     );
+}
+
+/// Where the data image should be, something else: a directory, a device (through a link, as a
+/// stray `/dev/urandom` would be), a dangling link; and none at all where the plan makes one.
+#[test]
+fn a_data_image_that_is_not_an_image_file_is_a_fault() {
+    let data_name = format!("bottlerocket-aws-dev-x86_64-{VERSION}-{BUILD_ID}-data.img.lz4");
+    for (what, expected) in [
+        ("directory", "is a directory, not an image file"),
+        ("device", "is a device, not an image file (it leads to /dev/urandom)"),
+        ("dangling", "dangling symlink to nowhere.img.lz4"),
+        ("missing", "data image missing"),
+    ] {
+        let mut fx = Fixture::new(true);
+        let data = fx.dir.join(&data_name);
+        std::fs::remove_file(&data).unwrap();
+        match what {
+            "directory" => std::fs::create_dir(&data).unwrap(),
+            "device" => std::os::unix::fs::symlink("/dev/urandom", &data).unwrap(),
+            "dangling" => std::os::unix::fs::symlink("nowhere.img.lz4", &data).unwrap(),
+            _ => fx.expect.data_image = true,
+        }
+        let found = fx.problems();
+        assert!(found.contains(expected), "{what}: {found}");
+    }
 }

@@ -88,7 +88,7 @@ impl<F: Flow> Direct<'_, F> {
         let ws = self.flow.ws();
         ui::step(phase.title());
         let start = Instant::now();
-        let result = self.flow.run(self.sh, phase);
+        let result = crate::signals::check().and_then(|()| self.flow.run(self.sh, phase));
         let seconds = start.elapsed().as_secs_f64();
         self.ran.insert(phase.index());
         match result {

@@ -27,6 +27,8 @@ impl Subject {
     /// Reads and resolves the workspace's `input.json`, with what an earlier call resolved
     /// (`resolved.json`) for whatever the input leaves open, and records what it resolved.
     pub(crate) fn load(ws: &Workspace) -> Result<Subject> {
+        // Before anything else: no tool a killed run left behind keeps running beside this one.
+        ws.stop_orphans()?;
         let recorded = input::read_resolved(ws);
         if let Some(recorded) = &recorded {
             crate::project::use_recorded_root(&recorded.root);

@@ -300,6 +300,7 @@ impl Backups {
                         Err(err) if err.kind() == std::io::ErrorKind::NotFound => {}
                         Err(err) => return Err(err).with_context(|| format!("cannot remove {}", path.display())),
                     }
+                    crate::fault::point(&format!("{} removed", path.display()));
                     Plan::Remove
                 }
             };
@@ -319,7 +320,9 @@ impl Backups {
         }
         // The journal goes first: copies without a journal are leftovers a later run replaces.
         fs_err::remove_file(self.journal_path())?;
+        crate::fault::point("journal removed, copies not yet");
         fs_err::remove_dir_all(&self.dir)?;
+        crate::fault::point("copies removed");
         crate::repo_lock::release(&journal.repo, &self.workspace())?;
         Ok(done)
     }

@@ -302,6 +302,12 @@ impl Variant {
         self.ws.succeeded::<update_config::UpdateConfig>()
     }
 
+    /// Whether the variant's partition plan is `split` (`[package.metadata.build-variant.
+    /// image-layout] partition-plan` of its Cargo.toml), so that a build makes a data image.
+    pub(crate) fn split_partitions(&self) -> Result<bool> {
+        split_partitions(&self.repo, &self.variant)
+    }
+
     /// Before anything else: a restore of the repo's files that a kill cut short is finished.
     pub(crate) fn recover(&self) -> Result<()> {
         let backups = journal::Backups::new(&self.ws.dir);
@@ -456,6 +462,25 @@ pub(crate) fn default_variant(repo: &Path) -> Result<String> {
             many.join(", ")
         ),
     }
+}
+
+/// Whether `variant`'s partition plan in `repo` is `split` (it then has a data image).
+pub(crate) fn split_partitions(repo: &Path, variant: &str) -> Result<bool> {
+    let path = repo.join("variants").join(variant).join("Cargo.toml");
+    let Some(text) = crate::fsx::read_text(&path)? else {
+        return Ok(false);
+    };
+    let doc: toml_edit::DocumentMut = text
+        .parse()
+        .with_context(|| format!("{} is not valid TOML", path.display()))?;
+    let plan = doc
+        .get("package")
+        .and_then(|p| p.get("metadata"))
+        .and_then(|m| m.get("build-variant"))
+        .and_then(|b| b.get("image-layout"))
+        .and_then(|l| l.get("partition-plan"))
+        .and_then(|p| p.as_str());
+    Ok(plan == Some("split"))
 }
 
 #[cfg(test)]

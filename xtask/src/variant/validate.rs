@@ -51,6 +51,7 @@ impl Phase for Validate {
             release_version: config.release_version.clone(),
             build_id: Some(v.build_id(sh)?),
             built_after: None,
+            data_image: v.split_partitions()?,
         };
         let images = image::validate(&v.images_root(), &expect)?;
         let kits = check_fetched_kits(v)?;

@@ -37,6 +37,19 @@ impl Workspace {
         self.dir.join("results").join(format!("{}.json", phase.id()))
     }
 
+    /// The phases' logs, and the records of the tools running for them.
+    pub(crate) fn logs_dir(&self) -> PathBuf {
+        self.dir.join("logs")
+    }
+
+    /// Stops the tools a killed run left running in this workspace, saying so.
+    pub(crate) fn stop_orphans(&self) -> Result<()> {
+        for line in crate::process::stop_orphans(&self.logs_dir())? {
+            crate::ui::warn(line);
+        }
+        Ok(())
+    }
+
     pub(crate) fn log_path(&self, phase: impl PhaseKind) -> PathBuf {
         self.dir.join("logs").join(format!("{}.log", phase.id()))
     }
