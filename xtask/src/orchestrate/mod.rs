@@ -30,6 +30,9 @@ impl Subject {
         let recorded = input::read_resolved(ws);
         if let Some(recorded) = &recorded {
             crate::project::use_recorded_root(&recorded.root);
+            if let Some(forest) = &recorded.forest_root {
+                crate::project::use_recorded_forest_root(forest);
+            }
         }
         let subject = match input::read(ws)? {
             Input::Kit(mut input) => {
@@ -63,6 +66,7 @@ impl Subject {
                     repo: kit.repo.clone(),
                     arch: kit.arch,
                     variant: None,
+                    forest_root: crate::project::forest_root(),
                 },
             ),
             Subject::Variant(variant) => (
@@ -72,6 +76,7 @@ impl Subject {
                     repo: variant.repo.clone(),
                     arch: variant.arch,
                     variant: Some(variant.variant.clone()),
+                    forest_root: crate::project::forest_root(),
                 },
             ),
         };
