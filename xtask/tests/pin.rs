@@ -274,7 +274,7 @@ fn agent_workspace(forest: &Forest, name: &str) -> PathBuf {
 }
 
 #[test]
-fn next_step_refuses_a_rogue_republish_and_never_answers_done() {
+fn next_step_refuses_a_rogue_republish_until_the_user_trusts_the_registry() {
     let forest = Forest::published();
     let published = forest.verified()["index_digest"].as_str().unwrap().to_string();
     let before = forest.files();
@@ -307,10 +307,31 @@ fn next_step_refuses_a_rogue_republish_and_never_answers_done() {
         "{reason}"
     );
     assert!(!ws.join("FINAL.md").exists());
-    // Left for diagnosis; the restore command puts the repo back byte for byte.
-    let restore = support::xtask_args(&failed["restore_command"]);
-    support::run_ok(forest.xtask().args(&restore));
-    assert_eq!(forest.files(), before);
+    assert!(!forest.repo().join("build/images").exists(), "nothing was built");
+
+    // The user decides to take what the registry serves, and resumes.
+    let mut input: Value = serde_json::from_str(&read(&ws.join("input.json"))).unwrap();
+    input["trust_registry"] = Value::Bool(true);
+    std::fs::write(ws.join("input.json"), input.to_string()).unwrap();
+    let mut action = support::answer(&support::run_ok(
+        forest.xtask().args(support::xtask_args(&failed["resume_command"])),
+    ));
+    let mut calls = 0;
+    while action["action"] == "spawn" {
+        calls += 1;
+        assert!(calls <= 3, "{action}");
+        carry_out(&forest, &ws, &action);
+        action = next_step(&forest, &ws);
+    }
+    assert_eq!(action["action"], "done", "{action}");
+    let final_md = read(&ws.join("FINAL.md"));
+    assert!(
+        final_md.contains("**registry trusted**")
+            && final_md.contains(&format!("published: index `{published}`"))
+            && final_md.contains(&format!("≠ registry index `{rogue}`")),
+        "{final_md}"
+    );
+    assert_eq!(forest.files(), before, "restored at done");
 }
 
 #[test]
