@@ -178,6 +178,11 @@ pub(crate) struct Variant {
     /// Leave the repo pointed at the local kits instead of restoring its files
     #[arg(long)]
     pub(crate) keep_config: bool,
+    /// Build from what the registry serves even where it is not the kit this checkout or its
+    /// forest published (the newest VERIFY of that version); recorded as such in the results
+    /// and FINAL.md
+    #[arg(long)]
+    pub(crate) trust_registry: bool,
     /// Workspace directory (default: planning/variant-<variant>-<arch>/)
     #[arg(long)]
     pub(crate) workspace: Option<PathBuf>,

@@ -19,10 +19,21 @@ static SETTINGS: OnceLock<Settings> = OnceLock::new();
 /// The checkout a workspace recorded on its first call, used when `--root` is not given.
 static RECORDED_ROOT: OnceLock<PathBuf> = OnceLock::new();
 
+/// The forest a workspace recorded on its first call, used when `--forest-root` is not given.
+static RECORDED_FOREST_ROOT: OnceLock<PathBuf> = OnceLock::new();
+
 /// Acts for the checkout a workspace recorded, unless `--root` says otherwise.
 pub(crate) fn use_recorded_root(root: &Path) {
     if settings().root.as_ref().is_none_or(|r| r.as_os_str().is_empty()) {
         let _ = RECORDED_ROOT.set(root.to_path_buf());
+    }
+}
+
+/// Acts in the forest a workspace recorded, unless `--forest-root` (`FOREST_ROOT`) says
+/// otherwise: its registry and its repos' VERIFY records stay those of the first call.
+pub(crate) fn use_recorded_forest_root(forest: &Path) {
+    if settings().forest_root.as_ref().is_none_or(|r| r.as_os_str().is_empty()) {
+        let _ = RECORDED_FOREST_ROOT.set(forest.to_path_buf());
     }
 }
 
@@ -108,10 +119,14 @@ pub(crate) fn planning_dir() -> PathBuf {
     root().join("planning")
 }
 
-/// `--forest-root` (`$FOREST_ROOT`), when set: kit repos under `kits/<kit>/`, the variant repo at
-/// `bottlerocket/`.
+/// `--forest-root` (`$FOREST_ROOT`), else the one the workspace recorded, when set: kit repos
+/// under `kits/<kit>/`, the variant repo at `bottlerocket/`.
 pub(crate) fn forest_root() -> Option<PathBuf> {
-    settings().forest_root.clone().filter(|r| !r.as_os_str().is_empty())
+    settings()
+        .forest_root
+        .clone()
+        .filter(|r| !r.as_os_str().is_empty())
+        .or_else(|| RECORDED_FOREST_ROOT.get().cloned())
 }
 
 /// A value of `input.json` as orchestrators write it: an empty string means "not given".

@@ -8,105 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use serde_json::Value;
-use support::kit_repo::KitRepo;
-use support::registry::TestRegistry;
-use support::variant_repo::VariantRepo;
-
-const KIT: &str = "core-kit";
-const KIT_VERSION: &str = "2.3.4";
-const UPSTREAM_VERSION: &str = "2.0.0";
-const VARIANT: &str = "aws-dev";
-
-/// Fields drop in order: the registry is removed while its checkout still exists.
-struct Forest {
-    registry: TestRegistry,
-    root: PathBuf,
-    forest: PathBuf,
-    kit: KitRepo,
-    variant: VariantRepo,
-    _tmp: tempfile::TempDir,
-}
-
-impl Forest {
-    /// The kit built and published by `build-kit`; the variant repo untouched.
-    fn published() -> Forest {
-        let tmp = tempfile::tempdir().unwrap();
-        let root = tmp.path().join("xtask-checkout");
-        let forest = tmp.path().join("forest");
-        std::fs::create_dir_all(&root).unwrap();
-        let kit = KitRepo::create_at(&forest.join("kits").join(KIT), KIT, KIT_VERSION);
-        kit.prep();
-        let variant = VariantRepo::create_at(
-            &forest.join("bottlerocket"),
-            VARIANT,
-            &[(KIT, UPSTREAM_VERSION)],
-            "1.26.1",
-        );
-        let registry = TestRegistry::start_native(&root);
-        let forest = Forest {
-            _tmp: tmp,
-            root,
-            forest,
-            kit,
-            variant,
-            registry,
-        };
-        let out = support::run_ok(
-            forest
-                .xtask()
-                .args(["build-kit", "--kit", KIT, "--arch", "x86_64", "--json"]),
-        );
-        let summary: Value = serde_json::from_str(&out).unwrap();
-        assert_eq!(summary["ok"], true, "{summary}");
-        forest
-    }
-
-    fn xtask(&self) -> Command {
-        let mut cmd = support::xtask(&self.root, &[self.variant.bin_dir()]);
-        cmd.env("FOREST_ROOT", &self.forest).envs(self.kit.env());
-        cmd
-    }
-
-    fn repo(&self) -> &Path {
-        self.variant.path()
-    }
-
-    /// The variant repo's files, without `build/` (the build's output is meant to stay).
-    fn files(&self) -> Vec<(PathBuf, Vec<u8>)> {
-        support::snapshot(self.repo())
-            .into_iter()
-            .filter(|(p, _)| !p.starts_with("build"))
-            .collect()
-    }
-
-    fn variant_json(&self, args: &[&str]) -> (bool, Value) {
-        let output = support::run(self.xtask().args(["variant", "--arch", "x86_64", "--json"]).args(args));
-        let value: Value = serde_json::from_slice(&output.stdout).expect("--json prints one object");
-        (output.status.success(), value)
-    }
-
-    /// Registry digest of the kit's x86_64 image (independently of the xtask).
-    fn arch_digest(&self) -> String {
-        let response = minreq::get(format!(
-            "http://127.0.0.1:{}/v2/{KIT}/manifests/v{KIT_VERSION}",
-            self.registry.port
-        ))
-        .with_header("Accept", "application/vnd.oci.image.index.v1+json")
-        .with_timeout(10)
-        .send()
-        .unwrap();
-        let index: Value = serde_json::from_slice(response.as_bytes()).unwrap();
-        index["manifests"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|m| m["platform"]["architecture"] == "amd64")
-            .unwrap()["digest"]
-            .as_str()
-            .unwrap()
-            .to_string()
-    }
-}
+use support::published::{Forest, KIT, KIT_VERSION, UPSTREAM_VERSION, VARIANT};
 
 #[test]
 fn variant_builds_from_the_published_kit_and_restores_the_repo() {
@@ -558,7 +460,7 @@ fn kit_and_variant_twoliter_generations_that_disagree_are_warned_about() {
 fn kits_published_from_another_checkout_are_found_with_registry() {
     let forest = Forest::published();
     // The variant is built from another checkout of the xtask, which has no registry of its own.
-    let other = forest._tmp.path().join("other-checkout");
+    let other = forest.tmp.path().join("other-checkout");
     std::fs::create_dir_all(&other).unwrap();
     let mut cmd = support::xtask(&other, &[forest.variant.bin_dir()]);
     cmd.env("FOREST_ROOT", &forest.forest).envs(forest.kit.env());
@@ -656,6 +558,15 @@ fn the_original_variant_skill_loop_ends_with_the_checked_summary() {
     let summary = std::fs::read_to_string(ws.join("FINAL.md")).unwrap();
     assert_eq!(summary, std::fs::read_to_string(ws.join("reports/FINAL.md")).unwrap());
     assert!(summary.contains(&forest.arch_digest()), "{summary}");
+    // The calls made without FOREST_ROOT still found the kit repo's VERIFY, which the
+    // workspace's recorded forest names: the kit is pinned to what it published.
+    let published = forest.verified()["index_digest"].as_str().unwrap().to_string();
+    assert!(
+        summary.contains("**pinned**") && summary.contains(&format!("published: index `{published}`")),
+        "{summary}"
+    );
+    let resolved: Value = serde_json::from_str(&std::fs::read_to_string(ws.join("resolved.json")).unwrap()).unwrap();
+    assert_eq!(resolved["forest_root"], forest.forest.to_str().unwrap());
     // Phases under a second are timed in milliseconds, not as 0ms.
     assert!(!summary.contains(": 0ms"), "{summary}");
     assert_eq!(done["restored"], true);
@@ -669,7 +580,7 @@ fn the_original_variant_skill_loop_ends_with_the_checked_summary() {
 #[test]
 fn the_build_tools_run_in_the_users_environment_not_cargos() {
     let forest = Forest::published();
-    let logs = forest._tmp.path().join("env-logs");
+    let logs = forest.tmp.path().join("env-logs");
     std::fs::create_dir_all(&logs).unwrap();
     let (twoliter_log, cargo_make_log) = (logs.join("twoliter.jsonl"), logs.join("cargo-make.jsonl"));
     let out = support::run_ok(
@@ -720,7 +631,7 @@ fn twoliter_is_the_repos_else_the_one_on_path_else_the_error_says_how_to_install
     assert_eq!(forest.files(), before);
 
     // twoliter on PATH runs `twoliter update`; `cargo make` installs the repo's own for the build.
-    let bin = forest._tmp.path().join("twoliter-bin");
+    let bin = forest.tmp.path().join("twoliter-bin");
     std::fs::create_dir_all(&bin).unwrap();
     std::os::unix::fs::symlink(support::standins_dir().join("twoliter"), bin.join("twoliter")).unwrap();
     let mut cmd = support::xtask(&forest.root, &[forest.variant.bin_dir(), &bin]);

@@ -36,6 +36,7 @@ impl flags::Variant {
             registry: self.registry,
             strategy: self.strategy,
             keep_config: self.keep_config,
+            trust_registry: self.trust_registry,
         })?;
         let ws_dir = self.workspace.clone().unwrap_or_else(|| {
             let variant = input.variant.as_deref().unwrap_or_default();

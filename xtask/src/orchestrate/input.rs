@@ -66,6 +66,10 @@ pub(crate) struct Resolved {
     pub(crate) arch: Arch,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(crate) variant: Option<String>,
+    /// The forest the checkout was in (`--forest-root`, `FOREST_ROOT`): its registry, and the
+    /// VERIFY records of its repos that pin the kits a variant takes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) forest_root: Option<PathBuf>,
 }
 
 pub(crate) fn resolved_path(ws: &Workspace) -> PathBuf {

@@ -32,6 +32,9 @@ impl Subject {
         let recorded = input::read_resolved(ws);
         if let Some(recorded) = &recorded {
             crate::project::use_recorded_root(&recorded.root);
+            if let Some(forest) = &recorded.forest_root {
+                crate::project::use_recorded_forest_root(forest);
+            }
         }
         let subject = match input::read(ws)? {
             Input::Kit(mut input) => {
@@ -65,6 +68,7 @@ impl Subject {
                     repo: kit.repo.clone(),
                     arch: kit.arch,
                     variant: None,
+                    forest_root: crate::project::forest_root(),
                 },
             ),
             Subject::Variant(variant) => (
@@ -74,6 +78,7 @@ impl Subject {
                     repo: variant.repo.clone(),
                     arch: variant.arch,
                     variant: Some(variant.variant.clone()),
+                    forest_root: crate::project::forest_root(),
                 },
             ),
         };

@@ -7,6 +7,7 @@
 pub(crate) mod build;
 pub(crate) mod journal;
 pub(crate) mod makefile;
+pub(crate) mod pin;
 pub(crate) mod update_config;
 pub(crate) mod update_lock;
 pub(crate) mod validate;
@@ -107,6 +108,10 @@ pub(crate) struct VariantInput {
     /// Leave the repo pointed at the local kits after the run.
     #[serde(default)]
     pub(crate) keep_config: bool,
+    /// Build from what the registry serves even where it differs from what this checkout or
+    /// its forest published (see [`pin`]); recorded as such.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub(crate) trust_registry: bool,
 }
 
 /// `input.json` of the variant workflow as written, before its values are checked.
@@ -125,6 +130,8 @@ struct RawVariantInput {
     strategy: Option<String>,
     #[serde(default)]
     keep_config: bool,
+    #[serde(default)]
+    trust_registry: bool,
 }
 
 impl TryFrom<RawVariantInput> for VariantInput {
@@ -146,6 +153,7 @@ impl TryFrom<RawVariantInput> for VariantInput {
             variant_dir: project::given(raw.variant_dir).map(PathBuf::from),
             strategy,
             keep_config: raw.keep_config,
+            trust_registry: raw.trust_registry,
         })
     }
 }
@@ -160,6 +168,7 @@ pub(crate) struct VariantRequest {
     pub(crate) registry: Option<String>,
     pub(crate) strategy: Strategy,
     pub(crate) keep_config: bool,
+    pub(crate) trust_registry: bool,
 }
 
 impl VariantInput {
@@ -192,6 +201,7 @@ impl VariantInput {
             variant_dir: (repo != project::root()).then_some(repo),
             strategy: request.strategy,
             keep_config: request.keep_config,
+            trust_registry: request.trust_registry,
         };
         input.check()?;
         Ok(input)

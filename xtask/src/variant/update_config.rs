@@ -11,15 +11,13 @@ use serde::{Deserialize, Serialize};
 use xshell::Shell;
 
 use super::journal::Backups;
+use super::pin;
 use super::{Strategy, Variant};
-use crate::kit::setup::Setup;
-use crate::kit::verify::VerifyData;
 use crate::registry::Client;
 use crate::twoliter::LOCAL_VENDOR;
 use crate::twoliter::{compat, override_file, project as twoliter_toml};
-use crate::workflow::record::PhaseResult;
-use crate::workflow::{KitPhase, Phase, VariantPhase, Workspace};
-use crate::{fsx, project, ui};
+use crate::workflow::{Phase, VariantPhase};
+use crate::{fsx, ui};
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) struct ResolvedKit {
@@ -293,9 +291,10 @@ fn resolve_version(
         }
         return Ok((version, "input", None));
     }
-    if let Some((version, kit_dir)) = last_verified(url, kit) {
-        if client.manifest(kit, &format!("v{version}"))?.is_some() {
-            return Ok((version, "verify", kit_dir));
+    // The newest VERIFY of this checkout or its forest for this registry.
+    if let Some(last) = pin::verified(crate::registry::local_port(url)?, kit).into_iter().next() {
+        if client.manifest(kit, &format!("v{}", last.version))?.is_some() {
+            return Ok((last.version, "verify", last.kit_dir));
         }
     }
     let tags = client.tags(kit)?;
@@ -312,31 +311,6 @@ pub(crate) fn highest_version(tags: &[String]) -> Option<semver::Version> {
         .filter_map(|t| t.strip_prefix('v'))
         .filter_map(|t| semver::Version::parse(t).ok())
         .max()
-}
-
-/// The newest successful VERIFY of `kit` against `url` among the workspaces of this checkout
-/// and, in a forest, of every repo in it (each kit repo keeps its own `planning/`).
-fn last_verified(url: &str, kit: &str) -> Option<(String, Option<PathBuf>)> {
-    let entries = project::planning_dirs()
-        .into_iter()
-        .filter_map(|dir| std::fs::read_dir(dir).ok())
-        .flatten();
-    let mut best: Option<(u64, String, Option<PathBuf>)> = None;
-    for entry in entries.filter_map(|e| e.ok()) {
-        let ws = Workspace::new(&entry.path());
-        let result: Option<PhaseResult<VerifyData>> = fsx::read_json(&ws.result_path(KitPhase::Verify)).ok().flatten();
-        let Some(result) = result.filter(|r| r.ok) else {
-            continue;
-        };
-        let Some(data) = result.data.filter(|d| d.kit == kit && d.registry == url) else {
-            continue;
-        };
-        if best.as_ref().is_none_or(|(t, _, _)| result.finished_at > *t) {
-            let kit_dir = ws.succeeded::<Setup>().ok().map(|setup| setup.kit_dir);
-            best = Some((result.finished_at, data.version, kit_dir));
-        }
-    }
-    best.map(|(_, version, dir)| (version, dir))
 }
 
 /// Kits published by one generation of twoliter cannot be consumed by another: warn when the

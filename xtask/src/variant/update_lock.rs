@@ -1,13 +1,15 @@
 //! UPDATE_LOCK: `twoliter update` regenerates `Twoliter.lock`; every kit's lock entry must then
 //! have the version asked for and the digest computed from the index the local registry serves,
 //! in the lock schema the repo's twoliter loads. When the lock already says exactly that,
-//! twoliter is not run.
+//! twoliter is not run. Before anything is written, what the registry serves must be what this
+//! checkout or its forest published (see [`pin`]).
 
 use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
 use xshell::Shell;
 
 use super::journal::Backups;
+use super::pin::{self, Pin, Served};
 use super::Variant;
 use crate::registry::Client;
 use crate::twoliter::{compat, lock};
@@ -20,6 +22,8 @@ pub(crate) struct LockedKit {
     pub(crate) version: String,
     pub(crate) lock_digest: String,
     pub(crate) index_digest: String,
+    /// How what the registry serves stands against what was published here.
+    pub(crate) pin: Pin,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -36,7 +40,8 @@ fn lock_sha256(v: &Variant) -> Result<String> {
     Ok(fsx::sha256_hex(&fs_err::read(v.repo.join("Twoliter.lock"))?))
 }
 
-/// What the registry serves now for each kit of UPDATE_CONFIG.
+/// What the registry serves now for each kit of UPDATE_CONFIG, each judged against its pin: a
+/// kit that is not what was published stops here, unless the registry is trusted.
 fn expected(v: &Variant) -> Result<Vec<LockedKit>> {
     let config = v.config()?;
     let client = Client::new(config.port);
@@ -51,14 +56,44 @@ fn expected(v: &Variant) -> Result<Vec<LockedKit>> {
                     config.registry, kit.name
                 )
             })?;
-            Ok(LockedKit {
-                name: kit.name.clone(),
+            let served = Served {
+                kit: kit.name.clone(),
                 version: kit.version.clone(),
+                registry: config.registry.clone(),
+                index_digest: index.digest.clone(),
                 lock_digest: index.lock_digest()?,
-                index_digest: index.digest,
+            };
+            let pin = pin::check(&served, v.input.trust_registry)?;
+            Ok(LockedKit {
+                name: served.kit,
+                version: served.version,
+                lock_digest: served.lock_digest,
+                index_digest: served.index_digest,
+                pin,
             })
         })
         .collect()
+}
+
+/// One line of the report per kit: the lock digest, the registry's index, and the pin.
+fn report_line(k: &LockedKit, registry: &str) -> String {
+    let chain = format!(
+        "- `{}` {}: lock digest `{}` = registry index `{}`",
+        k.name, k.version, k.lock_digest, k.index_digest
+    );
+    match &k.pin {
+        Pin::Pinned { published } => format!("{chain} = published {}\n", published.origin()),
+        Pin::Trusted { published } => format!(
+            "{chain}; **not** the published index `{}` ({}): taken because the registry is trusted \
+             (`--trust-registry`)\n",
+            published.index_digest,
+            published.origin()
+        ),
+        Pin::Unpinned => format!(
+            "{chain}; **unpinned**: no VERIFY of this checkout or its forest published it to {registry}, so \
+             it is taken as the registry serves it\n"
+        ),
+    }
 }
 
 /// The twoliter `update` runs with: the repo's, else the one on PATH.
@@ -138,11 +173,16 @@ impl Phase for UpdateLock {
         } else {
             "- `twoliter update` skipped: the lock already matched\n"
         });
+        let registry = v.config()?.registry;
         for k in &kits {
-            report.push_str(&format!(
-                "- `{}` {}: lock digest `{}` = registry index `{}`\n",
-                k.name, k.version, k.lock_digest, k.index_digest
-            ));
+            report.push_str(&report_line(k, &registry));
+            if let Pin::Trusted { published } = &k.pin {
+                ui::warn(format!(
+                    "kit {} {}: building from index {} that the registry serves, not the published {} \
+                     (--trust-registry)",
+                    k.name, k.version, k.index_digest, published.index_digest
+                ));
+            }
         }
         let lock_sha256 = lock_sha256(v)?;
         Ok((
@@ -155,11 +195,25 @@ impl Phase for UpdateLock {
         ))
     }
 
-    /// The lock still matches what the registry serves now.
+    /// The lock still matches what the registry serves now, which is still what was published
+    /// (or trusted, or unpinned) as recorded.
     fn gate(_sh: &Shell, v: &Variant, data: &LockData) -> Result<()> {
         if lock_sha256(v)? != data.lock_sha256 {
             bail!("Twoliter.lock is not what UPDATE_LOCK left (changed since, or put back): run UPDATE_LOCK again");
         }
-        check(v, &expected(v)?)
+        let now = expected(v)?;
+        check(v, &now)?;
+        for (now, then) in now.iter().zip(&data.kits) {
+            if !now.pin.agrees(&then.pin) {
+                bail!(
+                    "kit {} {} is {} now, but was {} when UPDATE_LOCK ran: run UPDATE_LOCK again",
+                    now.name,
+                    now.version,
+                    now.pin.summary(),
+                    then.pin.summary()
+                );
+            }
+        }
+        Ok(())
     }
 }

@@ -4,6 +4,7 @@
 
 pub mod json_schema;
 pub mod kit_repo;
+pub mod published;
 pub mod registry;
 pub mod variant_repo;
 
