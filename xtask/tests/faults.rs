@@ -18,86 +18,34 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use support::kit_repo::KitRepo;
+use support::published::{Forest, KIT, KIT_VERSION};
 use support::registry::TestRegistry;
-use support::variant_repo::VariantRepo;
 
-const KIT: &str = "core-kit";
-const KIT_VERSION: &str = "2.3.4";
-const VARIANT: &str = "aws-dev";
-
-/// A kit published by `build-kit` from a forest; the variant repo beside it, untouched.
-struct Forest {
-    _registry: TestRegistry,
-    root: PathBuf,
-    forest: PathBuf,
-    kit: KitRepo,
-    variant: VariantRepo,
-    _tmp: tempfile::TempDir,
+/// The variant repo's own files (not `build/`), with symlinks as links.
+fn files(forest: &Forest) -> Vec<(PathBuf, String)> {
+    let mut out = Vec::new();
+    walk(forest.repo(), forest.repo(), &mut out);
+    out.sort();
+    out
 }
 
-impl Forest {
-    fn published() -> Forest {
-        let tmp = tempfile::tempdir().unwrap();
-        let root = tmp.path().join("xtask-checkout");
-        let forest = tmp.path().join("forest");
-        std::fs::create_dir_all(&root).unwrap();
-        let kit = KitRepo::create_at(&forest.join("kits").join(KIT), KIT, KIT_VERSION);
-        kit.prep();
-        let variant = VariantRepo::create_at(&forest.join("bottlerocket"), VARIANT, &[(KIT, "2.0.0")], "1.26.1");
-        let registry = TestRegistry::start_native(&root);
-        let forest = Forest {
-            _registry: registry,
-            root,
-            forest,
-            kit,
-            variant,
-            _tmp: tmp,
-        };
-        let out = support::run_ok(
-            forest
-                .xtask()
-                .args(["build-kit", "--kit", KIT, "--arch", "x86_64", "--json"]),
-        );
-        assert_eq!(serde_json::from_str::<Value>(&out).unwrap()["ok"], true);
-        forest
+/// `variant` in workspace `ws` (a fresh one per case), crashing at point `crash_at`.
+fn run_variant(forest: &Forest, ws: &Path, crash_at: Option<u64>) -> Output {
+    let mut cmd = forest.xtask();
+    cmd.args([
+        "variant",
+        "--arch",
+        "x86_64",
+        "--kit",
+        &format!("{KIT}@{KIT_VERSION}"),
+        "--json",
+        "--workspace",
+    ])
+    .arg(ws);
+    if let Some(n) = crash_at {
+        cmd.env("XTASK_TEST_CRASH_AT", n.to_string());
     }
-
-    fn xtask(&self) -> Command {
-        let mut cmd = support::xtask(&self.root, &[self.variant.bin_dir()]);
-        cmd.env("FOREST_ROOT", &self.forest).envs(self.kit.env());
-        cmd
-    }
-
-    fn repo(&self) -> &Path {
-        self.variant.path()
-    }
-
-    /// The variant repo's own files (not `build/`), with symlinks as links.
-    fn files(&self) -> Vec<(PathBuf, String)> {
-        let mut out = Vec::new();
-        walk(self.repo(), self.repo(), &mut out);
-        out.sort();
-        out
-    }
-
-    /// `variant` in workspace `ws` (a fresh one per case), crashing at point `crash_at`.
-    fn variant(&self, ws: &Path, crash_at: Option<u64>) -> Output {
-        let mut cmd = self.xtask();
-        cmd.args([
-            "variant",
-            "--arch",
-            "x86_64",
-            "--kit",
-            &format!("{KIT}@{KIT_VERSION}"),
-            "--json",
-            "--workspace",
-        ])
-        .arg(ws);
-        if let Some(n) = crash_at {
-            cmd.env("XTASK_TEST_CRASH_AT", n.to_string());
-        }
-        cmd.output().unwrap()
-    }
+    cmd.output().unwrap()
 }
 
 /// Files and links under `dir` (skipping `.git` and `build/`), as (path, content or link target).
@@ -192,19 +140,19 @@ fn standins_running(forest: &Forest) -> Vec<u32> {
 #[test]
 fn a_kill_at_any_point_of_a_variant_run_leaves_the_repo_recoverable() {
     let forest = Forest::published();
-    let before = forest.files();
+    let before = files(&forest);
     // A complete run, counting its points; it restores the repo at its end.
-    let full = forest.variant(&forest.root.join("planning/count"), Some(u64::MAX));
+    let full = run_variant(&forest, &forest.root.join("planning/count"), Some(u64::MAX));
     assert!(full.status.success(), "{}", support::stderr(&full));
     let total = points(&full).len() as u64;
     assert!(total > 20, "a run passes many points: {:?}", points(&full));
-    assert_eq!(forest.files(), before);
+    assert_eq!(files(&forest), before);
     let started = Instant::now();
     let mut recovered = 0;
     let swept = sweep(&points(&full));
     for &n in &swept {
         let ws = forest.root.join(format!("planning/kill-{n}"));
-        let crashed = forest.variant(&ws, Some(n));
+        let crashed = run_variant(&forest, &ws, Some(n));
         assert!(
             killed(&crashed),
             "point {n} of {total}: not killed: {}",
@@ -214,7 +162,7 @@ fn a_kill_at_any_point_of_a_variant_run_leaves_the_repo_recoverable() {
         match n % 3 {
             // A plain rerun finishes the work and restores the repo.
             0 => {
-                let rerun = forest.variant(&ws, None);
+                let rerun = run_variant(&forest, &ws, None);
                 let summary: Value = serde_json::from_slice(&rerun.stdout).unwrap_or(Value::Null);
                 assert!(
                     rerun.status.success() && summary["ok"] == true,
@@ -233,7 +181,7 @@ fn a_kill_at_any_point_of_a_variant_run_leaves_the_repo_recoverable() {
             }
             // Killed, then the rerun killed too, then restore.
             _ => {
-                let again = forest.variant(&ws, Some(n.div_ceil(2)));
+                let again = run_variant(&forest, &ws, Some(n.div_ceil(2)));
                 assert!(
                     killed(&again) || again.status.success(),
                     "point {point}: {}",
@@ -248,7 +196,7 @@ fn a_kill_at_any_point_of_a_variant_run_leaves_the_repo_recoverable() {
             }
         }
         assert_eq!(
-            forest.files(),
+            files(&forest),
             before,
             "point {n}/{total} ({point}): the repo's files are not the originals"
         );
@@ -334,7 +282,7 @@ fn a_kill_at_any_point_of_a_kit_run_leaves_a_run_that_finishes() {
 /// repo back, record the phase as interrupted and exit 128 + the signal.
 fn interrupted_during_build(signal: &str, code: i32) {
     let forest = Forest::published();
-    let before = forest.files();
+    let before = files(&forest);
     let ws = forest.root.join(format!("planning/{signal}"));
     let child = forest
         .xtask()
@@ -369,7 +317,7 @@ fn interrupted_during_build(signal: &str, code: i32) {
     assert_eq!(output.status.code(), Some(code), "{}", support::stderr(&output));
     let said = support::stderr(&output);
     assert!(said.contains("variant repo files restored"), "{said}");
-    assert_eq!(forest.files(), before);
+    assert_eq!(files(&forest), before);
     // The build's whole process group is gone (zombies an init has yet to reap aside).
     assert!(
         live_in_group(group as u32).is_empty(),
@@ -399,7 +347,7 @@ fn sigterm_during_build_restores_and_stops_the_build() {
 #[test]
 fn an_orphaned_build_is_stopped_by_the_rerun() {
     let forest = Forest::published();
-    let before = forest.files();
+    let before = files(&forest);
     let ws = forest.root.join("planning/orphan");
     let mut child = forest
         .xtask()
@@ -430,7 +378,7 @@ fn an_orphaned_build_is_stopped_by_the_rerun() {
     child.wait().unwrap();
     let group_alive = || !live_in_group(group as u32).is_empty();
     assert!(group_alive(), "the build outlives its run");
-    let rerun = forest.variant(&ws, None);
+    let rerun = run_variant(&forest, &ws, None);
     assert!(rerun.status.success(), "{}", support::stderr(&rerun));
     let said = support::stderr(&rerun);
     assert!(
@@ -438,13 +386,13 @@ fn an_orphaned_build_is_stopped_by_the_rerun() {
         "{said}"
     );
     assert!(!group_alive(), "the orphaned build was stopped");
-    assert_eq!(forest.files(), before);
+    assert_eq!(files(&forest), before);
 }
 
 #[test]
 fn a_second_run_on_one_repo_is_refused_naming_the_first() {
     let forest = Forest::published();
-    let before = forest.files();
+    let before = files(&forest);
     let first_ws = forest.root.join("planning/first");
     let mut first = forest
         .xtask()
@@ -467,7 +415,7 @@ fn a_second_run_on_one_repo_is_refused_naming_the_first() {
         assert!(started.elapsed() < Duration::from_secs(30), "BUILD never started");
         std::thread::sleep(Duration::from_millis(50));
     }
-    let second = forest.variant(&forest.root.join("planning/second"), None);
+    let second = run_variant(&forest, &forest.root.join("planning/second"), None);
     assert!(!second.status.success());
     let said = support::stderr(&second);
     assert!(
@@ -477,7 +425,7 @@ fn a_second_run_on_one_repo_is_refused_naming_the_first() {
         "{said}"
     );
     assert!(first.wait().unwrap().success());
-    assert_eq!(forest.files(), before);
+    assert_eq!(files(&forest), before);
 }
 
 #[test]
@@ -486,13 +434,13 @@ fn symlinked_config_files_stay_symlinks() {
     let shared = forest.forest.join("shared-Twoliter.toml");
     std::fs::rename(forest.repo().join("Twoliter.toml"), &shared).unwrap();
     std::os::unix::fs::symlink(&shared, forest.repo().join("Twoliter.toml")).unwrap();
-    let before = forest.files();
+    let before = files(&forest);
     let shared_before = std::fs::read(&shared).unwrap();
-    let run = forest.variant(&forest.root.join("planning/links"), None);
+    let run = run_variant(&forest, &forest.root.join("planning/links"), None);
     assert!(run.status.success(), "{}", support::stderr(&run));
     let link = forest.repo().join("Twoliter.toml");
     assert!(std::fs::symlink_metadata(&link).unwrap().file_type().is_symlink());
-    assert_eq!(forest.files(), before);
+    assert_eq!(files(&forest), before);
     assert_eq!(std::fs::read(&shared).unwrap(), shared_before);
 }
 
@@ -533,7 +481,7 @@ fn special_files_as_input_are_errors_within_a_second() {
 #[test]
 fn a_closed_stderr_pipe_does_not_abort_the_run() {
     let forest = Forest::published();
-    let before = forest.files();
+    let before = files(&forest);
     let ws = forest.root.join("planning/head");
     // `cargo xtask variant … 2>&1 | head -3`: the reader goes away after three lines.
     let mut child = forest
@@ -563,7 +511,7 @@ fn a_closed_stderr_pipe_does_not_abort_the_run() {
     assert!(status.success(), "{status}");
     let progress: Value = serde_json::from_str(&std::fs::read_to_string(ws.join("progress.json")).unwrap()).unwrap();
     assert!(progress["completed"].is_object(), "the run went to its end: {progress}");
-    assert_eq!(forest.files(), before);
+    assert_eq!(files(&forest), before);
 }
 
 /// A variant run whose workspace sits on a tiny filesystem that fills up: the run fails, and
@@ -571,7 +519,7 @@ fn a_closed_stderr_pipe_does_not_abort_the_run() {
 #[test]
 fn a_full_disk_leaves_the_repo_as_it_was() {
     let forest = Forest::published();
-    let before = forest.files();
+    let before = files(&forest);
     let mnt = forest.root.join("planning/small-disk");
     std::fs::create_dir_all(&mnt).unwrap();
     let mounted = Command::new("mount")
@@ -594,13 +542,13 @@ fn a_full_disk_leaves_the_repo_as_it_was() {
     let filler = mnt.join("filler");
     let _ = std::fs::write(&filler, vec![0u8; 60 * 1024]);
     let ws = mnt.join("ws");
-    let run = forest.variant(&ws, None);
+    let run = run_variant(&forest, &ws, None);
     assert!(!run.status.success(), "a run on a full disk cannot succeed");
-    assert_eq!(forest.files(), before, "{}", support::stderr(&run));
+    assert_eq!(files(&forest), before, "{}", support::stderr(&run));
     // With room again, a restore (or a rerun) finishes cleanly.
     std::fs::remove_file(&filler).unwrap();
     let _ = support::run(forest.xtask().arg("restore").arg(&ws));
-    assert_eq!(forest.files(), before);
+    assert_eq!(files(&forest), before);
 }
 
 struct Unmount(PathBuf);
