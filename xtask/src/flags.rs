@@ -163,8 +163,9 @@ pub(crate) struct BuildKit {
 
 #[derive(Debug, Args)]
 pub(crate) struct Variant {
-    /// Kit to take from the local registry, as NAME or NAME@VERSION (repeatable)
-    #[arg(long = "kit", value_name = "NAME[@VERSION]")]
+    /// Kit to take from the registry, as NAME, NAME@VERSION, or NAME@VERSION@sha256:… to build
+    /// only from that index digest (`build-kit` prints it as the pinned kit) (repeatable)
+    #[arg(long = "kit", value_name = "NAME[@VERSION[@DIGEST]]")]
     pub(crate) kits: Vec<String>,
     /// Variant to build (default: the only directory under variants/)
     #[arg(long, env = "BUILDSYS_VARIANT")]

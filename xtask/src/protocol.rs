@@ -270,6 +270,9 @@ pub(crate) struct BuildKitSummary {
     pub(crate) verified: Option<crate::kit::verify::VerifyData>,
     /// The command that builds a variant from this kit, as argv.
     pub(crate) next: Option<Vec<String>>,
+    /// The kit pinned by the index digest VERIFY saw, `NAME@VERSION@sha256:…`: what a teammate
+    /// or CI passes to `variant --kit` to build exactly what was published.
+    pub(crate) pinned_kit: Option<String>,
 }
 
 /// `variant --json`.

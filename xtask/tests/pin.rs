@@ -379,3 +379,109 @@ fn next_step_catches_a_rogue_republish_after_validate_before_done() {
     support::run_ok(forest.xtask().args(&restore));
     assert_eq!(forest.files(), before);
 }
+
+#[test]
+fn a_kit_pinned_by_digest_is_built_only_from_that_index() {
+    let forest = Forest::published();
+    let published = forest.verified()["index_digest"].as_str().unwrap().to_string();
+    let before = forest.files();
+
+    // build-kit printed the pinned form a teammate or CI passes to `variant --kit`.
+    let summary: Value = serde_json::from_str(&support::run_ok(forest.xtask().args([
+        "build-kit",
+        "--kit",
+        KIT,
+        "--arch",
+        "x86_64",
+        "--json",
+    ])))
+    .unwrap();
+    let pinned = format!("{KIT}@{KIT_VERSION}@{published}");
+    assert_eq!(summary["pinned_kit"], pinned.as_str(), "{summary}");
+
+    let rogue = forest.rogue_republish();
+    // The published digest, now no longer served: refused at UPDATE_CONFIG, before any file
+    // is edited, even with the registry trusted (the user named the index).
+    let (ok, summary) = forest.variant_json(&["--kit", &pinned, "--trust-registry"]);
+    assert!(!ok, "{summary}");
+    assert_eq!(support::phase_outcomes(&summary), ["failed"], "{summary}");
+    let err = summary["error"].as_str().unwrap();
+    for needle in [
+        format!(
+            "kit `{KIT}` {KIT_VERSION} at {} is not the pinned one",
+            forest.registry.url()
+        ),
+        format!("asks for index {published}"),
+        format!("serves index {rogue} for `v{KIT_VERSION}`"),
+    ] {
+        assert!(err.contains(&needle), "lacks {needle}: {err}");
+    }
+    assert_eq!(forest.files(), before, "nothing was edited");
+
+    // The digest now served, named: taken, recorded as pinned by that digest (no VERIFY here
+    // published it), and FINAL.md's chain starts from the given digest.
+    let (ok, summary) = forest.variant_json(&["--kit", &format!("{KIT}@{KIT_VERSION}@{rogue}")]);
+    assert!(ok, "{summary}");
+    let kit = &summary["kits"][0];
+    assert_eq!(
+        kit["pin"],
+        serde_json::json!({"state": "digest", "index_digest": rogue}),
+        "{kit}"
+    );
+    assert_eq!(kit["index_digest"], rogue.as_str());
+    let ws = workspace(&forest);
+    let input: Value = serde_json::from_str(&read(&ws.join("input.json"))).unwrap();
+    assert_eq!(input["kits"][0]["digest"], rogue.as_str(), "{input}");
+    let final_md = read(&ws.join("FINAL.md"));
+    for needle in [
+        format!("`{KIT}` {KIT_VERSION} (vendor `bottlerocket`): **pinned by digest**"),
+        format!("given: index `{rogue}`"),
+        format!("= registry index `{rogue}`"),
+    ] {
+        assert!(final_md.contains(&needle), "FINAL.md lacks {needle}:\n{final_md}");
+    }
+    assert!(
+        read(&ws.join("reports/02-lock-updated.md")).contains(&format!("= the given index `{rogue}`")),
+        "the lock report names the given digest"
+    );
+    assert_eq!(forest.files(), before, "restored byte for byte");
+}
+
+#[test]
+fn a_digest_needs_a_version_and_the_right_form() {
+    let forest = Forest::published();
+    let before = forest.files();
+    let good = format!("sha256:{}", "a".repeat(64));
+    for (kit, needle) in [
+        (format!("{KIT}@{KIT_VERSION}@sha256:abc"), "is not an index digest"),
+        (
+            format!("{KIT}@{KIT_VERSION}@{}", good.to_uppercase()),
+            "is not an index digest",
+        ),
+        (
+            format!("{KIT}@{KIT_VERSION}@md5:{}", "a".repeat(64)),
+            "is not an index digest",
+        ),
+    ] {
+        let output = support::run(forest.xtask().args(["variant", "--arch", "x86_64", "--kit", &kit]));
+        assert!(!output.status.success(), "{kit}");
+        let err = support::stderr(&output);
+        assert!(err.contains(needle) && err.contains(&kit), "{kit}: {err}");
+    }
+    // In input.json a digest without a version is refused, naming the fix.
+    let ws = forest.root.join("planning").join("agent-digest");
+    std::fs::create_dir_all(&ws).unwrap();
+    let input = serde_json::json!({"kits": [{"name": KIT, "digest": good}], "arch": "x86_64"});
+    std::fs::write(ws.join("input.json"), input.to_string()).unwrap();
+    let output = support::run(forest.xtask().arg("next-step").arg(&ws));
+    let answer = support::answer(&String::from_utf8(output.stdout).unwrap());
+    assert_eq!(answer["action"], "error", "{answer}");
+    assert!(
+        answer["reason"]
+            .as_str()
+            .unwrap()
+            .contains("has a digest but no version"),
+        "{answer}"
+    );
+    assert_eq!(forest.files(), before);
+}

@@ -63,10 +63,16 @@ impl flags::BuildKit {
             seconds: start.elapsed().as_secs_f64(),
             phases: outcomes,
             next: verified.as_ref().map(next_command),
+            pinned_kit: verified.as_ref().map(pinned_kit),
             verified,
         };
         Ok((summary, result))
     }
+}
+
+/// `<kit>@<version>@<index digest>`: the kit as `variant --kit` takes it pinned by digest.
+fn pinned_kit(v: &VerifyData) -> String {
+    format!("{}@{}@{}", v.kit, v.version, v.index_digest)
 }
 
 /// `cargo xtask variant --kit <kit>@<version> --arch <arch>`, as argv.
@@ -97,7 +103,13 @@ fn print_summary(
                 ui::duration(elapsed),
                 v.lock_digest
             );
+            eprintln!("index digest: {}", v.index_digest);
             eprintln!("next: {}", next_command(v).join(" "));
+            eprintln!(
+                "elsewhere (a teammate, CI), pinned to exactly this index: cargo xtask variant --registry {} --kit {}",
+                v.registry,
+                pinned_kit(v)
+            );
         }
         _ => eprintln!(
             "\nworkspace: {} (`cargo xtask status {}`)",

@@ -63,6 +63,11 @@ pub(crate) struct KitSpec {
     /// empty string in input.json means the same.
     #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "given_string")]
     pub(crate) version: Option<String>,
+    /// The index digest (`sha256:…`) the kit must have, as `build-kit` printed it where it was
+    /// published: the registry must serve exactly that index at the version's tag, or the run
+    /// stops before any file is edited. Needs a version. An empty string means "not given".
+    #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "given_string")]
+    pub(crate) digest: Option<String>,
 }
 
 /// An optional string of input.json, empty meaning "not given".
@@ -71,22 +76,41 @@ fn given_string<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<String>
 }
 
 impl KitSpec {
-    /// `NAME` or `NAME@VERSION`, as given to `--kit`.
+    /// `NAME`, `NAME@VERSION` or `NAME@VERSION@sha256:<64 hex>`, as given to `--kit`.
     pub(crate) fn parse(text: &str) -> Result<KitSpec> {
-        let (name, version) = match text.split_once('@') {
-            Some((name, version)) => (name, Some(version.trim_start_matches('v').to_string())),
-            None => (text, None),
-        };
+        let mut parts = text.splitn(3, '@');
+        let name = parts.next().unwrap_or_default();
+        let version = parts.next().map(|v| v.trim_start_matches('v').to_string());
+        let digest = parts.next().map(str::to_string);
         project::check_identifier("kit", name)?;
         if let Some(version) = &version {
-            semver::Version::parse(version)
-                .with_context(|| format!("--kit {text}: `{version}` is not a semver version (e.g. {name}@1.2.3)"))?;
+            semver::Version::parse(version).with_context(|| {
+                format!(
+                    "--kit {text}: `{version}` is not a semver version (e.g. {name}@1.2.3, or {name}@1.2.3@sha256:…)"
+                )
+            })?;
+        }
+        if let Some(digest) = &digest {
+            check_digest(digest).with_context(|| format!("--kit {text}"))?;
         }
         Ok(KitSpec {
             name: name.to_string(),
             version,
+            digest,
         })
     }
+}
+
+/// An index digest as `build-kit` prints it: `sha256:` and 64 lower-case hex digits.
+pub(crate) fn check_digest(digest: &str) -> Result<()> {
+    let hex = digest.strip_prefix("sha256:").unwrap_or("");
+    if hex.len() != 64 || !hex.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)) {
+        bail!(
+            "`{digest}` is not an index digest: give it as `build-kit` prints it, `sha256:` and 64 lower-case hex \
+             digits"
+        );
+    }
+    Ok(())
 }
 
 /// `input.json` of the variant workflow, in the shape existing orchestrators write. Empty
@@ -221,6 +245,16 @@ impl VariantInput {
                     )
                 })?;
             }
+            if let Some(digest) = &kit.digest {
+                if kit.version.is_none() {
+                    bail!(
+                        "kit {} has a digest but no version: a digest pins the index of one version, so give \
+                         its `version` too",
+                        kit.name
+                    );
+                }
+                check_digest(digest).with_context(|| format!("kit {} in input.json", kit.name))?;
+            }
         }
         if let Some(variant_name) = &self.variant {
             project::check_identifier("variant in input.json", variant_name)?;
@@ -249,6 +283,7 @@ fn kits_of(repo: &Path) -> Result<Vec<KitSpec>> {
         .map(|k| KitSpec {
             name: k.name.clone(),
             version: None,
+            digest: None,
         })
         .collect())
 }
@@ -265,6 +300,15 @@ pub(crate) struct Variant {
 }
 
 impl Variant {
+    /// The index digest input.json pins `kit` to, if it does.
+    pub(crate) fn given_digest(&self, kit: &str) -> Option<&str> {
+        self.input
+            .kits
+            .iter()
+            .find(|k| k.name == kit)
+            .and_then(|k| k.digest.as_deref())
+    }
+
     pub(crate) fn resolve(ws: &Workspace, input: &VariantInput) -> Result<Variant> {
         input.check()?;
         let repo = match &input.variant_dir {
@@ -507,5 +551,20 @@ mod tests {
             .to_string()
             .contains("not a semver"));
         assert!(KitSpec::parse("../x").is_err());
+        let digest = format!("sha256:{}", "0123456789abcdef".repeat(4));
+        let k = KitSpec::parse(&format!("core-kit@1.2.3@{digest}")).unwrap();
+        assert_eq!(k.digest.as_deref(), Some(digest.as_str()));
+        assert_eq!(k.version.as_deref(), Some("1.2.3"));
+        assert_eq!(KitSpec::parse("core-kit@1.2.3").unwrap().digest, None);
+        for bad in [
+            "sha256:",
+            "sha256:0123",
+            "0123456789abcdef",
+            &digest.to_uppercase(),
+            &format!("{digest}0"),
+        ] {
+            let err = format!("{:#}", KitSpec::parse(&format!("core-kit@1.2.3@{bad}")).unwrap_err());
+            assert!(err.contains("is not an index digest"), "{bad}: {err}");
+        }
     }
 }

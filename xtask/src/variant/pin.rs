@@ -8,6 +8,10 @@
 //! newer VERIFY record, and so moves the pin. A kit published elsewhere has no record here: it
 //! is taken as the registry serves it, and named as unpinned. A mismatch is accepted only when
 //! the user says to trust the registry, and is then recorded as such.
+//!
+//! Across machines there is no VERIFY record to find: a teammate or CI names the index digest
+//! `build-kit` printed (`--kit NAME@VERSION@sha256:…`). A kit pinned so is taken only when the
+//! registry serves exactly that index; `--trust-registry` does not loosen a digest the user gave.
 
 use std::path::PathBuf;
 use std::time::{Duration, UNIX_EPOCH};
@@ -69,6 +73,10 @@ pub(crate) enum Pin {
     /// The registry serves something other than what VERIFY recorded, and the user chose to
     /// trust the registry (`--trust-registry`).
     Trusted { published: Published },
+    /// The registry serves exactly the index digest the user gave (`NAME@VERSION@sha256:…`),
+    /// published elsewhere (no VERIFY record here has it).
+    #[serde(rename = "digest")]
+    Given { index_digest: String },
     /// No VERIFY record of this checkout or its forest for the kit, version and registry (it
     /// was published elsewhere): taken as the registry serves it.
     Unpinned,
@@ -79,6 +87,7 @@ impl Pin {
         match self {
             Pin::Pinned { .. } => "pinned",
             Pin::Trusted { .. } => "trusted",
+            Pin::Given { .. } => "digest",
             Pin::Unpinned => "unpinned",
         }
     }
@@ -91,6 +100,7 @@ impl Pin {
                 "taken from the trusted registry over the published index {}",
                 published.index_digest
             ),
+            Pin::Given { index_digest } => format!("pinned to the given index {index_digest}"),
             Pin::Unpinned => "unpinned (published elsewhere)".to_string(),
         }
     }
@@ -98,13 +108,16 @@ impl Pin {
     pub(crate) fn published(&self) -> Option<&Published> {
         match self {
             Pin::Pinned { published } | Pin::Trusted { published } => Some(published),
-            Pin::Unpinned => None,
+            Pin::Given { .. } | Pin::Unpinned => None,
         }
     }
 
     /// The same judgement about the same published digests (whichever VERIFY record of them).
     pub(crate) fn agrees(&self, other: &Pin) -> bool {
-        let digests = |p: &Pin| p.published().map(|p| (p.index_digest.clone(), p.lock_digest.clone()));
+        let digests = |p: &Pin| match p {
+            Pin::Given { index_digest } => Some((index_digest.clone(), String::new())),
+            _ => p.published().map(|p| (p.index_digest.clone(), p.lock_digest.clone())),
+        };
         self.state() == other.state() && digests(self) == digests(other)
     }
 }
@@ -120,14 +133,42 @@ pub(crate) struct Served {
     pub(crate) lock_digest: String,
 }
 
-/// Judges what the registry serves against the pin of the kit version now: the newest VERIFY
-/// record of it in this checkout or its forest.
-pub(crate) fn check(served: &Served, trust_registry: bool) -> Result<Pin> {
+/// Judges what the registry serves against the pin of the kit version now: the index digest the
+/// user gave, else the newest VERIFY record of it in this checkout or its forest.
+pub(crate) fn check(served: &Served, given: Option<&str>, trust_registry: bool) -> Result<Pin> {
     let port = registry::local_port(&served.registry)?;
     let published = verified(port, &served.kit)
         .into_iter()
         .find(|p| p.version == served.version);
-    judge(served, published, trust_registry, fsx::now_unix())
+    match given {
+        Some(digest) => judge_given(served, digest, published),
+        None => judge(served, published, trust_registry, fsx::now_unix()),
+    }
+}
+
+/// The pure judgement of a kit pinned by the user's digest: the registry must serve that index,
+/// whatever else is trusted. A VERIFY record of the same index here adds where it came from.
+pub(crate) fn judge_given(served: &Served, digest: &str, published: Option<Published>) -> Result<Pin> {
+    if served.index_digest != digest {
+        bail!(
+            "kit `{kit}` {version} at {registry} is not the pinned one: `--kit {kit}@{version}@{digest}` asks for \
+             index {digest}, but the registry serves index {index} for `v{version}` now (the tag was pushed again \
+             since the digest was taken). Ask whoever published it for the digest `build-kit` printed, or build \
+             and publish the kit again with `cargo xtask build-kit --kit {kit}` and use the digest it prints",
+            kit = served.kit,
+            version = served.version,
+            registry = served.registry,
+            index = served.index_digest,
+        );
+    }
+    Ok(match published {
+        Some(published) if published.index_digest == digest && published.lock_digest == served.lock_digest => {
+            Pin::Pinned { published }
+        }
+        _ => Pin::Given {
+            index_digest: digest.to_string(),
+        },
+    })
 }
 
 /// The pure judgement: what is served must be what was published, unless the registry is
@@ -310,6 +351,38 @@ mod tests {
         // Trust changes nothing when the registry serves what was published.
         let same = judge(&served("sha256:11", "L1"), Some(published("sha256:11", "L1")), true, 0).unwrap();
         assert_eq!(same.state(), "pinned");
+    }
+
+    #[test]
+    fn a_given_digest_must_be_served_whatever_is_trusted_or_published() {
+        let served = served(&format!("sha256:{}", "2".repeat(64)), "L2");
+        let wanted = format!("sha256:{}", "1".repeat(64));
+        let err = judge_given(&served, &wanted, None).unwrap_err().to_string();
+        for needle in [
+            "kit `core-kit` 2.3.4 at localhost:5123 is not the pinned one",
+            &format!("asks for index {wanted}"),
+            &format!("serves index {} for `v2.3.4`", served.index_digest),
+            "`cargo xtask build-kit --kit core-kit`",
+        ] {
+            assert!(err.contains(needle), "lacks {needle}: {err}");
+        }
+        // A VERIFY record of the served index does not override the digest the user gave.
+        let recorded = published(&served.index_digest, "L2");
+        assert!(judge_given(&served, &wanted, Some(recorded.clone())).is_err());
+        // The given digest served: pinned by it, or by the record when the record is of it.
+        let pin = judge_given(&served, &served.index_digest, None).unwrap();
+        assert_eq!(
+            pin,
+            Pin::Given {
+                index_digest: served.index_digest.clone()
+            }
+        );
+        assert_eq!(pin.state(), "digest");
+        let pin = judge_given(&served, &served.index_digest, Some(recorded)).unwrap();
+        assert_eq!(pin.state(), "pinned");
+        let older = published(&wanted, "L1");
+        let pin = judge_given(&served, &served.index_digest, Some(older)).unwrap();
+        assert_eq!(pin.state(), "digest");
     }
 
     #[test]

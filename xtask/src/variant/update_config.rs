@@ -97,6 +97,24 @@ impl Phase for UpdateConfig {
                 );
             };
             let (version, from, kit_dir) = resolve_version(&client, &url, &spec.name, spec.version.as_deref())?;
+            if let Some(digest) = &spec.digest {
+                // A kit pinned by digest stops here, before any file is edited, when the
+                // registry serves another index for its version.
+                let served = client
+                    .manifest(&spec.name, &format!("v{version}"))?
+                    .with_context(|| format!("{url}/{}:v{version} is not in the registry", spec.name))?;
+                pin::judge_given(
+                    &pin::Served {
+                        kit: spec.name.clone(),
+                        version: version.clone(),
+                        registry: url.clone(),
+                        index_digest: served.digest.clone(),
+                        lock_digest: served.lock_digest()?,
+                    },
+                    digest,
+                    None,
+                )?;
+            }
             kits.push(ResolvedKit {
                 name: spec.name.clone(),
                 version,

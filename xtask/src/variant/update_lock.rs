@@ -63,7 +63,7 @@ fn expected(v: &Variant) -> Result<Vec<LockedKit>> {
                 index_digest: index.digest.clone(),
                 lock_digest: index.lock_digest()?,
             };
-            let pin = pin::check(&served, v.input.trust_registry)?;
+            let pin = pin::check(&served, v.given_digest(&kit.name), v.input.trust_registry)?;
             Ok(LockedKit {
                 name: served.kit,
                 version: served.version,
@@ -89,6 +89,7 @@ fn report_line(k: &LockedKit, registry: &str) -> String {
             published.index_digest,
             published.origin()
         ),
+        Pin::Given { index_digest } => format!("{chain} = the given index `{index_digest}`\n"),
         Pin::Unpinned => format!(
             "{chain}; **unpinned**: no VERIFY of this checkout or its forest published it to {registry}, so \
              it is taken as the registry serves it\n"

@@ -188,7 +188,7 @@ fn check_fetched_kits(v: &Variant, files: RepoFiles) -> Result<Vec<FetchedKit>> 
             lock_digest: index.lock_digest()?,
         };
         // First what is served against what was published: that names both digests.
-        let pin = pin::check(&served, v.input.trust_registry)?;
+        let pin = pin::check(&served, v.given_digest(&kit.name), v.input.trust_registry)?;
         let Manifest::Index { manifests, .. } = &index.manifest else {
             bail!("{}/{}:{tag} is not an image index", config.registry, kit.name);
         };
@@ -310,6 +310,14 @@ fn kits_section(arch: Arch, registry: &str, kits: &[FetchedKit]) -> String {
                     published.origin(),
                     published.workspace.display(),
                     k.index_digest
+                ));
+                fetched
+            }
+            Pin::Given { index_digest } => {
+                out.push_str(&format!(
+                    "{head}: **pinned by digest** (given as `{}@{}@{index_digest}`, published elsewhere)\n  \
+                     - given: index `{index_digest}`\n  - = registry index `{}`\n",
+                    k.name, k.version, k.index_digest
                 ));
                 fetched
             }
