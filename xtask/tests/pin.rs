@@ -103,6 +103,10 @@ fn a_rogue_republish_is_refused_then_taken_only_when_the_registry_is_trusted() {
     let (ok, summary) = forest.variant_json(&["--kit", KIT]);
     assert!(!ok, "{summary}");
     assert!(summary["error"].as_str().unwrap().contains(&rogue), "{summary}");
+    assert!(
+        summary["images"].is_null() && summary["kits"].is_null(),
+        "a failed run shows no images or kits of the run before: {summary}"
+    );
     assert_eq!(forest.files(), before);
 }
 

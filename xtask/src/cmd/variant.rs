@@ -70,7 +70,8 @@ impl flags::Variant {
                 }
             })?;
         }
-        let validated = ws.succeeded::<Validate>().ok();
+        // Only this run's images: after a failure an earlier run's VALIDATE is not news.
+        let validated = result.is_ok().then(|| ws.succeeded::<Validate>().ok()).flatten();
         eprintln!();
         super::print_outcomes(&outcomes, 14);
         match &restored {
