@@ -21,6 +21,7 @@ macro_rules! print {
 mod adopt;
 mod arch;
 mod cmd;
+mod docker_engine;
 mod fault;
 mod fingerprint;
 mod flags;

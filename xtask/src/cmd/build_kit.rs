@@ -25,6 +25,8 @@ impl flags::BuildKit {
 
     /// Runs the workflow; returns the summary and how it ended.
     fn execute(self, sh: &Shell) -> Result<(BuildKitSummary, Result<()>)> {
+        // Refused before anything is written: the build would fail late, half-way.
+        crate::docker_engine::require_local()?;
         let start = std::time::Instant::now();
         let input = KitInput::with_defaults(self.kit, self.arch, self.kit_dir.as_deref(), self.registry)?;
         let ws_dir = self

@@ -26,6 +26,8 @@ impl flags::Variant {
 
     /// Runs the workflow and the restore; returns the summary and how it ended.
     fn execute(self, sh: &Shell) -> Result<(VariantSummary, Result<()>)> {
+        // Refused before anything is written: the build would fail late, half-way.
+        crate::docker_engine::require_local()?;
         let start = std::time::Instant::now();
         let input = VariantInput::with_defaults(VariantRequest {
             kits: self.kits.iter().map(|k| KitSpec::parse(k)).collect::<Result<_>>()?,
