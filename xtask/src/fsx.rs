@@ -3,7 +3,7 @@
 
 use std::fs::{File, OpenOptions, TryLockError};
 use std::io::Write;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
@@ -299,9 +299,50 @@ pub(crate) fn now_unix() -> u64 {
         .unwrap_or(0)
 }
 
+/// A directory removed (with its contents) when dropped: under the system temp dir, or beside
+/// the place its contents will be renamed to (a rename within one file system is atomic).
+#[derive(Debug)]
+pub(crate) struct TempDir(PathBuf);
+
+impl TempDir {
+    pub(crate) fn new(prefix: &str) -> Result<TempDir> {
+        TempDir::new_in(&std::env::temp_dir(), prefix)
+    }
+
+    pub(crate) fn new_in(parent: &Path, prefix: &str) -> Result<TempDir> {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.subsec_nanos())
+            .unwrap_or(0);
+        let path = parent.join(format!("{prefix}-{}-{nanos}", std::process::id()));
+        fs_err::create_dir_all(parent)?;
+        fs_err::create_dir(&path)?;
+        Ok(TempDir(path))
+    }
+
+    pub(crate) fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn temp_dir_is_removed() {
+        let tmp = TempDir::new("xtask-test").unwrap();
+        let path = tmp.path().to_path_buf();
+        fs_err::write(path.join("f"), "x").unwrap();
+        drop(tmp);
+        assert!(!path.exists());
+    }
 
     #[test]
     fn atomic_write_replaces_and_keeps_mode() {
@@ -339,3 +380,4 @@ mod tests {
         assert!(format!("{err:#}").contains("input.json is not valid"), "{err:#}");
     }
 }
+
