@@ -159,6 +159,8 @@ pub(crate) struct BuildKit {
     pub(crate) in_vm: bool,
     #[command(flatten)]
     pub(crate) vm: InVm,
+    #[command(flatten)]
+    pub(crate) on: On,
 }
 
 #[derive(Debug, Args)]
@@ -202,6 +204,32 @@ pub(crate) struct Variant {
     pub(crate) in_vm: bool,
     #[command(flatten)]
     pub(crate) vm: InVm,
+    #[command(flatten)]
+    pub(crate) on: On,
+}
+
+/// Building on another Linux machine over ssh (`--on`).
+#[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "Remote builder")]
+pub(crate) struct On {
+    /// Run this command on a Linux builder over ssh instead: the repos it needs are sent as git
+    /// bundles with their uncommitted changes, the builder's Docker and registry are used, and
+    /// the workspace comes back here. The builder needs git, tar, make, cargo and Docker
+    #[arg(long, value_name = "SSH-HOST", conflicts_with = "in_vm")]
+    pub(crate) on: Option<String>,
+    /// ssh client config file for --on (`ssh -F FILE`) [default: ~/.ssh/config]
+    #[arg(long, env = "XTASK_SSH_CONFIG", value_name = "FILE", value_parser = path_or_empty(), requires = "on")]
+    pub(crate) ssh_config: Option<PathBuf>,
+    /// Where --on keeps checkouts on the builder (one directory per checkout, reused by later
+    /// runs): absolute, or relative to the login directory
+    #[arg(
+        long,
+        env = "XTASK_REMOTE_DIR",
+        value_name = "DIR",
+        default_value = ".cache/xtask-remote",
+        hide_env_values = true
+    )]
+    pub(crate) remote_dir: String,
 }
 
 /// The build machine of `--in-vm`.

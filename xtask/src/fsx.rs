@@ -331,9 +331,59 @@ impl Drop for TempDir {
     }
 }
 
+/// Puts the directory `new` at `place`; an existing one there moves to `new`'s path (for its
+/// owner to remove). On Linux one exchange, so `place` never lacks a complete directory.
+pub(crate) fn swap_in(new: &Path, place: &Path) -> Result<()> {
+    if !place.exists() {
+        return fs_err::rename(new, place).map_err(Into::into);
+    }
+    #[cfg(target_os = "linux")]
+    {
+        use std::ffi::CString;
+        use std::os::unix::ffi::OsStrExt;
+        let c = |p: &Path| CString::new(p.as_os_str().as_bytes()).context("a path with a NUL byte");
+        let (a, b) = (c(new)?, c(place)?);
+        // SAFETY: both are valid NUL-terminated paths; renameat2 only reads them.
+        let done = unsafe {
+            libc::renameat2(
+                libc::AT_FDCWD,
+                a.as_ptr(),
+                libc::AT_FDCWD,
+                b.as_ptr(),
+                libc::RENAME_EXCHANGE,
+            )
+        };
+        if done == 0 {
+            return Ok(());
+        }
+    }
+    // Elsewhere (or a file system without the exchange): two renames.
+    let aside = new.with_extension("old");
+    fs_err::rename(place, &aside)?;
+    fs_err::rename(new, place)?;
+    fs_err::rename(&aside, new)?;
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_directory_is_swapped_in_whole() {
+        let dir = tempfile::tempdir().unwrap();
+        let (new, place) = (dir.path().join("new"), dir.path().join("ws"));
+        fs_err::create_dir_all(&new).unwrap();
+        fs_err::write(new.join("a"), "new").unwrap();
+        swap_in(&new, &place).unwrap();
+        assert_eq!(fs_err::read_to_string(place.join("a")).unwrap(), "new");
+        fs_err::create_dir_all(&new).unwrap();
+        fs_err::write(new.join("b"), "newer").unwrap();
+        swap_in(&new, &place).unwrap();
+        assert_eq!(fs_err::read_to_string(place.join("b")).unwrap(), "newer");
+        assert!(!place.join("a").exists());
+        assert!(new.join("a").exists(), "the old one is left where the new one was");
+    }
 
     #[test]
     fn temp_dir_is_removed() {

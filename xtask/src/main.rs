@@ -37,6 +37,7 @@ mod process;
 mod project;
 mod protocol;
 mod registry;
+mod remote;
 mod repo_lock;
 mod signals;
 mod smolvm;
