@@ -11,6 +11,7 @@ use std::process::{Command, Output};
 
 use serde_json::Value;
 use support::kit_repo::KitRepo;
+use support::published::{Forest, VARIANT};
 use support::registry::TestRegistry;
 use support::sshd::Sshd;
 
@@ -26,6 +27,11 @@ struct Builder {
 
 impl Builder {
     fn start() -> Builder {
+        Builder::start_with(&[])
+    }
+
+    /// With more directories (stand-ins) on the builder's PATH.
+    fn start_with(extra_path: &[&Path]) -> Builder {
         let bin = tempfile::Builder::new().prefix("builder-bin-").tempdir().unwrap();
         let real_cargo = which("cargo");
         let wrapper = bin.path().join("cargo");
@@ -42,6 +48,7 @@ impl Builder {
         std::fs::set_permissions(&wrapper, std::fs::Permissions::from_mode(0o755)).unwrap();
         let path = std::env::join_paths(
             std::iter::once(bin.path().to_path_buf())
+                .chain(extra_path.iter().map(|p| p.to_path_buf()))
                 .chain(std::env::split_paths(&std::env::var_os("PATH").unwrap())),
         )
         .unwrap();
@@ -205,6 +212,46 @@ fn build_kit_on_a_builder_publishes_there_and_brings_the_workspace_back() {
     assert!(log.contains("TWOLITER_STANDIN_FAIL"), "{log}");
     let progress = std::fs::read_to_string(ws.join("progress.json")).unwrap();
     assert!(progress.contains("failed"), "{progress}");
+}
+
+#[test]
+fn a_forest_builds_its_kit_and_variant_on_a_builder() {
+    if !support::sshd::available("a_forest_builds_its_kit_and_variant_on_a_builder") {
+        return;
+    }
+    let forest = Forest::published();
+    let builder = Builder::start_with(&[forest.variant.bin_dir()]);
+    let on = |args: &[&str]| {
+        let mut cmd = forest.xtask();
+        cmd.env("XTASK_SSH_CONFIG", builder.sshd.client_config())
+            .env("XTASK_REMOTE_DIR", builder.remote_dir())
+            .args(args)
+            .args(["--on", "builder", "--arch", "x86_64", "--registry", &forest.registry.url(), "--json"]);
+        support::run(&mut cmd)
+    };
+    let before = forest.files();
+    let kit = on(&["build-kit", "--kit", KIT]);
+    assert!(kit.status.success(), "{}", support::stderr(&kit));
+    let variant = on(&["variant", "--kit", KIT]);
+    assert!(variant.status.success(), "{}", support::stderr(&variant));
+    let summary = json(&variant);
+    assert_eq!(did(&summary), ["ran", "ran", "ran", "ran"], "{summary}");
+    assert_eq!(summary["restored"], true);
+    // The workspace is the xtask checkout's, here; the images stay on the builder.
+    let ws = forest.root.join(format!("planning/variant-{VARIANT}-x86_64"));
+    assert_eq!(summary["workspace"], ws.display().to_string());
+    let final_md = std::fs::read_to_string(ws.join("reports/FINAL.md")).unwrap();
+    assert!(final_md.contains(".img.lz4"), "{final_md}");
+    let dirs: Vec<PathBuf> = std::fs::read_dir(builder.remote_dir())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert_eq!(dirs.len(), 1, "one directory for the forest: {dirs:?}");
+    assert!(dirs[0].join("forest/bottlerocket/build/images").is_dir());
+    assert!(dirs[0].join("forest/kits").join(KIT).join("Twoliter.toml").is_file());
+    assert!(!dirs[0].join("root/.git").exists(), "the xtask checkout is a plain directory");
+    // Nothing changed in the variant repo here.
+    assert_eq!(forest.files(), before);
 }
 
 #[test]

@@ -30,6 +30,8 @@ impl flags::BuildKit {
                     crate::remote::Request {
                         target,
                         repos: vec![repo],
+                        // The kit's `make build` runs its `make prep`, which installs twoliter.
+                        prepare: Vec::new(),
                         args: &|layout| self.remote_args(layout),
                         json: self.json,
                     },

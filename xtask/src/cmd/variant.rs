@@ -26,11 +26,25 @@ impl flags::Variant {
                     Some(dir) => dir.clone(),
                     None => crate::variant::default_repo()?,
                 };
+                // A fresh copy on the builder has no twoliter: the repo's own task installs the
+                // one it pins (UPDATE_LOCK runs twoliter itself).
+                let prepare = crate::variant::makefile::installs_twoliter(&repo)
+                    .then(|| {
+                        let step = crate::remote::script::Prepare {
+                            dir: String::new(),
+                            unless: crate::tools::REPO_TWOLITER.into(),
+                            argv: ["cargo", "make", "install-twoliter"].map(String::from).to_vec(),
+                        };
+                        (repo.clone(), step)
+                    })
+                    .into_iter()
+                    .collect();
                 crate::remote::run_on(
                     sh,
                     crate::remote::Request {
                         target,
                         repos: vec![repo],
+                        prepare,
                         args: &|layout| self.remote_args(layout),
                         json: self.json,
                     },

@@ -14,6 +14,9 @@ use anyhow::{bail, Result};
 pub(crate) struct Placed {
     pub(crate) local: PathBuf,
     pub(crate) remote: String,
+    /// A git checkout, sent as such; otherwise a plain directory (a checkout the xtask acts for
+    /// that only holds `planning/`), created there and left as it is.
+    pub(crate) git: bool,
 }
 
 /// Where everything goes on the builder.
@@ -75,9 +78,10 @@ fn join(base: &str, rel: &Path) -> String {
     out
 }
 
-/// Places the checkout `root` and the other repos (top directories, absolute, duplicates
-/// allowed) under `dir` (`<remote-dir>/<checkout-id>`, absolute on the builder).
-pub(crate) fn plan(dir: &str, root: &Path, forest: Option<&Path>, others: &[PathBuf]) -> Layout {
+/// Places the checkout `root` (the top of its git checkout when `root_git`, else the directory
+/// itself) and the other repos (top directories, absolute, duplicates allowed) under `dir`
+/// (`<remote-dir>/<checkout-id>`, absolute on the builder).
+pub(crate) fn plan(dir: &str, root: &Path, root_git: bool, forest: Option<&Path>, others: &[PathBuf]) -> Layout {
     let place = |repo: &Path| -> String {
         if let Some(rel) = forest.and_then(|f| repo.strip_prefix(f).ok()) {
             return join(&format!("{dir}/forest"), rel);
@@ -91,12 +95,14 @@ pub(crate) fn plan(dir: &str, root: &Path, forest: Option<&Path>, others: &[Path
     let mut repos = vec![Placed {
         local: root.to_path_buf(),
         remote: place(root),
+        git: root_git,
     }];
     for repo in others {
         if !repos.iter().any(|p| &p.local == repo) {
             repos.push(Placed {
                 local: repo.clone(),
                 remote: place(repo),
+                git: true,
             });
         }
     }
@@ -181,6 +187,7 @@ mod tests {
         let layout = plan(
             "/home/b/.cache/xtask-remote/k-1",
             Path::new("/src/kit"),
+            true,
             None,
             &[PathBuf::from("/src/kit"), PathBuf::from("/elsewhere/variant")],
         );
@@ -212,6 +219,7 @@ mod tests {
         let layout = plan(
             "/r/f-1",
             Path::new("/f/bottlerocket"),
+            true,
             Some(Path::new("/f")),
             &[PathBuf::from("/f/kits/core-kit")],
         );
@@ -226,5 +234,10 @@ mod tests {
             Some("/r/f-1/forest/kits/core-kit/planning")
         );
         assert_eq!(layout.to_local("/r/f-1/forest"), Some(PathBuf::from("/f")));
+
+        // A checkout outside the forest that is no git checkout, as a forest's xtask may be.
+        let layout = plan("/r/f-2", Path::new("/x"), false, Some(Path::new("/f")), &[]);
+        assert_eq!(layout.root, "/r/f-2/root");
+        assert!(!layout.repos[0].git);
     }
 }

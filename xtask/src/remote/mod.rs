@@ -92,6 +92,15 @@ fn stage_repo(
     upload: &mut tar::Builder<std::fs::File>,
     tmp: &Path,
 ) -> Result<script::RepoUpdate> {
+    if !repo.git {
+        return Ok(script::RepoUpdate {
+            remote: repo.remote.clone(),
+            head: None,
+            bundle: None,
+            patch: None,
+            untracked: None,
+        });
+    }
     let head = git::head(sh, &repo.local)?;
     let name = |ext: &str| format!("{index}.{ext}");
     // Only what the builder's copy lacks; all of HEAD's history when it has no copy (or one
@@ -146,7 +155,7 @@ fn stage_repo(
     }
     Ok(script::RepoUpdate {
         remote: repo.remote.clone(),
-        head,
+        head: Some(head),
         bundle,
         patch,
         untracked,
@@ -172,6 +181,9 @@ pub(crate) struct Request<'a> {
     /// The repos the command needs besides this checkout (kit or variant repo), any path
     /// inside each.
     pub(crate) repos: Vec<PathBuf>,
+    /// Commands run in a repo (a path here, any inside it) before the command, unless a file
+    /// exists there.
+    pub(crate) prepare: Vec<(PathBuf, script::Prepare)>,
     /// The command's arguments for the builder, with paths translated; `--json` is added.
     pub(crate) args: &'a dyn Fn(&Layout) -> Result<Vec<String>>,
     /// Whether the user asked for `--json`: the builder's summary is printed here.
@@ -185,7 +197,13 @@ pub(crate) fn run_on(sh: &Shell, request: Request<'_>) -> Result<ExitCode> {
     ssh::check_host(&target.host)?;
     tools::require("ssh", ssh::INSTALL_REMEDY)?;
     tools::require("git", tools::GIT_REMEDY)?;
-    let root = repo_top(sh, &project::root(), "this checkout")?;
+    // The checkout the xtask acts for: a git checkout is sent; a plain directory (as a forest's
+    // xtask checkout may be) only holds planning/, kept on the builder between runs.
+    let checkout = real(&project::root());
+    let (root, root_git) = match git::toplevel(sh, &checkout) {
+        Some(top) => (top, true),
+        None => (checkout.clone(), false),
+    };
     let forest = project::forest_root().map(|f| real(&f));
     let mut others = Vec::new();
     for repo in &request.repos {
@@ -193,7 +211,7 @@ pub(crate) fn run_on(sh: &Shell, request: Request<'_>) -> Result<ExitCode> {
     }
     let id = layout::checkout_id(&machine_name(), &root, forest.as_deref());
     // Placed relative to the directory first: the probe says where that is.
-    let relative = layout::plan("", &root, forest.as_deref(), &others);
+    let relative = layout::plan("", &root, root_git, forest.as_deref(), &others);
     let rels: Vec<String> = relative
         .repos
         .iter()
@@ -203,7 +221,10 @@ pub(crate) fn run_on(sh: &Shell, request: Request<'_>) -> Result<ExitCode> {
     let answer = capture(target, &script::sh_command(&script::probe(&target.remote_dir, &id, &rels)))?;
     let probe = script::parse_probe(&answer, rels.len())?;
     check_probe(&target.host, &probe)?;
-    let layout = layout::plan(&probe.dir, &root, forest.as_deref(), &others);
+    let layout = layout::plan(&probe.dir, &root, root_git, forest.as_deref(), &others);
+    let Some(remote_checkout) = layout.to_remote(&checkout) else {
+        bail!("{} has no place on the builder", checkout.display());
+    };
     let mut args = (request.args)(&layout)?;
     if !args.iter().any(|a| a == "--json") {
         args.push("--json".into());
@@ -222,17 +243,23 @@ pub(crate) fn run_on(sh: &Shell, request: Request<'_>) -> Result<ExitCode> {
     let reused = probe.heads.iter().filter(|h| h.is_some()).count();
     ui::step(format!(
         "sending {} repos to {}:{} ({} reused there)",
-        layout.repos.len(),
+        layout.repos.iter().filter(|r| r.git).count(),
         target.host,
         layout.dir,
         reused
     ));
 
-    let mut env = vec![("XTASK_ROOT".to_string(), layout.root.clone())];
+    let mut env = vec![("XTASK_ROOT".to_string(), remote_checkout.clone())];
     if let Some((_, remote)) = &layout.forest {
         env.push(("FOREST_ROOT".into(), remote.clone()));
     }
-    let run = script::update_and_run(&layout.dir, &updates, &layout.root, &env, &args);
+    let mut prepare = Vec::new();
+    for (repo, step) in &request.prepare {
+        let top = repo_top(sh, &real(repo), "the repo")?;
+        let dir = layout.translate("the repo", &top)?;
+        prepare.push(script::Prepare { dir, ..step.clone() });
+    }
+    let run = script::update_and_run(&layout.dir, &updates, &prepare, &remote_checkout, &env, &args);
     ui::step(format!("cargo xtask {} (on {})", args.join(" "), target.host));
     let output = Command::new("ssh")
         .args(ssh::argv(target, &script::sh_command(&run)))

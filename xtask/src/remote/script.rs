@@ -93,8 +93,8 @@ pub(crate) fn parse_probe(output: &str, repos: usize) -> Result<Probe> {
 pub(crate) struct RepoUpdate {
     /// Its path on the builder.
     pub(crate) remote: String,
-    /// The commit to check out.
-    pub(crate) head: String,
+    /// The commit to check out; `None` for a plain directory, only created.
+    pub(crate) head: Option<String>,
     /// The bundle holding what the copy lacks, when it lacks anything.
     pub(crate) bundle: Option<String>,
     /// A binary patch of uncommitted changes to tracked files.
@@ -103,12 +103,30 @@ pub(crate) struct RepoUpdate {
     pub(crate) untracked: Option<String>,
 }
 
+/// A command run in a repo on the builder before the command itself, unless a file exists:
+/// a fresh copy installs the twoliter its repo pins, as a person would after cloning.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Prepare {
+    /// The repo, on the builder.
+    pub(crate) dir: String,
+    /// Relative to `dir`: when it exists, nothing is run.
+    pub(crate) unless: String,
+    pub(crate) argv: Vec<String>,
+}
+
 /// Unpacks the upload (a tar on stdin) into a temp dir under `dir`, brings each repo to the
 /// local state (HEAD, then uncommitted changes and untracked files on top; ignored files such
 /// as `build/`, `tools/` and `planning/` are kept, so later runs reuse them), then runs
 /// `cargo xtask ARGS…` in the checkout with `env` and exits with its status. Its stdout (the
 /// JSON summary) is the script's; everything else goes to stderr.
-pub(crate) fn update_and_run(dir: &str, repos: &[RepoUpdate], checkout: &str, env: &[(String, String)], args: &[String]) -> String {
+pub(crate) fn update_and_run(
+    dir: &str,
+    repos: &[RepoUpdate],
+    prepare: &[Prepare],
+    checkout: &str,
+    env: &[(String, String)],
+    args: &[String],
+) -> String {
     let mut script = format!(
         "set -e\nexec 3>&1 1>&2\n{PATH_TAIL}\ndir={}\nmkdir -p \"$dir/incoming\"\nupload=$(mktemp -d \"$dir/incoming/upload.XXXXXX\")\n\
          trap 'rm -rf \"$upload\"' EXIT\ntar -xf - -C \"$upload\"\n",
@@ -116,6 +134,10 @@ pub(crate) fn update_and_run(dir: &str, repos: &[RepoUpdate], checkout: &str, en
     );
     for repo in repos {
         let path = quote(&repo.remote);
+        let Some(head) = &repo.head else {
+            script.push_str(&format!("mkdir -p {path}\n"));
+            continue;
+        };
         script.push_str(&format!(
             "if [ ! -d {path}/.git ]; then mkdir -p {path} && git -C {path} init -q; fi\n"
         ));
@@ -127,7 +149,7 @@ pub(crate) fn update_and_run(dir: &str, repos: &[RepoUpdate], checkout: &str, en
         }
         script.push_str(&format!(
             "git -C {path} checkout -q -f --detach {}\ngit -C {path} clean -q -f -d -e /planning/\n",
-            quote(&repo.head)
+            quote(head)
         ));
         if let Some(patch) = &repo.patch {
             script.push_str(&format!(
@@ -138,6 +160,15 @@ pub(crate) fn update_and_run(dir: &str, repos: &[RepoUpdate], checkout: &str, en
         if let Some(untracked) = &repo.untracked {
             script.push_str(&format!("tar -xf \"$upload\"/{} -C {path}\n", quote(untracked)));
         }
+    }
+    for step in prepare {
+        let argv: Vec<String> = step.argv.iter().map(|a| quote(a)).collect();
+        script.push_str(&format!(
+            "if [ ! -e {dir}/{unless} ]; then (cd {dir} && {argv}); fi\n",
+            dir = quote(&step.dir),
+            unless = quote(&step.unless),
+            argv = argv.join(" ")
+        ));
     }
     let env: Vec<String> = env.iter().map(|(k, v)| format!("{k}={}", quote(v))).collect();
     let args: Vec<String> = args.iter().map(|a| quote(a)).collect();
@@ -197,10 +228,15 @@ mod tests {
             "/r/c",
             &[RepoUpdate {
                 remote: "/r/c/root".into(),
-                head: "abc123".into(),
+                head: Some("abc123".into()),
                 bundle: Some("0.bundle".into()),
                 patch: Some("0.patch".into()),
                 untracked: None,
+            }],
+            &[Prepare {
+                dir: "/r/c/root".into(),
+                unless: "tools/twoliter/twoliter".into(),
+                argv: vec!["cargo".into(), "make".into(), "install-twoliter".into()],
             }],
             "/r/c/root",
             &[("XTASK_ROOT".into(), "/r/c/root".into())],
@@ -210,6 +246,7 @@ mod tests {
             "git -C /r/c/root fetch -q \"$upload\"/0.bundle HEAD",
             "checkout -q -f --detach abc123",
             "clean -q -f -d -e /planning/",
+            "if [ ! -e /r/c/root/tools/twoliter/twoliter ]; then (cd /r/c/root && cargo make install-twoliter); fi",
             "apply --binary",
             "env XTASK_ROOT=/r/c/root cargo xtask build-kit --kit 'my kit' >&3 </dev/null",
         ] {
