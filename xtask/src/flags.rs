@@ -212,13 +212,18 @@ pub(crate) struct Variant {
 #[derive(Debug, Clone, Args)]
 #[command(next_help_heading = "Remote builder")]
 pub(crate) struct On {
-    /// Run this command on a Linux builder over ssh instead: the repos it needs are sent as git
-    /// bundles with their uncommitted changes, the builder's Docker and registry are used, and
-    /// the workspace comes back here. The builder needs git, tar, make, cargo and Docker
+    /// Run this command on a Linux builder over ssh (a host as `ssh` takes it)
+    ///
+    /// The repos the command needs go there as git bundles, with uncommitted changes and
+    /// untracked files, into one directory per checkout under --remote-dir that later runs
+    /// reuse; `cargo xtask` runs there with the same arguments (its Docker, and its registry on
+    /// the builder's 127.0.0.1, which --registry then names); its output is streamed, its exit
+    /// status is this command's, and the workspace comes back here. ssh runs with
+    /// BatchMode=yes. The builder needs git, tar, make, cargo and Docker
     #[arg(long, value_name = "SSH-HOST", conflicts_with = "in_vm")]
     pub(crate) on: Option<String>,
     /// ssh client config file for --on (`ssh -F FILE`) [default: ~/.ssh/config]
-    #[arg(long, env = "XTASK_SSH_CONFIG", value_name = "FILE", value_parser = path_or_empty(), requires = "on")]
+    #[arg(long, env = "XTASK_SSH_CONFIG", value_name = "FILE", value_parser = path_or_empty())]
     pub(crate) ssh_config: Option<PathBuf>,
     /// Where --on keeps checkouts on the builder (one directory per checkout, reused by later
     /// runs): absolute, or relative to the login directory
@@ -226,8 +231,7 @@ pub(crate) struct On {
         long,
         env = "XTASK_REMOTE_DIR",
         value_name = "DIR",
-        default_value = ".cache/xtask-remote",
-        hide_env_values = true
+        default_value = ".cache/xtask-remote"
     )]
     pub(crate) remote_dir: String,
 }

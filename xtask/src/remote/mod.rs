@@ -353,3 +353,24 @@ fn bring_back(sh: &Shell, target: &Target, layout: &Layout, remote_ws: &str) -> 
     ui::step(format!("workspace brought back to {}", local.display()));
     Ok(local)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_builder_that_cannot_build_is_named_with_what_it_lacks() {
+        let probe = |os: &str, missing: &[&str]| script::Probe {
+            os: os.into(),
+            dir: "/home/b/.cache/xtask-remote/c".into(),
+            missing: missing.iter().map(|m| m.to_string()).collect(),
+            heads: vec![None],
+        };
+        check_probe("b", &probe("Linux", &[])).unwrap();
+        let err = check_probe("b", &probe("Linux", &["cargo", "docker"])).unwrap_err().to_string();
+        assert!(err.starts_with("b lacks cargo, docker"), "{err}");
+        assert!(err.contains("rustup") && err.contains("Docker Engine"), "{err}");
+        let err = check_probe("mac", &probe("Darwin", &[])).unwrap_err().to_string();
+        assert!(err.contains("runs Darwin, not Linux"), "{err}");
+    }
+}

@@ -118,7 +118,10 @@ pub(crate) struct Prepare {
 /// local state (HEAD, then uncommitted changes and untracked files on top; ignored files such
 /// as `build/`, `tools/` and `planning/` are kept, so later runs reuse them), then runs
 /// `cargo xtask ARGS…` in the checkout with `env` and exits with its status. Its stdout (the
-/// JSON summary) is the script's; everything else goes to stderr.
+/// JSON summary) is the script's; everything else goes to stderr. One run per checkout at a
+/// time (`flock` on `dir/.lock` where util-linux has it): a second waits. The command gets
+/// neither the lock nor the script's stdout as extra descriptors, so a server it leaves running
+/// (the registry) holds neither the lock nor the ssh session.
 pub(crate) fn update_and_run(
     dir: &str,
     repos: &[RepoUpdate],
@@ -128,7 +131,10 @@ pub(crate) fn update_and_run(
     args: &[String],
 ) -> String {
     let mut script = format!(
-        "set -e\nexec 3>&1 1>&2\n{PATH_TAIL}\ndir={}\nmkdir -p \"$dir/incoming\"\nupload=$(mktemp -d \"$dir/incoming/upload.XXXXXX\")\n\
+        "set -e\nexec 3>&1 1>&2\n{PATH_TAIL}\ndir={}\nmkdir -p \"$dir/incoming\"\n\
+         exec 9>\"$dir/.lock\"\nif command -v flock >/dev/null 2>&1 && ! flock -n 9; then\n\
+         echo \"another run from this checkout is using $dir on this builder: waiting for it\"\nflock 9\nfi\n\
+         upload=$(mktemp -d \"$dir/incoming/upload.XXXXXX\")\n\
          trap 'rm -rf \"$upload\"' EXIT\ntar -xf - -C \"$upload\"\n",
         quote(dir)
     );
@@ -173,7 +179,7 @@ pub(crate) fn update_and_run(
     let env: Vec<String> = env.iter().map(|(k, v)| format!("{k}={}", quote(v))).collect();
     let args: Vec<String> = args.iter().map(|a| quote(a)).collect();
     script.push_str(&format!(
-        "cd {}\nset +e\nenv {} cargo xtask {} >&3 </dev/null\nstatus=$?\nexit $status\n",
+        "cd {}\nset +e\nenv {} cargo xtask {} >&3 3>&- 9>&- </dev/null\nstatus=$?\nexit $status\n",
         quote(checkout),
         env.join(" "),
         args.join(" ")
@@ -248,7 +254,8 @@ mod tests {
             "clean -q -f -d -e /planning/",
             "if [ ! -e /r/c/root/tools/twoliter/twoliter ]; then (cd /r/c/root && cargo make install-twoliter); fi",
             "apply --binary",
-            "env XTASK_ROOT=/r/c/root cargo xtask build-kit --kit 'my kit' >&3 </dev/null",
+            "flock -n 9",
+            "env XTASK_ROOT=/r/c/root cargo xtask build-kit --kit 'my kit' >&3 3>&- 9>&- </dev/null",
         ] {
             assert!(script.contains(part), "{part} missing from:\n{script}");
         }
