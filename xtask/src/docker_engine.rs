@@ -24,7 +24,11 @@ pub(crate) enum Selected {
 }
 
 /// Pure: which engine `DOCKER_HOST`, `DOCKER_CONTEXT` and the config's `currentContext` select.
-pub(crate) fn selected(docker_host: Option<&str>, docker_context: Option<&str>, current_context: Option<&str>) -> Selected {
+pub(crate) fn selected(
+    docker_host: Option<&str>,
+    docker_context: Option<&str>,
+    current_context: Option<&str>,
+) -> Selected {
     let set = |v: Option<&str>| v.map(str::trim).filter(|v| !v.is_empty()).map(String::from);
     if let Some(host) = set(docker_host) {
         return Selected::Host(host);

@@ -430,4 +430,3 @@ mod tests {
         assert!(format!("{err:#}").contains("input.json is not valid"), "{err:#}");
     }
 }
-

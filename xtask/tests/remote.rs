@@ -128,7 +128,16 @@ fn build_kit_on_a_builder_publishes_there_and_brings_the_workspace_back() {
         support::run(
             builder
                 .xtask(repo.path())
-                .args(["build-kit", "--on", "builder", "--arch", "x86_64", "--registry", &registry.url(), "--json"])
+                .args([
+                    "build-kit",
+                    "--on",
+                    "builder",
+                    "--arch",
+                    "x86_64",
+                    "--registry",
+                    &registry.url(),
+                    "--json",
+                ])
                 .args(extra),
         )
     };
@@ -142,24 +151,40 @@ fn build_kit_on_a_builder_publishes_there_and_brings_the_workspace_back() {
     assert_eq!(summary["workspace"], ws.display().to_string(), "the local workspace");
     // Built and published there: the registry holds the kit, the builder's copy has the
     // archive and the twoliter its `make prep` installed; nothing was built here.
-    let index = minreq::get(format!("http://127.0.0.1:{}/v2/{KIT}/manifests/v{VERSION}", registry.port))
-        .with_header("Accept", "application/vnd.oci.image.index.v1+json")
-        .send()
-        .unwrap();
+    let index = minreq::get(format!(
+        "http://127.0.0.1:{}/v2/{KIT}/manifests/v{VERSION}",
+        registry.port
+    ))
+    .with_header("Accept", "application/vnd.oci.image.index.v1+json")
+    .send()
+    .unwrap();
     assert_eq!(index.status_code, 200);
     let remote = remote_checkout(&builder);
     assert!(remote.join("tools/twoliter/twoliter").is_file());
     assert!(remote.join("build/kits").join(KIT).is_dir());
     assert!(!repo.path().join("build").exists() && !repo.path().join("tools/twoliter").exists());
     // The workspace came back whole: results, reports, logs, and where it was built.
-    for file in ["input.json", "progress.json", "results/verify.json", "reports/04-verify.md", "logs/build.log"] {
+    for file in [
+        "input.json",
+        "progress.json",
+        "results/verify.json",
+        "reports/04-verify.md",
+        "logs/build.log",
+    ] {
         assert!(ws.join(file).is_file(), "{file} was not brought back");
     }
     let record: Value = serde_json::from_str(&std::fs::read_to_string(ws.join("remote.json")).unwrap()).unwrap();
     assert_eq!(record["host"], "builder");
     let stderr = support::stderr(&first);
-    assert!(stderr.contains("twoliter build kit"), "the build's output is streamed:\n{stderr}");
-    assert!(repo.is_clean(), "{}", support::git(repo.path(), &["status", "--porcelain"]));
+    assert!(
+        stderr.contains("twoliter build kit"),
+        "the build's output is streamed:\n{stderr}"
+    );
+    assert!(
+        repo.is_clean(),
+        "{}",
+        support::git(repo.path(), &["status", "--porcelain"])
+    );
     // `status` reads the brought-back workspace.
     let status = support::run_ok(builder.xtask(repo.path()).args(["status", "--json"]).arg(&ws));
     assert!(status.contains("\"verify\""), "{status}");
@@ -194,18 +219,32 @@ fn build_kit_on_a_builder_publishes_there_and_brings_the_workspace_back() {
     let id = repo.build_id();
     assert!(id.ends_with("-dirty"));
     assert!(
-        remote.join(format!("build/kits/{KIT}/{KIT}-v{VERSION}-{id}-x86_64.tar")).is_file(),
+        remote
+            .join(format!("build/kits/{KIT}/{KIT}-v{VERSION}-{id}-x86_64.tar"))
+            .is_file(),
         "the builder's build id is this checkout's, {id}"
+    );
+
+    // A new commit goes as a bundle of what the builder's copy lacks.
+    repo.edit_package("hello-config");
+    let fourth = run(&[]);
+    assert!(fourth.status.success(), "{}", support::stderr(&fourth));
+    assert_eq!(
+        support::git(&remote, &["rev-parse", "HEAD"]),
+        support::git(repo.path(), &["rev-parse", "HEAD"])
     );
 
     // A failing build: the builder's exit status, and its logs brought back.
     repo.touch_package("hello-agent");
-    let failed = support::run(
-        builder
-            .xtask(repo.path())
-            .env("TWOLITER_STANDIN_FAIL", "build")
-            .args(["build-kit", "--on", "builder", "--arch", "x86_64", "--registry", &registry.url()]),
-    );
+    let failed = support::run(builder.xtask(repo.path()).env("TWOLITER_STANDIN_FAIL", "build").args([
+        "build-kit",
+        "--on",
+        "builder",
+        "--arch",
+        "x86_64",
+        "--registry",
+        &registry.url(),
+    ]));
     assert_eq!(failed.status.code(), Some(1));
     assert!(failed.stdout.is_empty(), "without --json nothing on stdout");
     let log = std::fs::read_to_string(ws.join("logs/build.log")).unwrap();
@@ -226,7 +265,15 @@ fn a_forest_builds_its_kit_and_variant_on_a_builder() {
         cmd.env("XTASK_SSH_CONFIG", builder.sshd.client_config())
             .env("XTASK_REMOTE_DIR", builder.remote_dir())
             .args(args)
-            .args(["--on", "builder", "--arch", "x86_64", "--registry", &forest.registry.url(), "--json"]);
+            .args([
+                "--on",
+                "builder",
+                "--arch",
+                "x86_64",
+                "--registry",
+                &forest.registry.url(),
+                "--json",
+            ]);
         support::run(&mut cmd)
     };
     let before = forest.files();
@@ -249,7 +296,10 @@ fn a_forest_builds_its_kit_and_variant_on_a_builder() {
     assert_eq!(dirs.len(), 1, "one directory for the forest: {dirs:?}");
     assert!(dirs[0].join("forest/bottlerocket/build/images").is_dir());
     assert!(dirs[0].join("forest/kits").join(KIT).join("Twoliter.toml").is_file());
-    assert!(!dirs[0].join("root/.git").exists(), "the xtask checkout is a plain directory");
+    assert!(
+        !dirs[0].join("root/.git").exists(),
+        "the xtask checkout is a plain directory"
+    );
     // Nothing changed in the variant repo here.
     assert_eq!(forest.files(), before);
 }
@@ -269,6 +319,20 @@ fn an_unreachable_builder_and_a_refused_key_are_named() {
         assert!(stderr.contains(expected), "{host}: {stderr}");
         assert_eq!(json(&output)["ok"], false, "--json still prints one summary");
     }
+    // A repo the command needs that is no git checkout cannot be sent.
+    let plain = tempfile::tempdir().unwrap();
+    let output = support::run(
+        builder
+            .xtask(repo.path())
+            .args(["build-kit", "--on", "builder", "--kit-dir"])
+            .arg(plain.path()),
+    );
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = support::stderr(&output);
+    assert!(
+        stderr.contains("is not in a git checkout") && stderr.contains("without --on"),
+        "{stderr}"
+    );
     assert_eq!(support::snapshot(repo.path()), before, "nothing changed here");
     assert!(!builder.remote_dir().exists(), "nothing was sent");
 }
@@ -289,13 +353,16 @@ fn a_remote_docker_engine_is_refused_before_anything_changes() {
     let repo = KitRepo::create(KIT, VERSION);
     let before = support::snapshot(repo.path());
     let home = tempfile::tempdir().unwrap();
-    for (var, value) in [("DOCKER_HOST", "tcp://127.0.0.1:2375"), ("DOCKER_HOST", "ssh://me@builder")] {
-        let output = support::run(
-            support::xtask(repo.path(), &[])
-                .envs(repo.env())
-                .env(var, value)
-                .args(["build-kit", "--arch", "x86_64", "--json"]),
-        );
+    for (var, value) in [
+        ("DOCKER_HOST", "tcp://127.0.0.1:2375"),
+        ("DOCKER_HOST", "ssh://me@builder"),
+    ] {
+        let output = support::run(support::xtask(repo.path(), &[]).envs(repo.env()).env(var, value).args([
+            "build-kit",
+            "--arch",
+            "x86_64",
+            "--json",
+        ]));
         assert_eq!(output.status.code(), Some(1));
         let stderr = support::stderr(&output);
         for part in [value, "--network host", "--on <ssh-host>", "unset DOCKER_HOST"] {
@@ -307,7 +374,10 @@ fn a_remote_docker_engine_is_refused_before_anything_changes() {
     let config = home.path().join(".docker");
     let id: String = {
         use sha2::Digest;
-        sha2::Sha256::digest(b"far").iter().map(|b| format!("{b:02x}")).collect()
+        sha2::Sha256::digest(b"far")
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect()
     };
     std::fs::create_dir_all(config.join("contexts/meta").join(&id)).unwrap();
     std::fs::write(

@@ -57,7 +57,12 @@ fn tidy(name: &str) -> String {
 }
 
 fn base_name(path: &Path) -> String {
-    tidy(&path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default())
+    tidy(
+        &path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default(),
+    )
 }
 
 /// The directory name of a checkout (and forest) on the builder: readable, and distinct for
@@ -210,7 +215,10 @@ mod tests {
         );
         assert_eq!(layout.to_local("/home/b/.cache/xtask-remote/k-1/rootless"), None);
         assert_eq!(layout.to_remote(Path::new("/src/kitchen")), None);
-        let err = layout.translate("--workspace", Path::new("/tmp/ws")).unwrap_err().to_string();
+        let err = layout
+            .translate("--workspace", Path::new("/tmp/ws"))
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("--workspace /tmp/ws is outside the repos sent"), "{err}");
     }
 
@@ -225,10 +233,7 @@ mod tests {
         );
         assert_eq!(layout.root, "/r/f-1/forest/bottlerocket");
         assert_eq!(layout.repos[1].remote, "/r/f-1/forest/kits/core-kit");
-        assert_eq!(
-            layout.forest,
-            Some((PathBuf::from("/f"), "/r/f-1/forest".to_string()))
-        );
+        assert_eq!(layout.forest, Some((PathBuf::from("/f"), "/r/f-1/forest".to_string())));
         assert_eq!(
             layout.to_remote(Path::new("/f/kits/core-kit/planning")).as_deref(),
             Some("/r/f-1/forest/kits/core-kit/planning")

@@ -60,7 +60,11 @@ fn capture(target: &Target, command: &str) -> Result<String> {
     match output.status.code() {
         Some(0) => Ok(String::from_utf8_lossy(&output.stdout).into_owned()),
         Some(ssh::SSH_FAILED) | None => Err(ssh::diagnose(&target.host, &stderr)),
-        Some(code) => bail!("the probe of {} failed (exit status {code}): {}", target.host, stderr.trim()),
+        Some(code) => bail!(
+            "the probe of {} failed (exit status {code}): {}",
+            target.host,
+            stderr.trim()
+        ),
     }
 }
 
@@ -109,7 +113,9 @@ fn stage_repo(
         Some(known) if known == head => None,
         known => {
             let path = tmp.join(name("bundle"));
-            let basis = known.filter(|k| git::has_commit(sh, &repo.local, k)).map(|k| format!("^{k}"));
+            let basis = known
+                .filter(|k| git::has_commit(sh, &repo.local, k))
+                .map(|k| format!("^{k}"));
             let incremental = basis
                 .as_deref()
                 .map(|basis| git::bundle(sh, &repo.local, &path, &["HEAD", basis]));
@@ -218,7 +224,10 @@ pub(crate) fn run_on(sh: &Shell, request: Request<'_>) -> Result<ExitCode> {
         .map(|p| p.remote.trim_start_matches('/').to_string())
         .collect();
     ui::step(format!("checking {} (ssh)", target.host));
-    let answer = capture(target, &script::sh_command(&script::probe(&target.remote_dir, &id, &rels)))?;
+    let answer = capture(
+        target,
+        &script::sh_command(&script::probe(&target.remote_dir, &id, &rels)),
+    )?;
     let probe = script::parse_probe(&answer, rels.len())?;
     check_probe(&target.host, &probe)?;
     let layout = layout::plan(&probe.dir, &root, root_git, forest.as_deref(), &others);
@@ -367,7 +376,9 @@ mod tests {
             heads: vec![None],
         };
         check_probe("b", &probe("Linux", &[])).unwrap();
-        let err = check_probe("b", &probe("Linux", &["cargo", "docker"])).unwrap_err().to_string();
+        let err = check_probe("b", &probe("Linux", &["cargo", "docker"]))
+            .unwrap_err()
+            .to_string();
         assert!(err.starts_with("b lacks cargo, docker"), "{err}");
         assert!(err.contains("rustup") && err.contains("Docker Engine"), "{err}");
         let err = check_probe("mac", &probe("Darwin", &[])).unwrap_err().to_string();

@@ -67,7 +67,9 @@ pub(crate) fn parse_probe(output: &str, repos: usize) -> Result<Probe> {
         heads: vec![None; repos],
     };
     for line in output.lines() {
-        let Some((key, value)) = line.split_once('=') else { continue };
+        let Some((key, value)) = line.split_once('=') else {
+            continue;
+        };
         match key {
             "os" => probe.os = value.to_string(),
             "dir" => probe.dir = value.to_string(),
@@ -148,10 +150,7 @@ pub(crate) fn update_and_run(
             "if [ ! -d {path}/.git ]; then mkdir -p {path} && git -C {path} init -q; fi\n"
         ));
         if let Some(bundle) = &repo.bundle {
-            script.push_str(&format!(
-                "git -C {path} fetch -q \"$upload\"/{} HEAD\n",
-                quote(bundle)
-            ));
+            script.push_str(&format!("git -C {path} fetch -q \"$upload\"/{} HEAD\n", quote(bundle)));
         }
         script.push_str(&format!(
             "git -C {path} checkout -q -f --detach {}\ngit -C {path} clean -q -f -d -e /planning/\n",
@@ -209,7 +208,10 @@ mod tests {
         }
         assert_eq!(quote("localhost:5000"), "localhost:5000");
         let command = sh_command("printf '%s' \"it's\"");
-        let out = std::process::Command::new("sh").args(["-c", &command]).output().unwrap();
+        let out = std::process::Command::new("sh")
+            .args(["-c", &command])
+            .output()
+            .unwrap();
         assert_eq!(String::from_utf8_lossy(&out.stdout), "it's");
     }
 

@@ -36,7 +36,12 @@ pub(crate) fn argv(target: &Target, command: &str) -> Vec<String> {
     if let Some(config) = &target.config {
         argv.extend(["-F".into(), config.display().to_string()]);
     }
-    for option in ["BatchMode=yes", "ConnectTimeout=20", "ServerAliveInterval=30", "ServerAliveCountMax=4"] {
+    for option in [
+        "BatchMode=yes",
+        "ConnectTimeout=20",
+        "ServerAliveInterval=30",
+        "ServerAliveCountMax=4",
+    ] {
         argv.extend(["-o".into(), option.into()]);
     }
     argv.extend(["-T".into(), "--".into(), target.host.clone(), command.into()]);
@@ -119,10 +124,19 @@ mod tests {
     fn failures_name_the_fix() {
         let cases = [
             ("me@b: Permission denied (publickey).", "ssh-copy-id b"),
-            ("ssh: connect to host 127.0.0.1 port 9: Connection refused", "unreachable"),
-            ("ssh: Could not resolve hostname nowhere: Name or service not known", "does not resolve"),
+            (
+                "ssh: connect to host 127.0.0.1 port 9: Connection refused",
+                "unreachable",
+            ),
+            (
+                "ssh: Could not resolve hostname nowhere: Name or service not known",
+                "does not resolve",
+            ),
             ("Host key verification failed.", "connect once"),
-            ("kex_exchange_identification: read: Connection reset by peer", "unreachable"),
+            (
+                "kex_exchange_identification: read: Connection reset by peer",
+                "unreachable",
+            ),
             ("something else", "ssh b true"),
         ];
         for (stderr, fix) in cases {

@@ -48,7 +48,11 @@ pub struct Sshd {
 }
 
 fn keygen(path: &Path) {
-    super::run_ok(Command::new("ssh-keygen").args(["-q", "-t", "ed25519", "-N", "", "-f"]).arg(path));
+    super::run_ok(
+        Command::new("ssh-keygen")
+            .args(["-q", "-t", "ed25519", "-N", "", "-f"])
+            .arg(path),
+    );
 }
 
 impl Sshd {
