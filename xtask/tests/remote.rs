@@ -188,6 +188,7 @@ fn build_kit_on_a_builder_publishes_there_and_brings_the_workspace_back() {
     // `status` reads the brought-back workspace.
     let status = support::run_ok(builder.xtask(repo.path()).args(["status", "--json"]).arg(&ws));
     assert!(status.contains("\"verify\""), "{status}");
+    assert!(status.contains("\"built_on\": \"builder ("), "{status}");
 
     // Again: the builder's copy is reused (nothing to send, everything skipped).
     let sessions = builder.sshd.sessions();

@@ -33,6 +33,9 @@ fn machine_name() -> String {
 
 /// The top directory of the git checkout holding `path`, refusing one that is not in any.
 fn repo_top(sh: &Shell, path: &Path, what: &str) -> Result<PathBuf> {
+    if !path.is_dir() {
+        bail!("{what} {} is not a directory", path.display());
+    }
     match git::toplevel(sh, path) {
         Some(top) => Ok(top),
         None => bail!(
