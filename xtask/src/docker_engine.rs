@@ -58,8 +58,8 @@ pub(crate) fn refusal(what: &str, endpoint: &str, unset: &str) -> anyhow::Error 
          against a remote Docker engine (buildsys runs containers with --network host, mounts \
          the project into a container by its path here, and passes file descriptors over \
          abstract Unix sockets, so the engine must share this machine's kernel, network and \
-         paths). To build on that machine, run this command with `--on <ssh-host>`; to build \
-         here, {unset}"
+         paths). To build on that machine, run `cargo xtask build-kit` or `variant` with \
+         `--on <ssh-host>`; to build here, {unset}"
     )
 }
 

@@ -26,6 +26,15 @@ pub(crate) fn check_host(host: &str) -> Result<()> {
              your ssh config (a port goes in the config: `Port 2222`)"
         );
     }
+    if let Some((name, port)) = host.rsplit_once(':') {
+        let bare = !host.contains("://") && !name.contains(':') && !name.contains(']');
+        if bare && !port.is_empty() && port.chars().all(|c| c.is_ascii_digit()) {
+            bail!(
+                "--on {host}: ssh takes no port after a colon; write `ssh://{host}`, or set \
+                 `Port {port}` for the host in ~/.ssh/config"
+            );
+        }
+    }
     Ok(())
 }
 
@@ -115,7 +124,19 @@ mod tests {
         for bad in ["", "-oProxyCommand=x", "two words", "a\nb"] {
             assert!(check_host(bad).is_err(), "{bad:?}");
         }
-        for good in ["builder", "me@builder", "10.0.0.5", "build-1.example.com"] {
+        let err = check_host("me@builder:2222").unwrap_err().to_string();
+        assert!(
+            err.contains("ssh://me@builder:2222") && err.contains("Port 2222"),
+            "{err}"
+        );
+        for good in [
+            "builder",
+            "me@builder",
+            "10.0.0.5",
+            "build-1.example.com",
+            "ssh://me@builder:2222",
+            "fe80::1",
+        ] {
             check_host(good).unwrap();
         }
     }
