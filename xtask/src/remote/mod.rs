@@ -14,7 +14,7 @@ pub(crate) mod ssh;
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Command, ExitCode, Stdio};
+use std::process::{ExitCode, Stdio};
 
 use anyhow::{bail, Context, Result};
 use xshell::Shell;
@@ -52,9 +52,10 @@ pub(crate) fn real(path: &Path) -> PathBuf {
     std::fs::canonicalize(&path).unwrap_or(path)
 }
 
-/// Runs one ssh command, captured. ssh's own failures become their diagnosis.
+/// Runs one ssh command, captured. ssh's own failures become their diagnosis. ssh, like every
+/// tool, runs in the user's environment rather than the one cargo gave `cargo xtask`.
 fn capture(target: &Target, command: &str) -> Result<String> {
-    let output = Command::new("ssh")
+    let output = crate::process::tool("ssh")
         .args(ssh::argv(target, command))
         .stdin(Stdio::null())
         .output()
@@ -273,7 +274,7 @@ pub(crate) fn run_on(sh: &Shell, request: Request<'_>) -> Result<ExitCode> {
     }
     let run = script::update_and_run(&layout.dir, &updates, &prepare, &remote_checkout, &env, &args);
     ui::step(format!("cargo xtask {} (on {})", args.join(" "), target.host));
-    let output = Command::new("ssh")
+    let output = crate::process::tool("ssh")
         .args(ssh::argv(target, &script::sh_command(&run)))
         .stdin(std::fs::File::open(&upload_path).with_context(|| format!("cannot open {}", upload_path.display()))?)
         .stderr(Stdio::inherit())
@@ -329,7 +330,7 @@ fn bring_back(sh: &Shell, target: &Target, layout: &Layout, remote_ws: &str) -> 
     let remote_parent = remote_ws.rsplit_once('/').map(|(p, _)| p).unwrap_or("/");
     let remote_name = remote_ws.rsplit('/').next().unwrap_or(remote_ws);
     let incoming = fsx::TempDir::new_in(parent, &format!(".{}.incoming", name.to_string_lossy()))?;
-    let mut child = Command::new("ssh")
+    let mut child = crate::process::tool("ssh")
         .args(ssh::argv(target, &script::pack(remote_parent, remote_name)))
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
