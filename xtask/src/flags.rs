@@ -121,8 +121,8 @@ pub(crate) enum Cmd {
     /// Run this xtask's own tests, first checking (with --install, installing) what they need.
     ///
     /// Checks cargo-nextest, git, make, gcc, python3 (3.11 or newer), docker-registry, lz4,
-    /// sgdisk, ss, kill, docker and a Docker daemon that answers, naming each missing one with
-    /// the command that installs it; builds the registry test image
+    /// sgdisk, ss, kill, docker, ssh, ssh-keygen, sshd and a Docker daemon that answers, naming
+    /// each missing one with the command that installs it; builds the registry test image
     /// (xtask/tests/registry-image/build.sh); then runs `cargo nextest run --workspace` with the
     /// arguments after `--`, and exits with its status.
     Test(Test),
@@ -159,6 +159,8 @@ pub(crate) struct BuildKit {
     pub(crate) in_vm: bool,
     #[command(flatten)]
     pub(crate) vm: InVm,
+    #[command(flatten)]
+    pub(crate) on: On,
 }
 
 #[derive(Debug, Args)]
@@ -203,6 +205,36 @@ pub(crate) struct Variant {
     pub(crate) in_vm: bool,
     #[command(flatten)]
     pub(crate) vm: InVm,
+    #[command(flatten)]
+    pub(crate) on: On,
+}
+
+/// Building on another Linux machine over ssh (`--on`).
+#[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "Remote builder")]
+pub(crate) struct On {
+    /// Run this command on a Linux builder over ssh (a host as `ssh` takes it)
+    ///
+    /// The repos the command needs go there as git bundles, with uncommitted changes and
+    /// untracked files, into one directory per checkout under --remote-dir that later runs
+    /// reuse; `cargo xtask` runs there with the same arguments (its Docker, and its registry on
+    /// the builder's 127.0.0.1, which --registry then names); its output is streamed, its exit
+    /// status is this command's, and the workspace comes back here. ssh runs with
+    /// BatchMode=yes. The builder needs git, tar, make, cargo and Docker
+    #[arg(long, value_name = "SSH-HOST", conflicts_with = "in_vm")]
+    pub(crate) on: Option<String>,
+    /// ssh client config file for --on (`ssh -F FILE`) [default: ~/.ssh/config]
+    #[arg(long, env = "XTASK_SSH_CONFIG", value_name = "FILE", value_parser = path_or_empty())]
+    pub(crate) ssh_config: Option<PathBuf>,
+    /// Where --on keeps checkouts on the builder (one directory per checkout, reused by later
+    /// runs): absolute, or relative to the login directory
+    #[arg(
+        long,
+        env = "XTASK_REMOTE_DIR",
+        value_name = "DIR",
+        default_value = ".cache/xtask-remote"
+    )]
+    pub(crate) remote_dir: String,
 }
 
 /// The build machine of `--in-vm`.

@@ -3,7 +3,7 @@
 
 use std::fs::{File, OpenOptions, TryLockError};
 use std::io::Write;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
@@ -299,9 +299,100 @@ pub(crate) fn now_unix() -> u64 {
         .unwrap_or(0)
 }
 
+/// A directory removed (with its contents) when dropped: under the system temp dir, or beside
+/// the place its contents will be renamed to (a rename within one file system is atomic).
+#[derive(Debug)]
+pub(crate) struct TempDir(PathBuf);
+
+impl TempDir {
+    pub(crate) fn new(prefix: &str) -> Result<TempDir> {
+        TempDir::new_in(&std::env::temp_dir(), prefix)
+    }
+
+    pub(crate) fn new_in(parent: &Path, prefix: &str) -> Result<TempDir> {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.subsec_nanos())
+            .unwrap_or(0);
+        let path = parent.join(format!("{prefix}-{}-{nanos}", std::process::id()));
+        fs_err::create_dir_all(parent)?;
+        fs_err::create_dir(&path)?;
+        Ok(TempDir(path))
+    }
+
+    pub(crate) fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Puts the directory `new` at `place`; an existing one there moves to `new`'s path (for its
+/// owner to remove). On Linux one exchange, so `place` never lacks a complete directory.
+pub(crate) fn swap_in(new: &Path, place: &Path) -> Result<()> {
+    if !place.exists() {
+        return fs_err::rename(new, place).map_err(Into::into);
+    }
+    #[cfg(target_os = "linux")]
+    {
+        use std::ffi::CString;
+        use std::os::unix::ffi::OsStrExt;
+        let c = |p: &Path| CString::new(p.as_os_str().as_bytes()).context("a path with a NUL byte");
+        let (a, b) = (c(new)?, c(place)?);
+        // SAFETY: both are valid NUL-terminated paths; renameat2 only reads them.
+        let done = unsafe {
+            libc::renameat2(
+                libc::AT_FDCWD,
+                a.as_ptr(),
+                libc::AT_FDCWD,
+                b.as_ptr(),
+                libc::RENAME_EXCHANGE,
+            )
+        };
+        if done == 0 {
+            return Ok(());
+        }
+    }
+    // Elsewhere (or a file system without the exchange): two renames.
+    let aside = new.with_extension("old");
+    fs_err::rename(place, &aside)?;
+    fs_err::rename(new, place)?;
+    fs_err::rename(&aside, new)?;
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_directory_is_swapped_in_whole() {
+        let dir = tempfile::tempdir().unwrap();
+        let (new, place) = (dir.path().join("new"), dir.path().join("ws"));
+        fs_err::create_dir_all(&new).unwrap();
+        fs_err::write(new.join("a"), "new").unwrap();
+        swap_in(&new, &place).unwrap();
+        assert_eq!(fs_err::read_to_string(place.join("a")).unwrap(), "new");
+        fs_err::create_dir_all(&new).unwrap();
+        fs_err::write(new.join("b"), "newer").unwrap();
+        swap_in(&new, &place).unwrap();
+        assert_eq!(fs_err::read_to_string(place.join("b")).unwrap(), "newer");
+        assert!(!place.join("a").exists());
+        assert!(new.join("a").exists(), "the old one is left where the new one was");
+    }
+
+    #[test]
+    fn temp_dir_is_removed() {
+        let tmp = TempDir::new("xtask-test").unwrap();
+        let path = tmp.path().to_path_buf();
+        fs_err::write(path.join("f"), "x").unwrap();
+        drop(tmp);
+        assert!(!path.exists());
+    }
 
     #[test]
     fn atomic_write_replaces_and_keeps_mode() {

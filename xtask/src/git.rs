@@ -78,3 +78,66 @@ pub(crate) fn exclude_locally(sh: &Shell, repo: &Path, pattern: &str) -> Result<
     text.push('\n');
     crate::fsx::write_atomic(&path, text.as_bytes())
 }
+
+/// Whether `repo` has uncommitted changes, tracked or untracked (ignored files aside).
+pub(crate) fn is_dirty(sh: &Shell, repo: &Path) -> Result<bool> {
+    crate::tools::require("git", crate::tools::GIT_REMEDY)?;
+    let status = process::read(cmd!(sh, "git -C {repo} status --porcelain"))
+        .with_context(|| format!("{} is not a git checkout", repo.display()))?;
+    Ok(!status.is_empty())
+}
+
+/// Writes a git bundle of `refs` of `repo` (e.g. `HEAD --all`, or `HEAD ^<commit>` for only
+/// what a holder of `<commit>` lacks) to `dest`.
+pub(crate) fn bundle(sh: &Shell, repo: &Path, dest: &Path, refs: &[&str]) -> Result<()> {
+    crate::tools::require("git", crate::tools::GIT_REMEDY)?;
+    process::read(cmd!(sh, "git -C {repo} bundle create --quiet {dest} {refs...}"))
+        .with_context(|| format!("cannot bundle {}: commit something first", repo.display()))?;
+    Ok(())
+}
+
+/// The commit HEAD of `repo` is at.
+pub(crate) fn head(sh: &Shell, repo: &Path) -> Result<String> {
+    let head = "HEAD^{commit}";
+    process::read(cmd!(sh, "git -C {repo} rev-parse --verify {head}"))
+        .with_context(|| format!("{} has no commit yet: commit something first", repo.display()))
+}
+
+/// Whether `repo` has `commit`.
+pub(crate) fn has_commit(sh: &Shell, repo: &Path, commit: &str) -> bool {
+    let object = format!("{commit}^{{commit}}");
+    cmd!(sh, "git -C {repo} cat-file -e {object}")
+        .quiet()
+        .ignore_stdout()
+        .ignore_stderr()
+        .run()
+        .is_ok()
+}
+
+/// What the working tree of `repo` changes in tracked files, staged or not, as a binary patch
+/// against HEAD (empty when nothing changed).
+pub(crate) fn diff_against_head(sh: &Shell, repo: &Path) -> Result<Vec<u8>> {
+    let output = cmd!(sh, "git -C {repo} diff --binary --no-color --no-ext-diff HEAD")
+        .quiet()
+        .ignore_status()
+        .output()
+        .with_context(|| format!("cannot run git diff in {}", repo.display()))?;
+    if !output.status.success() {
+        anyhow::bail!(
+            "`git diff HEAD` failed in {}: {}",
+            repo.display(),
+            String::from_utf8_lossy(&output.stderr).trim()
+        );
+    }
+    Ok(output.stdout)
+}
+
+/// The untracked files of `repo` that git does not ignore, relative to it.
+pub(crate) fn untracked(sh: &Shell, repo: &Path) -> Result<Vec<std::path::PathBuf>> {
+    let listed = process::read(cmd!(sh, "git -C {repo} ls-files -z --others --exclude-standard"))?;
+    Ok(listed
+        .split('\0')
+        .filter(|p| !p.is_empty())
+        .map(std::path::PathBuf::from)
+        .collect())
+}

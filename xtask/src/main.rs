@@ -21,6 +21,7 @@ macro_rules! print {
 mod adopt;
 mod arch;
 mod cmd;
+mod docker_engine;
 mod fault;
 mod fingerprint;
 mod flags;
@@ -36,6 +37,7 @@ mod process;
 mod project;
 mod protocol;
 mod registry;
+mod remote;
 mod repo_lock;
 mod signals;
 mod smolvm;

@@ -17,6 +17,8 @@ pub(crate) enum Check {
     Python,
     /// A Docker daemon that answers `docker info`.
     DockerDaemon,
+    /// The OpenSSH server, at `/usr/sbin/sshd` (off a non-root PATH on Debian) or on PATH.
+    Sshd,
 }
 
 /// How a missing prerequisite is installed.
@@ -60,7 +62,7 @@ const fn apt(name: &'static str, package: &'static str, why: &'static str) -> Pr
 }
 
 /// Everything the test suite runs, in the order it is checked.
-pub(crate) const ALL: [Prerequisite; 12] = [
+pub(crate) const ALL: [Prerequisite; 15] = [
     Prerequisite {
         name: "cargo-nextest",
         why: "running the suite",
@@ -86,6 +88,14 @@ pub(crate) const ALL: [Prerequisite; 12] = [
     apt("ss", "iproute2", "who holds a port"),
     apt("kill", "procps", "killing servers in the tests"),
     apt("docker", "docker.io", "the docker registry backend"),
+    apt("ssh", "openssh-client", "the --on builds, which run over ssh"),
+    apt("ssh-keygen", "openssh-client", "the keys of the test ssh server"),
+    Prerequisite {
+        name: "sshd",
+        why: "the ssh server on 127.0.0.1 the --on tests build through",
+        check: Check::Sshd,
+        install: Install::Apt("openssh-server"),
+    },
     Prerequisite {
         name: "Docker daemon",
         why: "the docker backend tests and the registry test image",
@@ -144,6 +154,7 @@ pub(crate) fn present(check: Check) -> bool {
         Check::Program(name) => tools::which(name).is_some(),
         Check::Python => quiet_success(Command::new("python3").args(["-c", "import tomllib"])),
         Check::DockerDaemon => crate::registry::docker_answers(),
+        Check::Sshd => tools::is_executable(std::path::Path::new("/usr/sbin/sshd")) || tools::which("sshd").is_some(),
     }
 }
 
@@ -225,7 +236,7 @@ mod tests {
         let absent = ["docker-registry", "sgdisk", "cargo-nextest"];
         let absent_ones = missing(&ALL, |check| match check {
             Check::Program(name) => !absent.contains(&name),
-            Check::Python => true,
+            Check::Python | Check::Sshd => true,
             Check::DockerDaemon => false,
         });
         let named: Vec<(&str, String)> = absent_ones.iter().map(|p| (p.name, p.install.remedy())).collect();

@@ -19,12 +19,61 @@ impl flags::BuildKit {
             let args = super::args_without("--in-vm");
             return crate::smolvm::run_in_vm(sh, &self.vm.smolvm.engine(), &self.vm.vm_image, &args);
         }
+        if let Some(target) = self.on.target() {
+            let run = || {
+                let repo = match &self.kit_dir {
+                    Some(dir) => dir.clone(),
+                    None => crate::kit::default_repo(self.kit.as_deref())?,
+                };
+                crate::remote::run_on(
+                    sh,
+                    crate::remote::Request {
+                        target,
+                        repos: vec![repo],
+                        // The kit's `make build` runs its `make prep`, which installs twoliter.
+                        prepare: Vec::new(),
+                        args: &|layout| self.remote_args(layout),
+                        json: self.json,
+                    },
+                )
+            };
+            return super::finish_remote(self.json, run());
+        }
         let json = self.json;
         super::finish(json, self.execute(sh))
     }
 
+    /// This command line for the builder of `--on`: paths translated to the builder's.
+    fn remote_args(&self, layout: &crate::remote::layout::Layout) -> Result<Vec<String>> {
+        let mut args = super::remote_global_args();
+        args.push("build-kit".into());
+        let path = |flag: &str, p: &std::path::Path| layout.translate(flag, &crate::remote::real(p));
+        if let Some(kit) = &self.kit {
+            args.extend(["--kit".into(), kit.clone()]);
+        }
+        if let Some(arch) = self.arch {
+            args.extend(["--arch".into(), arch.to_string()]);
+        }
+        if let Some(ws) = &self.workspace {
+            args.extend(["--workspace".into(), path("--workspace", ws)?]);
+        }
+        if let Some(dir) = &self.kit_dir {
+            args.extend(["--kit-dir".into(), path("--kit-dir", dir)?]);
+        }
+        if let Some(registry) = &self.registry {
+            args.extend(["--registry".into(), registry.clone()]);
+        }
+        if self.force {
+            args.push("--force".into());
+        }
+        args.push("--json".into());
+        Ok(args)
+    }
+
     /// Runs the workflow; returns the summary and how it ended.
     fn execute(self, sh: &Shell) -> Result<(BuildKitSummary, Result<()>)> {
+        // Refused before anything is written: the build would fail late, half-way.
+        crate::docker_engine::require_local()?;
         let start = std::time::Instant::now();
         let input = KitInput::with_defaults(self.kit, self.arch, self.kit_dir.as_deref(), self.registry)?;
         let ws_dir = self

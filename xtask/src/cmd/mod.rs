@@ -15,9 +15,42 @@ mod variant;
 
 use crate::protocol::{NotStarted, PhaseOutcome};
 
+impl crate::flags::On {
+    /// The builder `--on` names, and how to reach it.
+    fn target(&self) -> Option<crate::remote::ssh::Target> {
+        Some(crate::remote::ssh::Target {
+            host: self.on.clone()?,
+            config: self.ssh_config.clone().filter(|c| !c.as_os_str().is_empty()),
+            remote_dir: self.remote_dir.clone(),
+        })
+    }
+}
+
+/// Global settings the builder's command line repeats (the environment does not travel).
+fn remote_global_args() -> Vec<String> {
+    let mut args = Vec::new();
+    if let Some(image) = &crate::project::settings().registry_image {
+        args.extend(["--registry-image".to_string(), image.clone()]);
+    }
+    args
+}
+
 /// Our own command line, without `flag`: what `--in-vm` re-runs inside the machine.
 fn args_without(flag: &str) -> Vec<String> {
     std::env::args().skip(1).filter(|a| a != flag).collect()
+}
+
+/// Ends a workflow command run with `--on`: the builder printed its own summary; a failure
+/// before or around its run still gives one summary object with `--json`.
+fn finish_remote(json: bool, result: anyhow::Result<std::process::ExitCode>) -> anyhow::Result<std::process::ExitCode> {
+    if let (true, Err(err)) = (json, &result) {
+        let summary = NotStarted {
+            ok: false,
+            error: format!("{err:#}"),
+        };
+        println!("{}", serde_json::to_string(&summary)?);
+    }
+    result
 }
 
 /// Ends a workflow command: with `--json`, exactly one summary object on stdout, also when the

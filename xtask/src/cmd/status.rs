@@ -24,6 +24,8 @@ struct WorkspaceStatus {
     last_error: Option<String>,
     age_seconds: Option<u64>,
     problem: Option<String>,
+    /// The builder a `--on` run used, when this workspace was brought back from one.
+    built_on: Option<String>,
 }
 
 #[derive(Debug, Serialize)]
@@ -82,6 +84,10 @@ fn status_of(dir: &Path) -> WorkspaceStatus {
         last_error: None,
         age_seconds: None,
         problem: None,
+        built_on: fsx::read_json::<serde_json::Value>(&dir.join("remote.json"))
+            .ok()
+            .flatten()
+            .and_then(|r| Some(format!("{} ({})", r["host"].as_str()?, r["workspace"].as_str()?))),
     };
     let input = match input::read(&ws) {
         Ok(input) => input,
@@ -161,6 +167,9 @@ fn print_status(s: &WorkspaceStatus) {
     }
     if let Some(err) = &s.last_error {
         println!("  last error: {}", err.lines().next().unwrap_or(""));
+    }
+    if let Some(builder) = &s.built_on {
+        println!("  built on {builder}");
     }
     if let Some(age) = s.age_seconds {
         println!("  updated {} ago", ui::duration(std::time::Duration::from_secs(age)));

@@ -20,12 +20,83 @@ impl flags::Variant {
             let args = super::args_without("--in-vm");
             return crate::smolvm::run_in_vm(sh, &self.vm.smolvm.engine(), &self.vm.vm_image, &args);
         }
+        if let Some(target) = self.on.target() {
+            let run = || {
+                let repo = match &self.variant_dir {
+                    Some(dir) => dir.clone(),
+                    None => crate::variant::default_repo()?,
+                };
+                // A fresh copy on the builder has no twoliter: the repo's own task installs the
+                // one it pins (UPDATE_LOCK runs twoliter itself).
+                let prepare = crate::variant::makefile::installs_twoliter(&repo)
+                    .then(|| {
+                        let step = crate::remote::script::Prepare {
+                            dir: String::new(),
+                            unless: crate::tools::REPO_TWOLITER.into(),
+                            argv: ["cargo", "make", "install-twoliter"].map(String::from).to_vec(),
+                        };
+                        (repo.clone(), step)
+                    })
+                    .into_iter()
+                    .collect();
+                crate::remote::run_on(
+                    sh,
+                    crate::remote::Request {
+                        target,
+                        repos: vec![repo],
+                        prepare,
+                        args: &|layout| self.remote_args(layout),
+                        json: self.json,
+                    },
+                )
+            };
+            return super::finish_remote(self.json, run());
+        }
         let json = self.json;
         super::finish(json, self.execute(sh))
     }
 
+    /// This command line for the builder of `--on`: paths translated to the builder's.
+    fn remote_args(&self, layout: &crate::remote::layout::Layout) -> Result<Vec<String>> {
+        use clap::ValueEnum;
+        let mut args = super::remote_global_args();
+        args.push("variant".into());
+        let path = |flag: &str, p: &std::path::Path| layout.translate(flag, &crate::remote::real(p));
+        for kit in &self.kits {
+            args.extend(["--kit".into(), kit.clone()]);
+        }
+        if let Some(variant) = self.variant.as_ref().filter(|v| !v.is_empty()) {
+            args.extend(["--variant".into(), variant.clone()]);
+        }
+        if let Some(arch) = self.arch {
+            args.extend(["--arch".into(), arch.to_string()]);
+        }
+        if let Some(strategy) = self.strategy.to_possible_value() {
+            args.extend(["--strategy".into(), strategy.get_name().to_string()]);
+        }
+        if self.keep_config {
+            args.push("--keep-config".into());
+        }
+        if self.trust_registry {
+            args.push("--trust-registry".into());
+        }
+        if let Some(ws) = &self.workspace {
+            args.extend(["--workspace".into(), path("--workspace", ws)?]);
+        }
+        if let Some(dir) = &self.variant_dir {
+            args.extend(["--variant-dir".into(), path("--variant-dir", dir)?]);
+        }
+        if let Some(registry) = &self.registry {
+            args.extend(["--registry".into(), registry.clone()]);
+        }
+        args.push("--json".into());
+        Ok(args)
+    }
+
     /// Runs the workflow and the restore; returns the summary and how it ended.
     fn execute(self, sh: &Shell) -> Result<(VariantSummary, Result<()>)> {
+        // Refused before anything is written: the build would fail late, half-way.
+        crate::docker_engine::require_local()?;
         let start = std::time::Instant::now();
         let input = VariantInput::with_defaults(VariantRequest {
             kits: self.kits.iter().map(|k| KitSpec::parse(k)).collect::<Result<_>>()?,

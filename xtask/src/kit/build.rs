@@ -88,6 +88,7 @@ impl Phase for Build {
 
     fn run(sh: &Shell, kit: &Kit) -> Result<(BuildData, String)> {
         let phase = KitPhase::Build;
+        crate::docker_engine::require_local_for("BUILD")?;
         let version = kit.release_version()?;
         let arch = kit.arch.to_string();
         let twoliter = kit.twoliter_version();

@@ -104,26 +104,7 @@ pub(crate) fn skill_sources(root: &Path, home: Option<&Path>, requested: &[Strin
     Ok(sources)
 }
 
-/// A directory under the system temp dir, removed (with its contents) when dropped.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(prefix: &str) -> Result<TempDir> {
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.subsec_nanos())
-            .unwrap_or(0);
-        let path = std::env::temp_dir().join(format!("{prefix}-{}-{nanos}", std::process::id()));
-        fs_err::create_dir(&path)?;
-        Ok(TempDir(path))
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
+use crate::fsx::TempDir;
 
 /// Copies a tree, keeping symlinks as symlinks.
 fn copy_tree(src: &Path, dst: &Path) -> Result<()> {
@@ -162,22 +143,14 @@ fn pack_skills(sh: &Shell, sources: &[SkillSource], tmp: &Path) -> Result<PathBu
 
 /// Bundles the checkout's committed history (every ref, and HEAD so the clone checks it out).
 fn bundle_checkout(sh: &Shell, root: &Path, tmp: &Path) -> Result<PathBuf> {
-    tools::require("git", tools::GIT_REMEDY)?;
-    let dirty = crate::process::read(cmd!(sh, "git -C {root} status --porcelain")).with_context(|| {
-        format!(
-            "{} is not a git checkout: the sandbox copies it in as a git bundle",
-            root.display()
-        )
-    })?;
-    if !dirty.is_empty() {
+    if crate::git::is_dirty(sh, root).context("the sandbox copies the checkout in as a git bundle")? {
         ui::warn(format!(
             "{} has uncommitted changes; the machine gets the committed history only",
             root.display()
         ));
     }
     let bundle = tmp.join("checkout.bundle");
-    crate::process::read(cmd!(sh, "git -C {root} bundle create --quiet {bundle} HEAD --all"))
-        .with_context(|| format!("cannot bundle {}: commit something first", root.display()))?;
+    crate::git::bundle(sh, root, &bundle, &["HEAD", "--all"])?;
     Ok(bundle)
 }
 
@@ -195,9 +168,9 @@ pub(crate) fn up(sh: &Shell, engine: &Engine, opts: &UpOptions) -> Result<()> {
     let vm = Smolvm::preflight(sh, engine)?;
 
     let tmp = TempDir::new("xtask-sandbox")?;
-    argv::host_path(&tmp.0).context("the system temp dir cannot be used with smolvm: set TMPDIR")?;
-    let bundle = bundle_checkout(sh, &root, &tmp.0)?;
-    let skills_tar = pack_skills(sh, &sources, &tmp.0)?;
+    argv::host_path(tmp.path()).context("the system temp dir cannot be used with smolvm: set TMPDIR")?;
+    let bundle = bundle_checkout(sh, &root, tmp.path())?;
+    let skills_tar = pack_skills(sh, &sources, tmp.path())?;
     let names: Vec<String> = sources.iter().map(|s| s.name.clone()).collect();
     let steps = argv::provision(&argv::Provision {
         name: &opts.name,
@@ -360,15 +333,6 @@ mod tests {
             ..options("agent")
         };
         assert!(check(mem).contains("--mem 32"));
-    }
-
-    #[test]
-    fn temp_dir_is_removed() {
-        let tmp = TempDir::new("xtask-test").unwrap();
-        let path = tmp.0.clone();
-        fs_err::write(path.join("f"), "x").unwrap();
-        drop(tmp);
-        assert!(!path.exists());
     }
 
     #[test]

@@ -60,6 +60,7 @@ impl Phase for Build {
 
     fn run(sh: &Shell, v: &Variant) -> Result<(BuildData, String)> {
         let phase = VariantPhase::Build;
+        crate::docker_engine::require_local_for("BUILD")?;
         // No twoliter is needed here: the repo's Makefile.toml installs the one it pins.
         tools::require("cargo-make", tools::CARGO_MAKE_REMEDY)?;
         if !image_dir(v, &v.build_id(sh)?)?.is_dir() {

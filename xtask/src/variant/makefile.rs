@@ -55,10 +55,16 @@ pub(crate) fn build_id_abbrev(doc: &DocumentMut) -> Option<u32> {
     None
 }
 
+/// Whether the repo's Makefile.toml has an `install-twoliter` task (bottlerocket's does, and
+/// installs the version it pins).
+pub(crate) fn installs_twoliter(repo: &Path) -> bool {
+    read(repo).is_some_and(|doc| has_task(&doc, "install-twoliter"))
+}
+
 /// How to install twoliter in a variant repo: its own `install-twoliter` task when it has one
 /// (bottlerocket's does, at the version it pins).
 pub(crate) fn install_twoliter_remedy(repo: &Path) -> String {
-    if read(repo).is_some_and(|doc| has_task(&doc, "install-twoliter")) {
+    if installs_twoliter(repo) {
         format!(
             "run `cargo make install-twoliter` in {} (it installs the version the repo pins), then run this again",
             repo.display()

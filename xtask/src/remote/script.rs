@@ -1,0 +1,266 @@
+//! The shell scripts run on the builder, as text. Pure: every value is quoted here, and ssh
+//! hands the builder one command string, which its login shell parses.
+
+use anyhow::{bail, Result};
+
+/// `value` quoted for a POSIX shell.
+pub(crate) fn quote(value: &str) -> String {
+    if !value.is_empty()
+        && value
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_./=:@%+,".contains(c))
+    {
+        return value.to_string();
+    }
+    format!("'{}'", value.replace('\'', r"'\''"))
+}
+
+/// The command string that runs `script` with `sh`, whatever the login shell is.
+pub(crate) fn sh_command(script: &str) -> String {
+    format!("sh -c {}", quote(script))
+}
+
+/// Programs the builder needs: the rebuilt command is `cargo xtask`, the checkouts arrive as
+/// git bundles in a tar, the kit repos build through make and every build through Docker.
+pub(crate) const NEEDED: [&str; 5] = ["git", "tar", "cargo", "make", "docker"];
+
+/// Cargo's own install directory, looked in after the login PATH (non-interactive ssh sessions
+/// often lack what a profile adds).
+const PATH_TAIL: &str = r#"PATH="$PATH:$HOME/.cargo/bin"; export PATH"#;
+
+/// What the builder is: its kernel (`uname -s`), the directory the checkouts go to (made
+/// absolute), the programs it lacks, and the commit each repo's copy there is at.
+pub(crate) fn probe(remote_dir: &str, dir_name: &str, repos: &[String]) -> String {
+    let mut script = format!(
+        "{PATH_TAIL}\nprintf 'os=%s\\n' \"$(uname -s)\"\nbase={}\ncase $base in /*) ;; *) base=\"$HOME/$base\";; esac\n\
+         printf 'dir=%s\\n' \"$base/{}\"\nfor tool in {}; do command -v \"$tool\" >/dev/null 2>&1 || printf 'missing=%s\\n' \"$tool\"; done\n",
+        quote(remote_dir),
+        dir_name,
+        NEEDED.join(" ")
+    );
+    for (i, rel) in repos.iter().enumerate() {
+        script.push_str(&format!(
+            "printf 'head{i}=%s\\n' \"$(git -C \"$base/{dir_name}/\"{} rev-parse --verify -q HEAD 2>/dev/null)\"\n",
+            quote(rel)
+        ));
+    }
+    script
+}
+
+/// What [`probe`] found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Probe {
+    pub(crate) os: String,
+    /// `<remote-dir>/<checkout-id>`, absolute.
+    pub(crate) dir: String,
+    pub(crate) missing: Vec<String>,
+    /// Per repo, the commit its copy is at, if there is a copy.
+    pub(crate) heads: Vec<Option<String>>,
+}
+
+/// Reads [`probe`]'s output for `repos` repos.
+pub(crate) fn parse_probe(output: &str, repos: usize) -> Result<Probe> {
+    let mut probe = Probe {
+        os: String::new(),
+        dir: String::new(),
+        missing: Vec::new(),
+        heads: vec![None; repos],
+    };
+    for line in output.lines() {
+        let Some((key, value)) = line.split_once('=') else {
+            continue;
+        };
+        match key {
+            "os" => probe.os = value.to_string(),
+            "dir" => probe.dir = value.to_string(),
+            "missing" => probe.missing.push(value.to_string()),
+            _ => {
+                let index = key.strip_prefix("head").and_then(|i| i.parse::<usize>().ok());
+                if let (Some(i), false) = (index, value.is_empty()) {
+                    if i < repos {
+                        probe.heads[i] = Some(value.to_string());
+                    }
+                }
+            }
+        }
+    }
+    if probe.os.is_empty() || !probe.dir.starts_with('/') {
+        bail!("the builder's answer to the probe is not understood:\n{output}");
+    }
+    Ok(probe)
+}
+
+/// One repo to bring up to date on the builder from the files of the upload.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct RepoUpdate {
+    /// Its path on the builder.
+    pub(crate) remote: String,
+    /// The commit to check out; `None` for a plain directory, only created.
+    pub(crate) head: Option<String>,
+    /// The bundle holding what the copy lacks, when it lacks anything.
+    pub(crate) bundle: Option<String>,
+    /// A binary patch of uncommitted changes to tracked files.
+    pub(crate) patch: Option<String>,
+    /// A tar of untracked files.
+    pub(crate) untracked: Option<String>,
+}
+
+/// A command run in a repo on the builder before the command itself, unless a file exists:
+/// a fresh copy installs the twoliter its repo pins, as a person would after cloning.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Prepare {
+    /// The repo, on the builder.
+    pub(crate) dir: String,
+    /// Relative to `dir`: when it exists, nothing is run.
+    pub(crate) unless: String,
+    pub(crate) argv: Vec<String>,
+}
+
+/// Unpacks the upload (a tar on stdin) into a temp dir under `dir`, brings each repo to the
+/// local state (HEAD, then uncommitted changes and untracked files on top; ignored files such
+/// as `build/`, `tools/` and `planning/` are kept, so later runs reuse them), then runs
+/// `cargo xtask ARGS…` in the checkout with `env` and exits with its status. Its stdout (the
+/// JSON summary) is the script's; everything else goes to stderr. One run per checkout at a
+/// time (`flock` on `dir/.lock` where util-linux has it): a second waits. The command gets
+/// neither the lock nor the script's stdout as extra descriptors, so a server it leaves running
+/// (the registry) holds neither the lock nor the ssh session.
+pub(crate) fn update_and_run(
+    dir: &str,
+    repos: &[RepoUpdate],
+    prepare: &[Prepare],
+    checkout: &str,
+    env: &[(String, String)],
+    args: &[String],
+) -> String {
+    let mut script = format!(
+        "set -e\nexec 3>&1 1>&2\n{PATH_TAIL}\ndir={}\nmkdir -p \"$dir/incoming\"\n\
+         exec 9>\"$dir/.lock\"\nif command -v flock >/dev/null 2>&1 && ! flock -n 9; then\n\
+         echo \"another run from this checkout is using $dir on this builder: waiting for it\"\nflock 9\nfi\n\
+         upload=$(mktemp -d \"$dir/incoming/upload.XXXXXX\")\n\
+         trap 'rm -rf \"$upload\"' EXIT\ntar -xf - -C \"$upload\"\n",
+        quote(dir)
+    );
+    for repo in repos {
+        let path = quote(&repo.remote);
+        let Some(head) = &repo.head else {
+            script.push_str(&format!("mkdir -p {path}\n"));
+            continue;
+        };
+        script.push_str(&format!(
+            "if [ ! -d {path}/.git ]; then mkdir -p {path} && git -C {path} init -q; fi\n"
+        ));
+        if let Some(bundle) = &repo.bundle {
+            script.push_str(&format!("git -C {path} fetch -q \"$upload\"/{} HEAD\n", quote(bundle)));
+        }
+        script.push_str(&format!(
+            "git -C {path} checkout -q -f --detach {}\ngit -C {path} clean -q -f -d -e /planning/\n",
+            quote(head)
+        ));
+        if let Some(patch) = &repo.patch {
+            script.push_str(&format!(
+                "git -C {path} apply --binary --whitespace=nowarn \"$upload\"/{}\n",
+                quote(patch)
+            ));
+        }
+        if let Some(untracked) = &repo.untracked {
+            script.push_str(&format!("tar -xf \"$upload\"/{} -C {path}\n", quote(untracked)));
+        }
+    }
+    for step in prepare {
+        let argv: Vec<String> = step.argv.iter().map(|a| quote(a)).collect();
+        script.push_str(&format!(
+            "if [ ! -e {dir}/{unless} ]; then (cd {dir} && {argv}); fi\n",
+            dir = quote(&step.dir),
+            unless = quote(&step.unless),
+            argv = argv.join(" ")
+        ));
+    }
+    let env: Vec<String> = env.iter().map(|(k, v)| format!("{k}={}", quote(v))).collect();
+    let args: Vec<String> = args.iter().map(|a| quote(a)).collect();
+    script.push_str(&format!(
+        "cd {}\nset +e\nenv {} cargo xtask {} >&3 3>&- 9>&- </dev/null\nstatus=$?\nexit $status\n",
+        quote(checkout),
+        env.join(" "),
+        args.join(" ")
+    ));
+    script
+}
+
+/// Writes a tar of `dir/name` to stdout.
+pub(crate) fn pack(parent: &str, name: &str) -> String {
+    format!("tar -C {} -cf - {}", quote(parent), quote(name))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Runs a script with the local `sh`, as the builder would.
+    fn sh(script: &str) -> std::process::Output {
+        std::process::Command::new("sh").args(["-c", script]).output().unwrap()
+    }
+
+    #[test]
+    fn quoting_survives_a_shell() {
+        for value in ["plain", "two words", "it's", "$HOME", "`x`", "a\nb", "", "--kit=x y"] {
+            let out = sh(&format!("printf %s {}", quote(value)));
+            assert_eq!(String::from_utf8_lossy(&out.stdout), value);
+        }
+        assert_eq!(quote("localhost:5000"), "localhost:5000");
+        let command = sh_command("printf '%s' \"it's\"");
+        let out = std::process::Command::new("sh")
+            .args(["-c", &command])
+            .output()
+            .unwrap();
+        assert_eq!(String::from_utf8_lossy(&out.stdout), "it's");
+    }
+
+    #[test]
+    fn the_probe_is_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let base = dir.path().display().to_string();
+        let out = sh(&probe(&base, "c-1", &["root".into(), "repos/x".into()]));
+        let probe = parse_probe(&String::from_utf8_lossy(&out.stdout), 2).unwrap();
+        assert_eq!(probe.dir, format!("{base}/c-1"));
+        assert_eq!(probe.heads, [None, None]);
+        assert!(!probe.os.is_empty());
+        let parsed = parse_probe("os=Linux\ndir=/h/.cache/x/c\nmissing=docker\nhead1=abc\nhead0=\n", 2).unwrap();
+        assert_eq!(parsed.missing, ["docker"]);
+        assert_eq!(parsed.heads, [None, Some("abc".into())]);
+        assert!(parse_probe("Welcome!\n", 1).is_err());
+    }
+
+    #[test]
+    fn the_run_script_updates_each_repo_then_runs_the_command() {
+        let script = update_and_run(
+            "/r/c",
+            &[RepoUpdate {
+                remote: "/r/c/root".into(),
+                head: Some("abc123".into()),
+                bundle: Some("0.bundle".into()),
+                patch: Some("0.patch".into()),
+                untracked: None,
+            }],
+            &[Prepare {
+                dir: "/r/c/root".into(),
+                unless: "tools/twoliter/twoliter".into(),
+                argv: vec!["cargo".into(), "make".into(), "install-twoliter".into()],
+            }],
+            "/r/c/root",
+            &[("XTASK_ROOT".into(), "/r/c/root".into())],
+            &["build-kit".into(), "--kit".into(), "my kit".into()],
+        );
+        for part in [
+            "git -C /r/c/root fetch -q \"$upload\"/0.bundle HEAD",
+            "checkout -q -f --detach abc123",
+            "clean -q -f -d -e /planning/",
+            "if [ ! -e /r/c/root/tools/twoliter/twoliter ]; then (cd /r/c/root && cargo make install-twoliter); fi",
+            "apply --binary",
+            "flock -n 9",
+            "env XTASK_ROOT=/r/c/root cargo xtask build-kit --kit 'my kit' >&3 3>&- 9>&- </dev/null",
+        ] {
+            assert!(script.contains(part), "{part} missing from:\n{script}");
+        }
+        assert!(!script.contains("untracked"));
+    }
+}
