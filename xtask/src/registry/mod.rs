@@ -6,6 +6,7 @@
 //! waiting, port checks), `docker` and `native` (the backends), `list` (what the registry
 //! holds), `client` (the Distribution API).
 
+pub(crate) mod address;
 pub(crate) mod client;
 mod docker;
 mod health;
@@ -19,6 +20,8 @@ use anyhow::{bail, Context, Result};
 use serde::Serialize;
 use xshell::Shell;
 
+#[allow(unused_imports)]
+pub(crate) use address::Address;
 pub(crate) use client::Client;
 pub(crate) use docker::answers as docker_answers;
 pub(crate) use health::Condition;
