@@ -1,9 +1,23 @@
-//! The Distribution API of a plain-HTTP registry on loopback: health, catalog and tags with
-//! `Link` pagination, manifests with an `Accept` for all four kinds, blobs. Every request has a
-//! timeout.
+//! The Distribution API of a registry: health, catalog and tags with `Link` pagination,
+//! manifests with an `Accept` for all four kinds, blobs. Every request has a timeout.
+//!
+//! Scheme, as krane decides it: HTTPS first; plain HTTP only for a loopback host
+//! ([`Address::is_loopback`]) whose TLS handshake fails, decided once per client. The registry the
+//! xtask runs itself is plain HTTP from the start ([`Client::new`]).
+//!
+//! Authentication on a 401: `Basic` with the docker config's credential, or `Bearer`: a token
+//! from the challenge's realm (with the credential when there is one, else anonymous), cached
+//! per scope in the client. Repository names given to a client are relative to the address's
+//! namespace.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
 
 use anyhow::{bail, Context, Result};
+use base64::Engine;
 
+use super::credentials::{self, Credential, Secret, Source};
+use super::{trust, Address};
 use crate::oci::{self, Manifest};
 
 /// Seconds a single request may take.
@@ -11,12 +25,51 @@ const TIMEOUT_SECS: u64 = 10;
 /// Page size asked for on `_catalog` and `tags/list`.
 const PAGE: usize = 100;
 
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Scheme {
+    Https,
+    Http,
+}
+
+impl Scheme {
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            Scheme::Https => "https",
+            Scheme::Http => "http",
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 pub(crate) struct Client {
-    /// `http://127.0.0.1:<port>`
-    base: String,
+    address: Address,
+    /// `host[:port]` in URLs (`127.0.0.1:<port>` for the xtask's own registry).
+    origin: String,
     /// Seconds a single request may take.
     timeout: u64,
+    session: Arc<Mutex<Session>>,
+}
+
+/// What a client learns as it goes: the scheme, the credential, tokens per scope.
+#[derive(Debug, Default)]
+struct Session {
+    scheme: Option<Scheme>,
+    credential: Option<(Option<Credential>, Source)>,
+    /// Bearer tokens by scope (`repository:<repo>:pull`, or `` for `/v2/`).
+    tokens: BTreeMap<String, Secret>,
+    /// The registry asked for Basic: send it on every request.
+    basic: bool,
+}
+
+/// A `WWW-Authenticate` challenge.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Challenge {
+    Basic,
+    Bearer {
+        realm: String,
+        service: Option<String>,
+        scope: Option<String>,
+    },
 }
 
 /// A manifest as served, with the bytes the digests are computed from.
@@ -36,27 +89,213 @@ impl Fetched {
 }
 
 impl Client {
+    /// The plain-HTTP registry the xtask runs on `127.0.0.1:<port>`.
     pub(crate) fn new(port: u16) -> Client {
         Client::with_timeout(port, TIMEOUT_SECS)
     }
 
-    /// A client whose requests each give up after `secs` seconds (health polling uses 1).
+    /// [`Client::new`] whose requests each give up after `secs` seconds (health polling uses 1).
     pub(crate) fn with_timeout(port: u16, secs: u64) -> Client {
-        Client {
-            base: format!("http://127.0.0.1:{port}"),
+        let client = Client {
+            address: Address::local(port),
+            origin: format!("127.0.0.1:{port}"),
             timeout: secs.max(1),
+            session: Arc::default(),
+        };
+        client.session.lock().expect("fresh").scheme = Some(Scheme::Http);
+        client
+    }
+
+    /// A registry at `address`: scheme, credentials and tokens found as krane finds them. The
+    /// trust of a remembered CA is set up by [`super::connect`], which should be used instead.
+    pub(crate) fn for_address(address: &Address, secs: u64) -> Client {
+        Client {
+            address: address.clone(),
+            origin: address.authority(),
+            timeout: secs.max(1),
+            session: Arc::default(),
         }
     }
 
-    fn get(&self, path: &str, accept: Option<&str>) -> Result<minreq::Response> {
-        let url = format!("{}{path}", self.base);
+    /// This client, for repositories under `address`'s namespace.
+    pub(crate) fn in_namespace_of(mut self, address: &Address) -> Client {
+        self.address = address.clone();
+        self
+    }
+
+    pub(crate) fn address(&self) -> &Address {
+        &self.address
+    }
+
+    fn session(&self) -> std::sync::MutexGuard<'_, Session> {
+        self.session.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// One request, no authentication logic.
+    fn raw(
+        &self,
+        scheme: Scheme,
+        path: &str,
+        accept: Option<&str>,
+        auth: Option<String>,
+    ) -> Result<minreq::Response, minreq::Error> {
+        let url = format!("{}://{}{path}", scheme.name(), self.origin);
+        if scheme == Scheme::Https {
+            trust::note_https();
+        }
         let mut request = minreq::get(&url).with_timeout(self.timeout);
         if let Some(accept) = accept {
             request = request.with_header("Accept", accept);
         }
-        request
-            .send()
-            .with_context(|| format!("registry did not answer GET {url}"))
+        if let Some(auth) = auth {
+            request = request.with_header("Authorization", auth);
+        }
+        request.send()
+    }
+
+    /// The scheme, decided on first use: HTTPS, or for a loopback host whose TLS fails, plain
+    /// HTTP when it answers there as a registry does.
+    pub(crate) fn scheme(&self) -> Result<Scheme> {
+        if let Some(scheme) = self.session().scheme {
+            return Ok(scheme);
+        }
+        let scheme = match self.raw(Scheme::Https, "/v2/", None, None) {
+            Ok(_) => Scheme::Https,
+            Err(tls) => {
+                let fallback = self
+                    .address
+                    .is_loopback()
+                    .then(|| self.raw(Scheme::Http, "/v2/", None, None))
+                    .and_then(Result::ok)
+                    .filter(|r| matches!(r.status_code, 200 | 401));
+                match fallback {
+                    Some(_) => Scheme::Http,
+                    None => bail!("{}", describe_transport(&self.address, &tls)),
+                }
+            }
+        };
+        self.session().scheme = Some(scheme);
+        Ok(scheme)
+    }
+
+    /// The credential of the registry and where it came from, looked up once.
+    pub(crate) fn credential(&self) -> Result<(Option<Credential>, Source)> {
+        if let Some(found) = self.session().credential.clone() {
+            return Ok(found);
+        }
+        let found = if self.address.loopback_port().is_some() && self.origin.starts_with("127.0.0.1:") {
+            // The xtask's own registry has no authentication.
+            (None, Source::None)
+        } else {
+            credentials::find(&self.address)?
+        };
+        self.session().credential = Some(found.clone());
+        Ok(found)
+    }
+
+    fn authorization(&self, scope: &str) -> Result<Option<String>> {
+        let (token, basic) = {
+            let session = self.session();
+            (session.tokens.get(scope).cloned(), session.basic)
+        };
+        if let Some(token) = token {
+            return Ok(Some(format!("Bearer {}", token.expose())));
+        }
+        if basic {
+            if let (Some(Credential::Basic { username, password }), _) = self.credential()? {
+                return Ok(Some(basic_header(&username, &password)));
+            }
+        }
+        Ok(None)
+    }
+
+    /// GET with authentication: answers a 401 challenge once (Basic or Bearer) and retries.
+    fn get(&self, path: &str, accept: Option<&str>) -> Result<minreq::Response> {
+        let scheme = self.scheme()?;
+        let scope = scope_for(path);
+        let shown = format!("GET {}://{}{path}", scheme.name(), self.origin);
+        let response = self
+            .raw(scheme, path, accept, self.authorization(&scope)?)
+            .map_err(|e| anyhow::anyhow!("{}", describe_transport(&self.address, &e)))
+            .with_context(|| format!("registry did not answer {shown}"))?;
+        if response.status_code != 401 {
+            return Ok(response);
+        }
+        let Some(challenge) = response
+            .headers
+            .get("www-authenticate")
+            .and_then(|h| parse_challenge(h))
+        else {
+            return Ok(response);
+        };
+        self.answer(&challenge, &scope)?;
+        let retry = self
+            .raw(scheme, path, accept, self.authorization(&scope)?)
+            .map_err(|e| anyhow::anyhow!("{}", describe_transport(&self.address, &e)))
+            .with_context(|| format!("registry did not answer {shown}"))?;
+        if retry.status_code == 401 {
+            let (_, source) = self.credential()?;
+            bail!(
+                "{} refused the credentials ({}) for {shown} (401 Unauthorized): {}",
+                self.address,
+                source.describe(),
+                credentials::login_fix(&self.address)
+            );
+        }
+        Ok(retry)
+    }
+
+    /// Gets what a challenge asks for: Basic needs a credential; Bearer a token for `scope`.
+    pub(crate) fn answer(&self, challenge: &Challenge, scope: &str) -> Result<()> {
+        let (credential, source) = self.credential()?;
+        match challenge {
+            Challenge::Basic => {
+                if !matches!(credential, Some(Credential::Basic { .. })) {
+                    bail!(
+                        "{} asks for a user name and password (Basic), and the docker config has {} for it: {}",
+                        self.address,
+                        if credential.is_some() {
+                            "only an identity token"
+                        } else {
+                            "none"
+                        },
+                        credentials::login_fix(&self.address)
+                    );
+                }
+                self.session().basic = true;
+            }
+            Challenge::Bearer {
+                realm,
+                service,
+                scope: asked,
+            } => {
+                let scope_param = asked.clone().unwrap_or_else(|| scope.to_string());
+                let token = fetch_token(
+                    &self.address,
+                    realm,
+                    service.as_deref(),
+                    &scope_param,
+                    credential.as_ref(),
+                    &source,
+                    self.timeout,
+                )?;
+                self.session().tokens.insert(scope.to_string(), token);
+            }
+        }
+        Ok(())
+    }
+
+    /// `GET /v2/` without credentials: the status and the challenge, for `registry check`.
+    pub(crate) fn v2_anonymous(&self) -> Result<(i32, Option<Challenge>)> {
+        let scheme = self.scheme()?;
+        let response = self
+            .raw(scheme, "/v2/", None, None)
+            .map_err(|e| anyhow::anyhow!("{}", describe_transport(&self.address, &e)))?;
+        let challenge = response
+            .headers
+            .get("www-authenticate")
+            .and_then(|h| parse_challenge(h));
+        Ok((response.status_code, challenge))
     }
 
     /// `GET /v2/` answers 200 (or 401, which still proves a registry is there).
@@ -64,16 +303,16 @@ impl Client {
         let response = self.get("/v2/", None)?;
         match response.status_code {
             200 | 401 => Ok(()),
-            code => bail!("GET {}/v2/ answered {code} {}", self.base, response.reason_phrase),
+            code => bail!("GET {}/v2/ answered {code} {}", self.origin, response.reason_phrase),
         }
     }
 
-    /// `GET /v2/` answers 200: a registry that serves without credentials, as a push needs.
+    /// `GET /v2/` answers 200 once authenticated: a registry that this user can use.
     pub(crate) fn ping_ok(&self) -> Result<()> {
         let response = self.get("/v2/", None)?;
         match response.status_code {
             200 => Ok(()),
-            code => bail!("GET {}/v2/ answered {code} {}", self.base, response.reason_phrase),
+            code => bail!("GET {}/v2/ answered {code} {}", self.origin, response.reason_phrase),
         }
     }
 
@@ -97,6 +336,7 @@ impl Client {
             #[serde(default)]
             tags: Option<Vec<String>>,
         }
+        let repo = self.address.repository(repo);
         let first = format!("/v2/{repo}/tags/list?n={PAGE}");
         let response = self.get(&first, None)?;
         if response.status_code == 404 {
@@ -126,7 +366,7 @@ impl Client {
             if response.status_code != 200 {
                 bail!(
                     "GET {}{path} answered {} {}",
-                    self.base,
+                    self.origin,
                     response.status_code,
                     response.reason_phrase
                 );
@@ -145,6 +385,7 @@ impl Client {
 
     /// The manifest `repo:reference` (tag or digest); `Ok(None)` when the registry has none.
     pub(crate) fn manifest(&self, repo: &str, reference: &str) -> Result<Option<Fetched>> {
+        let repo = self.address.repository(repo);
         let response = self.get(&format!("/v2/{repo}/manifests/{reference}"), Some(oci::ACCEPT))?;
         match response.status_code {
             200 => {}
@@ -171,6 +412,7 @@ impl Client {
 
     /// A blob's bytes, checked against its digest.
     pub(crate) fn blob(&self, repo: &str, digest: &str) -> Result<Vec<u8>> {
+        let repo = self.address.repository(repo);
         let response = self.get(&format!("/v2/{repo}/blobs/{digest}"), None)?;
         if response.status_code != 200 {
             bail!(
@@ -185,6 +427,208 @@ impl Client {
             bail!("blob {repo}@{digest} has the wrong content (its digest is {actual})");
         }
         Ok(bytes)
+    }
+}
+
+/// `Authorization: Basic base64(user:password)`.
+fn basic_header(username: &str, password: &Secret) -> String {
+    let raw = format!("{username}:{}", password.expose());
+    format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(raw))
+}
+
+/// The token scope a request path needs: `repository:<repo>:pull`, `registry:catalog:*`, or
+/// none for `/v2/`.
+pub(crate) fn scope_for(path: &str) -> String {
+    let path = path.split('?').next().unwrap_or(path);
+    let Some(rest) = path.strip_prefix("/v2/") else {
+        return String::new();
+    };
+    if rest.starts_with("_catalog") {
+        return "registry:catalog:*".to_string();
+    }
+    for marker in ["/manifests/", "/blobs/", "/tags/"] {
+        if let Some(i) = rest.find(marker) {
+            return format!("repository:{}:pull", &rest[..i]);
+        }
+    }
+    String::new()
+}
+
+/// Pure: a `WWW-Authenticate` header's challenge (`Basic realm=…` or `Bearer realm=…,service=…,
+/// scope=…`).
+pub(crate) fn parse_challenge(header: &str) -> Option<Challenge> {
+    let header = header.trim();
+    let (kind, params) = header.split_once(' ').unwrap_or((header, ""));
+    match kind.to_ascii_lowercase().as_str() {
+        "basic" => Some(Challenge::Basic),
+        "bearer" => {
+            let params = parse_params(params);
+            Some(Challenge::Bearer {
+                realm: params.get("realm")?.clone(),
+                service: params.get("service").cloned(),
+                scope: params.get("scope").cloned(),
+            })
+        }
+        _ => None,
+    }
+}
+
+/// `k="v",k2=v2` → map; commas inside quotes are kept.
+fn parse_params(text: &str) -> BTreeMap<String, String> {
+    let mut out = BTreeMap::new();
+    let mut rest = text.trim();
+    while !rest.is_empty() {
+        let Some((key, after)) = rest.split_once('=') else {
+            break;
+        };
+        let key = key.trim().trim_start_matches(',').trim().to_ascii_lowercase();
+        let after = after.trim_start();
+        let (value, remainder) = if let Some(quoted) = after.strip_prefix('"') {
+            match quoted.find('"') {
+                Some(end) => (&quoted[..end], &quoted[end + 1..]),
+                None => (quoted, ""),
+            }
+        } else {
+            match after.find(',') {
+                Some(end) => (&after[..end], &after[end..]),
+                None => (after, ""),
+            }
+        };
+        out.insert(key, value.to_string());
+        rest = remainder.trim_start().trim_start_matches(',').trim_start();
+    }
+    out
+}
+
+/// Percent-encodes a query value.
+fn encode(value: &str) -> String {
+    value
+        .bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+/// A Bearer token from the realm: GET with Basic (or anonymous), or for an identity token the
+/// OAuth2 `refresh_token` grant (POST), as docker and krane do.
+fn fetch_token(
+    address: &Address,
+    realm: &str,
+    service: Option<&str>,
+    scope: &str,
+    credential: Option<&Credential>,
+    source: &Source,
+    timeout: u64,
+) -> Result<Secret> {
+    if !(realm.starts_with("https://") || realm.starts_with("http://")) {
+        bail!("{address} names the token realm `{realm}`, which is not an http(s) URL");
+    }
+    if realm.starts_with("https://") {
+        trust::note_https();
+    }
+    let request = match credential {
+        Some(Credential::IdentityToken(token)) => {
+            let mut form = format!(
+                "grant_type=refresh_token&client_id=xtask&refresh_token={}",
+                encode(token.expose())
+            );
+            if let Some(service) = service {
+                form.push_str(&format!("&service={}", encode(service)));
+            }
+            if !scope.is_empty() {
+                form.push_str(&format!("&scope={}", encode(scope)));
+            }
+            minreq::post(realm)
+                .with_header("Content-Type", "application/x-www-form-urlencoded")
+                .with_body(form)
+        }
+        other => {
+            let mut query = Vec::new();
+            if let Some(service) = service {
+                query.push(format!("service={}", encode(service)));
+            }
+            if !scope.is_empty() {
+                query.push(format!("scope={}", encode(scope)));
+            }
+            let sep = if realm.contains('?') { '&' } else { '?' };
+            let url = if query.is_empty() {
+                realm.to_string()
+            } else {
+                format!("{realm}{sep}{}", query.join("&"))
+            };
+            let mut request = minreq::get(url);
+            if let Some(Credential::Basic { username, password }) = other {
+                request = request.with_header("Authorization", basic_header(username, password));
+            }
+            request
+        }
+    };
+    let response = request
+        .with_timeout(timeout)
+        .send()
+        .map_err(|e| anyhow::anyhow!("{}", describe_transport(address, &e)))
+        .with_context(|| format!("the token service {realm} of {address} did not answer"))?;
+    match response.status_code {
+        200 => {}
+        401 | 403 => bail!(
+            "the token service {realm} of {address} refused the credentials ({}): {}",
+            source.describe(),
+            credentials::login_fix(address)
+        ),
+        code => bail!(
+            "the token service {realm} of {address} answered {code} {}",
+            response.reason_phrase
+        ),
+    }
+    #[derive(serde::Deserialize)]
+    struct Answer {
+        #[serde(default)]
+        token: Option<String>,
+        #[serde(default)]
+        access_token: Option<String>,
+    }
+    let answer: Answer = serde_json::from_slice(response.as_bytes())
+        .map_err(|_| anyhow::anyhow!("the token service {realm} of {address} did not answer with a token"))?;
+    answer
+        .token
+        .or(answer.access_token)
+        .filter(|t| !t.is_empty())
+        .map(Secret::new)
+        .with_context(|| format!("the token service {realm} of {address} did not answer with a token"))
+}
+
+/// Pure: what went wrong on the way to a registry, with the fix.
+pub(crate) fn describe_transport(address: &Address, err: &minreq::Error) -> String {
+    let text = err.to_string();
+    let lower = text.to_lowercase();
+    if lower.contains("certificate") || lower.contains("unknownissuer") || lower.contains("notvalidforname") {
+        format!(
+            "the TLS certificate of {address} is not trusted ({text}): if the registry uses its own CA, pass \
+             `--ca-file <ca.pem>` once (it is remembered for {address}; e.g. `cargo xtask registry check {address} \
+             --ca-file <ca.pem>`), or set SSL_CERT_FILE to a bundle of the system's roots and that CA"
+        )
+    } else if lower.contains("connection refused") {
+        format!(
+            "nothing accepts connections at {} ({text}): is the registry running there, and is the port right?",
+            address.authority()
+        )
+    } else if lower.contains("lookup") || lower.contains("name or service") || lower.contains("resolve") {
+        format!(
+            "the registry host {} cannot be resolved ({text}): check the name and this machine's DNS",
+            address.host()
+        )
+    } else if lower.contains("timed out") || lower.contains("timeout") {
+        format!("{} did not answer in time ({text})", address.authority())
+    } else if lower.contains("corrupt message") || lower.contains("handshake") || lower.contains("tls") {
+        format!(
+            "TLS with {} failed ({text}): the registry must serve HTTPS (only localhost, 127.0.0.1 and ::1 may \
+             serve plain HTTP)",
+            address.authority()
+        )
+    } else {
+        format!("cannot reach {} ({text})", address.authority())
     }
 }
 
