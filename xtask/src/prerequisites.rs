@@ -60,7 +60,7 @@ const fn apt(name: &'static str, package: &'static str, why: &'static str) -> Pr
 }
 
 /// Everything the test suite runs, in the order it is checked.
-pub(crate) const ALL: [Prerequisite; 12] = [
+pub(crate) const ALL: [Prerequisite; 14] = [
     Prerequisite {
         name: "cargo-nextest",
         why: "running the suite",
@@ -84,6 +84,16 @@ pub(crate) const ALL: [Prerequisite; 12] = [
     apt("lz4", "lz4", "checking LZ4 frames independently"),
     apt("sgdisk", "gdisk", "checking GPT disks independently"),
     apt("ss", "iproute2", "who holds a port"),
+    apt(
+        "openssl",
+        "openssl",
+        "the CA and server certificate of the TLS registry tests",
+    ),
+    apt(
+        "htpasswd",
+        "apache2-utils",
+        "the bcrypt password file of the TLS registry tests",
+    ),
     apt("kill", "procps", "killing servers in the tests"),
     apt("docker", "docker.io", "the docker registry backend"),
     Prerequisite {

@@ -6,6 +6,7 @@ pub mod json_schema;
 pub mod kit_repo;
 pub mod published;
 pub mod registry;
+pub mod tls_registry;
 pub mod variant_repo;
 
 use std::collections::BTreeMap;
