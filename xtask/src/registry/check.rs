@@ -203,15 +203,16 @@ pub(crate) fn run(client: &Client) -> Report {
         ),
     }
 
+    if challenge.is_none() {
+        // Not looked up: a docker config's `credsStore` would run its helper for nothing.
+        report.pass("credentials", "not needed: the registry asks for none");
+        return report;
+    }
     let source = match client.credential() {
         Ok((_, source)) => source,
         Err(err) => return report.fail("credentials", format!("{err:#}")),
     };
     report.credentials = Some(source.describe());
-    if challenge.is_none() {
-        report.pass("credentials", format!("not needed ({})", source.describe()));
-        return report;
-    }
     match client.ping_ok() {
         Ok(()) => report.pass(
             "credentials",
