@@ -117,6 +117,13 @@ impl Client {
         }
     }
 
+    /// This client with its credential given instead of looked up.
+    #[cfg(test)]
+    pub(crate) fn with_credential(self, credential: Option<Credential>) -> Client {
+        self.session().credential = Some((credential, Source::None));
+        self
+    }
+
     /// This client, for repositories under `address`'s namespace.
     pub(crate) fn in_namespace_of(mut self, address: &Address) -> Client {
         self.address = address.clone();
@@ -159,21 +166,12 @@ impl Client {
         if let Some(scheme) = self.session().scheme {
             return Ok(scheme);
         }
-        let scheme = match self.raw(Scheme::Https, "/v2/", None, None) {
-            Ok(_) => Scheme::Https,
-            Err(tls) => {
-                let fallback = self
-                    .address
-                    .is_loopback()
-                    .then(|| self.raw(Scheme::Http, "/v2/", None, None))
-                    .and_then(Result::ok)
-                    .filter(|r| matches!(r.status_code, 200 | 401));
-                match fallback {
-                    Some(_) => Scheme::Http,
-                    None => bail!("{}", describe_transport(&self.address, &tls)),
-                }
-            }
-        };
+        let scheme = decide_scheme(
+            &self.address,
+            self.raw(Scheme::Https, "/v2/", None, None).map(|_| ()),
+            || self.raw(Scheme::Http, "/v2/", None, None).ok().map(|r| r.status_code),
+        )
+        .map_err(|tls| anyhow::anyhow!("{}", describe_transport(&self.address, &tls)))?;
         self.session().scheme = Some(scheme);
         Ok(scheme)
     }
@@ -427,6 +425,21 @@ impl Client {
             bail!("blob {repo}@{digest} has the wrong content (its digest is {actual})");
         }
         Ok(bytes)
+    }
+}
+
+/// Pure: krane's rule. HTTPS when it answers; when it fails, plain HTTP only for a loopback host
+/// (`http_status` is asked only then), and only when `GET /v2/` answers there as a registry
+/// does (200 or 401); otherwise the HTTPS error.
+pub(crate) fn decide_scheme<E>(
+    address: &Address,
+    https: Result<(), E>,
+    http_status: impl FnOnce() -> Option<i32>,
+) -> Result<Scheme, E> {
+    match https {
+        Ok(()) => Ok(Scheme::Https),
+        Err(_) if address.is_loopback() && matches!(http_status(), Some(200 | 401)) => Ok(Scheme::Http),
+        Err(err) => Err(err),
     }
 }
 
@@ -693,6 +706,141 @@ mod tests {
             }
         });
         port
+    }
+
+    #[test]
+    fn plain_http_only_for_a_loopback_host_whose_tls_failed() {
+        use super::{decide_scheme, Scheme};
+        use crate::registry::Address;
+        let addr = |a: &str| Address::parse(a).unwrap();
+        for host in ["localhost:5000", "127.0.0.1:5000/team", "[::1]:5000"] {
+            assert_eq!(
+                decide_scheme(&addr(host), Err("tls"), || Some(200)),
+                Ok(Scheme::Http),
+                "{host}"
+            );
+            assert_eq!(
+                decide_scheme(&addr(host), Err("tls"), || Some(401)),
+                Ok(Scheme::Http),
+                "{host}"
+            );
+            // An HTTPS server answers plain HTTP with 400: the TLS error stands.
+            assert_eq!(
+                decide_scheme(&addr(host), Err("tls"), || Some(400)),
+                Err("tls"),
+                "{host}"
+            );
+            assert_eq!(decide_scheme(&addr(host), Err("tls"), || None), Err("tls"), "{host}");
+            assert_eq!(
+                decide_scheme::<&str>(&addr(host), Ok(()), || panic!("HTTPS answered")),
+                Ok(Scheme::Https)
+            );
+        }
+        for host in [
+            "registry.example.com",
+            "10.0.0.1:5000",
+            "127.0.0.2:5000",
+            "localhost.localdomain:5000",
+        ] {
+            assert_eq!(
+                decide_scheme(&addr(host), Err("tls"), || panic!(
+                    "plain HTTP is never tried for {host}"
+                )),
+                Err("tls")
+            );
+        }
+    }
+
+    /// A Bearer registry: the token is fetched from the realm once per scope, with the
+    /// credential as Basic, and the request retried with it.
+    #[test]
+    fn bearer_tokens_are_fetched_once_per_scope() {
+        use std::io::{BufRead, BufReader, Write};
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        use std::sync::Arc;
+        let tokens = Arc::new(AtomicUsize::new(0));
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let counted = tokens.clone();
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                let mut stream = stream.unwrap();
+                let mut reader = BufReader::new(stream.try_clone().unwrap());
+                let mut line = String::new();
+                // The client's TLS attempt comes first: not HTTP, so no line.
+                if reader.read_line(&mut line).is_err() {
+                    continue;
+                }
+                let path = line.split_whitespace().nth(1).unwrap_or("").to_string();
+                let mut auth = String::new();
+                loop {
+                    let mut h = String::new();
+                    if reader.read_line(&mut h).unwrap_or(0) == 0 || h.trim().is_empty() {
+                        break;
+                    }
+                    if let Some(v) = h
+                        .strip_prefix("Authorization: ")
+                        .or_else(|| h.strip_prefix("authorization: "))
+                    {
+                        auth = v.trim().to_string();
+                    }
+                }
+                let (status, extra, body) = if path.starts_with("/token?") {
+                    counted.fetch_add(1, Ordering::SeqCst);
+                    // dTpw is base64 of u:p
+                    assert_eq!(auth, "Basic dTpw");
+                    assert!(path.contains("scope=repository%3Ateam%2Fkit%3Apull"), "{path}");
+                    ("200 OK", String::new(), r#"{"token":"T1"}"#.to_string())
+                } else if auth != "Bearer T1" {
+                    (
+                        "401 Unauthorized",
+                        format!(
+                            "WWW-Authenticate: Bearer realm=\"http://127.0.0.1:{port}/token\",service=\"s\",scope=\"repository:team/kit:pull\"\r\n"
+                        ),
+                        "{}".to_string(),
+                    )
+                } else {
+                    ("200 OK", String::new(), r#"{"tags":["v1"]}"#.to_string())
+                };
+                let _ = write!(
+                    stream,
+                    "HTTP/1.1 {status}\r\n{extra}Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+            }
+        });
+        let address = crate::registry::Address::parse(&format!("localhost:{port}/team")).unwrap();
+        let client = super::Client::for_address(&address, 5).with_credential(Some(super::Credential::Basic {
+            username: "u".into(),
+            password: super::Secret::new("p"),
+        }));
+        assert_eq!(client.tags("kit").unwrap(), ["v1"]);
+        assert_eq!(client.tags("kit").unwrap(), ["v1"]);
+        assert_eq!(tokens.load(Ordering::SeqCst), 1, "one token for the scope");
+        assert_eq!(client.scheme().unwrap(), super::Scheme::Http);
+    }
+
+    #[test]
+    fn challenges() {
+        use super::{parse_challenge, Challenge};
+        assert_eq!(parse_challenge("Basic realm=\"r\""), Some(Challenge::Basic));
+        assert_eq!(
+            parse_challenge(
+                r#"Bearer realm="https://auth.example.com/token",service="registry.example.com",scope="repository:a/b:pull,push""#
+            ),
+            Some(Challenge::Bearer {
+                realm: "https://auth.example.com/token".into(),
+                service: Some("registry.example.com".into()),
+                scope: Some("repository:a/b:pull,push".into()),
+            })
+        );
+        assert_eq!(parse_challenge("Negotiate"), None);
+        assert_eq!(
+            super::scope_for("/v2/team/kit/manifests/v1"),
+            "repository:team/kit:pull"
+        );
+        assert_eq!(super::scope_for("/v2/_catalog?n=100"), "registry:catalog:*");
+        assert_eq!(super::scope_for("/v2/"), "");
     }
 
     #[test]
