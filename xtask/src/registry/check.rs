@@ -150,7 +150,7 @@ pub(crate) fn run(client: &Client) -> Report {
             report.scheme = Some("http".into());
             report.pass(
                 "tls",
-                "plain HTTP: TLS failed, and a loopback registry may serve HTTP (as twoliter allows)",
+                "plain HTTP: a loopback registry without TLS (as twoliter allows for localhost, 127.0.0.1, ::1)",
             );
         }
         Err(err) => return report.fail("tls", format!("{err:#}")),
