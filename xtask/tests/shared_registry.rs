@@ -100,6 +100,23 @@ fn registry_check_names_each_failure_and_its_fix() {
     assert!(report["credentials"].as_str().unwrap().contains("`auths`"), "{report}");
     assert!(report["ca_file"].as_str().is_some(), "{report}");
 
+    // By IP: the certificate names 127.0.0.1 too, and the docker config is keyed by that host.
+    let by_ip = root.path().join("docker-ip");
+    tls_registry::write_auths(
+        &by_ip,
+        &format!("127.0.0.1:{}", registry.port),
+        tls_registry::USER,
+        PASSWORD,
+    );
+    let (ok, report, _) = check(
+        root.path(),
+        &by_ip,
+        &format!("127.0.0.1:{}/team", registry.port),
+        &["--ca-file", ca.to_str().unwrap()],
+    );
+    assert!(ok, "{report}");
+    assert_eq!(report["scheme"], "https");
+
     // A credential helper on PATH gives them as well.
     let output = support::run(
         xtask(root.path(), &registry.helper_config(), &[&registry.helper_bin()]).args(["registry", "check", &address]),

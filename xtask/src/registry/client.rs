@@ -21,7 +21,7 @@ use super::{trust, Address};
 use crate::oci::{self, Manifest};
 
 /// Seconds a single request may take.
-const TIMEOUT_SECS: u64 = 10;
+pub(crate) const TIMEOUT_SECS: u64 = 10;
 /// Page size asked for on `_catalog` and `tags/list`.
 const PAGE: usize = 100;
 
@@ -47,6 +47,8 @@ pub(crate) struct Client {
     origin: String,
     /// Seconds a single request may take.
     timeout: u64,
+    /// The registry the xtask runs itself: plain HTTP, no authentication.
+    own: bool,
     session: Arc<Mutex<Session>>,
 }
 
@@ -100,6 +102,7 @@ impl Client {
             address: Address::local(port),
             origin: format!("127.0.0.1:{port}"),
             timeout: secs.max(1),
+            own: true,
             session: Arc::default(),
         };
         client.session.lock().expect("fresh").scheme = Some(Scheme::Http);
@@ -113,6 +116,7 @@ impl Client {
             address: address.clone(),
             origin: address.authority(),
             timeout: secs.max(1),
+            own: false,
             session: Arc::default(),
         }
     }
@@ -181,7 +185,7 @@ impl Client {
         if let Some(found) = self.session().credential.clone() {
             return Ok(found);
         }
-        let found = if self.address.loopback_port().is_some() && self.origin.starts_with("127.0.0.1:") {
+        let found = if self.own {
             // The xtask's own registry has no authentication.
             (None, Source::None)
         } else {

@@ -219,7 +219,7 @@ pub(crate) fn connect(address: &Address) -> Result<Client> {
         }
     }
     trust::use_for(address)?;
-    Ok(Client::for_address(address, 10))
+    Ok(Client::for_address(address, client::TIMEOUT_SECS))
 }
 
 /// The registry at `address` is this checkout's or forest's own: a plain-HTTP client, in the
