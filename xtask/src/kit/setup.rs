@@ -49,9 +49,10 @@ impl Phase for Setup {
         let existing = fsx::read_optional(&infra_path)?;
         infra::set_vendor_registry(existing.as_deref(), LOCAL_VENDOR, "localhost:5000")
             .with_context(|| format!("cannot update {}", infra_path.display()))?;
+        let mut checked = None;
         let (address, backend) = match kit.wanted_registry()? {
             Some(address) if !registry::is_own(&address)? => {
-                registry::existing(&address)?;
+                checked = Some(registry::existing(&address)?);
                 (address, None)
             }
             wanted => {
@@ -91,9 +92,15 @@ impl Phase for Setup {
         };
         let report = format!(
             "# SETUP\n\n- registry: `{url}` ({}), healthy\n- `{}`: `[vendor.{LOCAL_VENDOR}] registry = \"{url}\"`{}\n- kit: `{}` {} for {}\n",
-            match backend {
-                Some(backend) => format!("{} backend", backend.name()),
-                None => "run elsewhere; only published to".to_string(),
+            match (backend, &checked) {
+                (Some(backend), _) => format!("{} backend", backend.name()),
+                (None, Some(check)) => format!(
+                    "run elsewhere; only published to; `registry check` passed: {}, authentication {}, credentials {}",
+                    check.scheme.as_deref().unwrap_or("-"),
+                    check.auth.as_deref().unwrap_or("-"),
+                    check.credentials.as_deref().unwrap_or("not needed"),
+                ),
+                (None, None) => "run elsewhere; only published to".to_string(),
             },
             infra_path.display(),
             if infra_changed { " (written)" } else { " (already set)" },

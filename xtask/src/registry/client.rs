@@ -755,17 +755,20 @@ mod tests {
         }
     }
 
-    /// A Bearer registry: the token is fetched from the realm once per scope, with the
-    /// credential as Basic, and the request retried with it.
-    #[test]
-    fn bearer_tokens_are_fetched_once_per_scope() {
-        use std::io::{BufRead, BufReader, Write};
-        use std::sync::atomic::{AtomicUsize, Ordering};
-        use std::sync::Arc;
-        let tokens = Arc::new(AtomicUsize::new(0));
+    /// One HTTP request as [`stub`] passes it on: method, path, Authorization header, body.
+    struct Seen {
+        method: String,
+        path: String,
+        auth: String,
+        body: String,
+    }
+
+    /// A plain-HTTP server on 127.0.0.1, one request per connection, answering each with
+    /// `handle(request, port)` = (status line, extra header lines, body); returns the port.
+    fn stub(handle: impl Fn(&Seen, u16) -> (&'static str, String, String) + Send + 'static) -> u16 {
+        use std::io::{BufRead, BufReader, Read, Write};
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let port = listener.local_addr().unwrap().port();
-        let counted = tokens.clone();
         std::thread::spawn(move || {
             for stream in listener.incoming() {
                 let mut stream = stream.unwrap();
@@ -775,37 +778,32 @@ mod tests {
                 if reader.read_line(&mut line).is_err() {
                     continue;
                 }
-                let path = line.split_whitespace().nth(1).unwrap_or("").to_string();
-                let mut auth = String::new();
+                let mut parts = line.split_whitespace();
+                let method = parts.next().unwrap_or("").to_string();
+                let path = parts.next().unwrap_or("").to_string();
+                let (mut auth, mut length) = (String::new(), 0);
                 loop {
                     let mut h = String::new();
                     if reader.read_line(&mut h).unwrap_or(0) == 0 || h.trim().is_empty() {
                         break;
                     }
-                    if let Some(v) = h
-                        .strip_prefix("Authorization: ")
-                        .or_else(|| h.strip_prefix("authorization: "))
-                    {
-                        auth = v.trim().to_string();
+                    if let Some((k, v)) = h.split_once(':') {
+                        match k.to_ascii_lowercase().as_str() {
+                            "authorization" => auth = v.trim().to_string(),
+                            "content-length" => length = v.trim().parse().unwrap_or(0),
+                            _ => {}
+                        }
                     }
                 }
-                let (status, extra, body) = if path.starts_with("/token?") {
-                    counted.fetch_add(1, Ordering::SeqCst);
-                    // dTpw is base64 of u:p
-                    assert_eq!(auth, "Basic dTpw");
-                    assert!(path.contains("scope=repository%3Ateam%2Fkit%3Apull"), "{path}");
-                    ("200 OK", String::new(), r#"{"token":"T1"}"#.to_string())
-                } else if auth != "Bearer T1" {
-                    (
-                        "401 Unauthorized",
-                        format!(
-                            "WWW-Authenticate: Bearer realm=\"http://127.0.0.1:{port}/token\",service=\"s\",scope=\"repository:team/kit:pull\"\r\n"
-                        ),
-                        "{}".to_string(),
-                    )
-                } else {
-                    ("200 OK", String::new(), r#"{"tags":["v1"]}"#.to_string())
+                let mut body = vec![0; length];
+                let _ = reader.read_exact(&mut body);
+                let seen = Seen {
+                    method,
+                    path,
+                    auth,
+                    body: String::from_utf8_lossy(&body).into_owned(),
                 };
+                let (status, extra, body) = handle(&seen, port);
                 let _ = write!(
                     stream,
                     "HTTP/1.1 {status}\r\n{extra}Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
@@ -813,15 +811,101 @@ mod tests {
                 );
             }
         });
+        port
+    }
+
+    /// A registry that demands the Bearer token `T1` from its realm `/token`; `token` judges
+    /// each token request.
+    fn bearer_registry(token: impl Fn(&Seen) -> bool + Send + 'static) -> u16 {
+        stub(move |seen, port| {
+            if seen.path.starts_with("/token") {
+                if token(seen) {
+                    return ("200 OK", String::new(), r#"{"access_token":"T1"}"#.to_string());
+                }
+                return ("401 Unauthorized", String::new(), "{}".to_string());
+            }
+            if seen.auth != "Bearer T1" {
+                let challenge = format!(
+                    "WWW-Authenticate: Bearer realm=\"http://127.0.0.1:{port}/token\",service=\"s\",scope=\"repository:team/kit:pull\"\r\n"
+                );
+                return ("401 Unauthorized", challenge, "{}".to_string());
+            }
+            ("200 OK", String::new(), r#"{"tags":["v1"]}"#.to_string())
+        })
+    }
+
+    fn client_with(port: u16, credential: Option<super::Credential>) -> super::Client {
         let address = crate::registry::Address::parse(&format!("localhost:{port}/team")).unwrap();
-        let client = super::Client::for_address(&address, 5).with_credential(Some(super::Credential::Basic {
-            username: "u".into(),
-            password: super::Secret::new("p"),
-        }));
+        super::Client::for_address(&address, 5).with_credential(credential)
+    }
+
+    /// A Bearer registry: the token is fetched from the realm once per scope, with the
+    /// credential as Basic, and the request retried with it.
+    #[test]
+    fn bearer_tokens_are_fetched_once_per_scope() {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        use std::sync::Arc;
+        let tokens = Arc::new(AtomicUsize::new(0));
+        let counted = tokens.clone();
+        let port = bearer_registry(move |seen| {
+            counted.fetch_add(1, Ordering::SeqCst);
+            // dTpw is base64 of u:p
+            seen.method == "GET"
+                && seen.auth == "Basic dTpw"
+                && seen.path.contains("service=s&scope=repository%3Ateam%2Fkit%3Apull")
+        });
+        let client = client_with(
+            port,
+            Some(super::Credential::Basic {
+                username: "u".into(),
+                password: super::Secret::new("p"),
+            }),
+        );
         assert_eq!(client.tags("kit").unwrap(), ["v1"]);
         assert_eq!(client.tags("kit").unwrap(), ["v1"]);
         assert_eq!(tokens.load(Ordering::SeqCst), 1, "one token for the scope");
         assert_eq!(client.scheme().unwrap(), super::Scheme::Http);
+
+        // Anonymous: the realm is asked without credentials, and its refusal names the fix.
+        let err = format!("{:#}", client_with(port, None).tags("kit").unwrap_err());
+        assert!(
+            err.contains("refused") && err.contains("docker login localhost:"),
+            "{err}"
+        );
+    }
+
+    /// An identity token (`identitytoken`, or a helper's `<token>` user) is exchanged at the
+    /// realm with the OAuth2 refresh-token grant, as docker does.
+    #[test]
+    fn identity_tokens_are_exchanged_with_a_refresh_grant() {
+        let port = bearer_registry(|seen| {
+            seen.method == "POST"
+                && seen.auth.is_empty()
+                && seen.body.contains("grant_type=refresh_token")
+                && seen.body.contains("refresh_token=RT%2F1")
+                && seen.body.contains("scope=repository%3Ateam%2Fkit%3Apull")
+        });
+        let client = client_with(port, Some(super::Credential::IdentityToken(super::Secret::new("RT/1"))));
+        assert_eq!(client.tags("kit").unwrap(), ["v1"]);
+    }
+
+    #[test]
+    fn transport_errors_name_the_fix() {
+        use super::describe_transport;
+        let address = crate::registry::Address::parse("registry.example.com/team").unwrap();
+        let io = |text: &str| minreq::Error::IoError(std::io::Error::other(text.to_string()));
+        let cert = describe_transport(&address, &io("invalid peer certificate: UnknownIssuer"));
+        assert!(
+            cert.contains("not trusted") && cert.contains("--ca-file") && cert.contains("SSL_CERT_FILE"),
+            "{cert}"
+        );
+        assert!(cert.contains("registry.example.com/team"), "{cert}");
+        let refused = describe_transport(&address, &io("Connection refused (os error 111)"));
+        assert!(refused.contains("nothing accepts connections"), "{refused}");
+        let dns = describe_transport(&address, &io("failed to lookup address information"));
+        assert!(dns.contains("cannot be resolved"), "{dns}");
+        let tls = describe_transport(&address, &io("received corrupt message of type InvalidContentType"));
+        assert!(tls.contains("must serve HTTPS"), "{tls}");
     }
 
     #[test]
