@@ -159,11 +159,16 @@ pub(crate) fn run_with_input(
     let (tx, rx) = std::sync::mpsc::channel();
     let mut stdout = child.stdout.take().context("no stdout")?;
     let mut stderr = child.stderr.take().context("no stderr")?;
+    // Both pipes drained at once, so a child filling one cannot stall on the other.
+    let errors = std::thread::spawn(move || {
+        let mut err = Vec::new();
+        let _ = stderr.read_to_end(&mut err);
+        err
+    });
     std::thread::spawn(move || {
         let mut out = Vec::new();
-        let mut err = Vec::new();
         let _ = stdout.read_to_end(&mut out);
-        let _ = stderr.read_to_end(&mut err);
+        let err = errors.join().unwrap_or_default();
         let _ = tx.send((out, err));
     });
     let (out, err) = match rx.recv_timeout(timeout) {
@@ -412,6 +417,22 @@ pub(crate) fn stream(mut cmd: Command, prefix: &str, log: &Path) -> Result<Strea
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn input_is_given_and_a_slow_program_is_killed() {
+        let mut cat = Command::new("sh");
+        cat.args(["-c", "cat; echo oops >&2; exit 3"]);
+        let output = run_with_input(cat, b"localhost:5000", std::time::Duration::from_secs(10)).unwrap();
+        assert_eq!(output.stdout, b"localhost:5000");
+        assert_eq!(output.stderr, b"oops\n");
+        assert_eq!(output.status.code(), Some(3));
+        let mut slow = Command::new("sleep");
+        slow.arg("30");
+        let started = std::time::Instant::now();
+        let err = run_with_input(slow, b"", std::time::Duration::from_millis(300)).unwrap_err();
+        assert!(err.to_string().contains("did not finish"), "{err}");
+        assert!(started.elapsed() < std::time::Duration::from_secs(10));
+    }
 
     fn env(pairs: &[(&str, &str)]) -> Vec<(OsString, OsString)> {
         pairs.iter().map(|(k, v)| (k.into(), v.into())).collect()
