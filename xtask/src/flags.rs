@@ -121,8 +121,8 @@ pub(crate) enum Cmd {
     /// Run this xtask's own tests, first checking (with --install, installing) what they need.
     ///
     /// Checks cargo-nextest, git, make, gcc, python3 (3.11 or newer), docker-registry, lz4,
-    /// sgdisk, ss, kill, docker, ssh, ssh-keygen, sshd and a Docker daemon that answers, naming
-    /// each missing one with the command that installs it; builds the registry test image
+    /// sgdisk, ss, openssl, htpasswd, kill, docker, ssh, ssh-keygen, sshd and a Docker daemon that
+    /// answers, naming each missing one with the command that installs it; builds the registry test image
     /// (xtask/tests/registry-image/build.sh); then runs `cargo nextest run --workspace` with the
     /// arguments after `--`, and exits with its status.
     Test(Test),
@@ -142,11 +142,20 @@ pub(crate) struct BuildKit {
     /// Kit repo (default: this checkout if it is a kit repo, else $FOREST_ROOT/kits/<kit>)
     #[arg(long)]
     pub(crate) kit_dir: Option<PathBuf>,
-    /// Publish to the registry at localhost:<port>: this checkout's (or forest's) own, or one that
-    /// runs already and answers GET /v2/, which is then never started, stopped or cleaned from
-    /// here (default: the registry of this checkout, or of the forest it lies in)
-    #[arg(long, value_name = "localhost:PORT")]
+    /// Publish to the registry at host[:port][/namespace], as twoliter takes it (no scheme):
+    /// this checkout's (or forest's) own at localhost:<port>, or one that runs already (another
+    /// checkout's, or a team's shared registry) and passes every step of `registry check`,
+    /// which is then never started, stopped or cleaned from here (default: the registry of this
+    /// checkout, or of the forest it lies in). HTTPS, plain HTTP only on localhost, 127.0.0.1
+    /// and ::1; credentials from the docker config ($DOCKER_CONFIG/config.json or
+    /// ~/.docker/config.json, its credHelpers and credsStore)
+    #[arg(long, value_name = "HOST[:PORT][/NAMESPACE]")]
     pub(crate) registry: Option<String>,
+    /// CA certificate (PEM) the registry's TLS certificate is signed with, remembered for that
+    /// registry address in this checkout (or forest): trusted with the system's roots, by the
+    /// xtask and the tools it runs (as SSL_CERT_FILE)
+    #[arg(long, value_name = "PEM", requires = "registry")]
+    pub(crate) ca_file: Option<PathBuf>,
     /// Run every phase again even when nothing changed since the last verified publish (twoliter
     /// itself rebuilds only what changed)
     #[arg(long)]
@@ -192,11 +201,16 @@ pub(crate) struct Variant {
     /// Variant repo (default: this checkout if it is a variant repo, else $FOREST_ROOT/bottlerocket)
     #[arg(long)]
     pub(crate) variant_dir: Option<PathBuf>,
-    /// Take the kits from the registry at localhost:<port> (default: the registry of this
+    /// Take the kits from the registry at host[:port][/namespace] (default: the registry of this
     /// checkout, or of the forest it lies in; `cargo xtask registry url` in the checkout that
-    /// published them prints theirs)
-    #[arg(long, value_name = "localhost:PORT")]
+    /// published them prints theirs; a team's shared registry as twoliter names it). HTTPS,
+    /// plain HTTP only on localhost, 127.0.0.1 and ::1; credentials from the docker config
+    #[arg(long, value_name = "HOST[:PORT][/NAMESPACE]")]
     pub(crate) registry: Option<String>,
+    /// CA certificate (PEM) of the registry's TLS certificate, remembered for that registry
+    /// address (see `registry check --ca-file`)
+    #[arg(long, value_name = "PEM", requires = "registry")]
+    pub(crate) ca_file: Option<PathBuf>,
     /// Print one JSON summary object on stdout
     #[arg(long)]
     pub(crate) json: bool,
@@ -353,6 +367,30 @@ pub(crate) enum RegistryCmd {
     Stop,
     /// Remove the registry and its data (container and volume, or process and data directory)
     Clean,
+    /// Check that a registry (a team's shared one, or any) is usable from here, step by step.
+    ///
+    /// In order: DNS resolution, TCP connection, TLS (HTTPS with a verified certificate; plain
+    /// HTTP only for localhost, 127.0.0.1 and ::1, as twoliter allows), GET /v2/, the
+    /// authentication it asks for (none, Basic, or a Bearer token realm), and the credentials
+    /// the docker config gives for it (auths, a credential helper, or none: where they come
+    /// from, never what they are). Each failure is named with its fix. Exit status 0 when every
+    /// step passes, 1 otherwise.
+    Check(RegistryCheck),
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct RegistryCheck {
+    /// The registry as twoliter takes it: host[:port][/namespace], no scheme
+    #[arg(value_name = "HOST[:PORT][/NAMESPACE]")]
+    pub(crate) registry: String,
+    /// CA certificate (PEM) the registry's TLS certificate is signed with: remembered for this
+    /// address in this checkout (or forest), and trusted with the system's roots from then on
+    /// by build-kit, variant, next-step and the tools they run
+    #[arg(long, value_name = "PEM")]
+    pub(crate) ca_file: Option<PathBuf>,
+    /// Print the result as one JSON object
+    #[arg(long)]
+    pub(crate) json: bool,
 }
 
 #[derive(Debug, Args)]

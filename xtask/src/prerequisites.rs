@@ -62,7 +62,7 @@ const fn apt(name: &'static str, package: &'static str, why: &'static str) -> Pr
 }
 
 /// Everything the test suite runs, in the order it is checked.
-pub(crate) const ALL: [Prerequisite; 15] = [
+pub(crate) const ALL: [Prerequisite; 17] = [
     Prerequisite {
         name: "cargo-nextest",
         why: "running the suite",
@@ -86,6 +86,16 @@ pub(crate) const ALL: [Prerequisite; 15] = [
     apt("lz4", "lz4", "checking LZ4 frames independently"),
     apt("sgdisk", "gdisk", "checking GPT disks independently"),
     apt("ss", "iproute2", "who holds a port"),
+    apt(
+        "openssl",
+        "openssl",
+        "the CA and server certificate of the TLS registry tests",
+    ),
+    apt(
+        "htpasswd",
+        "apache2-utils",
+        "the bcrypt password file of the TLS registry tests",
+    ),
     apt("kill", "procps", "killing servers in the tests"),
     apt("docker", "docker.io", "the docker registry backend"),
     apt("ssh", "openssh-client", "the --on builds, which run over ssh"),

@@ -22,9 +22,13 @@ use serde::{Deserialize, Serialize};
 /// twoliter runs, `CARGO_MANIFEST_DIR` and `CARGO_PKG_*` would describe this crate to theirs, and
 /// `LD_LIBRARY_PATH` would point their programs at this toolchain's libraries. So every one of
 /// those is removed (see [`injected_env`] for the rule); everything else, `CARGO_HOME` and
-/// `RUSTUP_HOME` included, is passed on.
+/// `RUSTUP_HOME` included, is passed on. When a team registry's CA is trusted, `SSL_CERT_FILE` is
+/// the bundle of the system's roots and that CA (see `registry::trust`), as for the xtask itself.
 pub(crate) fn tool(program: impl AsRef<OsStr>) -> Command {
     let mut cmd = Command::new(program);
+    if let Some(bundle) = crate::registry::trust::active() {
+        cmd.env("SSL_CERT_FILE", bundle);
+    }
     let exe_dir = std::env::current_exe()
         .ok()
         .and_then(|exe| exe.parent().map(Path::to_path_buf));
@@ -129,6 +133,59 @@ pub(crate) fn read_tool(mut cmd: Command) -> Result<String> {
         );
     }
     Ok(String::from_utf8_lossy(&output.stdout).trim().to_string())
+}
+
+/// Runs `cmd` with `input` on its stdin and its output captured, killing it after `timeout`. The
+/// output is returned whatever the exit status; the caller decides what it may quote (a
+/// credential helper's stdout holds a secret).
+pub(crate) fn run_with_input(
+    mut cmd: Command,
+    input: &[u8],
+    timeout: std::time::Duration,
+) -> Result<std::process::Output> {
+    let shown = format!("{:?}", cmd.get_program());
+    let mut child = cmd
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .with_context(|| format!("cannot run {shown}"))?;
+    let mut stdin = child.stdin.take().context("no stdin")?;
+    let input = input.to_vec();
+    // A writer thread: a child that does not read its stdin must not block us.
+    let writer = std::thread::spawn(move || {
+        let _ = stdin.write_all(&input);
+    });
+    let (tx, rx) = std::sync::mpsc::channel();
+    let mut stdout = child.stdout.take().context("no stdout")?;
+    let mut stderr = child.stderr.take().context("no stderr")?;
+    // Both pipes drained at once, so a child filling one cannot stall on the other.
+    let errors = std::thread::spawn(move || {
+        let mut err = Vec::new();
+        let _ = stderr.read_to_end(&mut err);
+        err
+    });
+    std::thread::spawn(move || {
+        let mut out = Vec::new();
+        let _ = stdout.read_to_end(&mut out);
+        let err = errors.join().unwrap_or_default();
+        let _ = tx.send((out, err));
+    });
+    let (out, err) = match rx.recv_timeout(timeout) {
+        Ok(output) => output,
+        Err(_) => {
+            let _ = child.kill();
+            let _ = child.wait();
+            bail!("{shown} did not finish within {}s and was killed", timeout.as_secs());
+        }
+    };
+    let _ = writer.join();
+    let status = child.wait().with_context(|| format!("cannot wait for {shown}"))?;
+    Ok(std::process::Output {
+        status,
+        stdout: out,
+        stderr: err,
+    })
 }
 
 /// Runs `cmd` and returns its stdout (trimmed). On failure the error quotes the program's stderr.
@@ -360,6 +417,22 @@ pub(crate) fn stream(mut cmd: Command, prefix: &str, log: &Path) -> Result<Strea
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn input_is_given_and_a_slow_program_is_killed() {
+        let mut cat = Command::new("sh");
+        cat.args(["-c", "cat; echo oops >&2; exit 3"]);
+        let output = run_with_input(cat, b"localhost:5000", std::time::Duration::from_secs(10)).unwrap();
+        assert_eq!(output.stdout, b"localhost:5000");
+        assert_eq!(output.stderr, b"oops\n");
+        assert_eq!(output.status.code(), Some(3));
+        let mut slow = Command::new("sleep");
+        slow.arg("30");
+        let started = std::time::Instant::now();
+        let err = run_with_input(slow, b"", std::time::Duration::from_millis(300)).unwrap_err();
+        assert!(err.to_string().contains("did not finish"), "{err}");
+        assert!(started.elapsed() < std::time::Duration::from_secs(10));
+    }
 
     fn env(pairs: &[(&str, &str)]) -> Vec<(OsString, OsString)> {
         pairs.iter().map(|(k, v)| (k.into(), v.into())).collect()

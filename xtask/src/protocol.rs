@@ -98,7 +98,8 @@ pub(crate) enum Subject {
         kit: String,
         arch: String,
         kit_dir: PathBuf,
-        /// `localhost:<port>`, once known.
+        /// The registry as twoliter names it (`localhost:<port>`, or a shared registry's
+        /// `host[:port][/namespace]`), once known.
         registry: Option<String>,
     },
     Variant {
@@ -107,7 +108,8 @@ pub(crate) enum Subject {
         arch: String,
         kits: Vec<KitRequest>,
         strategy: String,
-        /// `localhost:<port>` when input.json names one (else the registry of the checkout or its forest).
+        /// The registry input.json names (`localhost:<port>` or `host[:port][/namespace]`), else none:
+        /// the registry of the checkout or its forest.
         registry: Option<String>,
     },
 }

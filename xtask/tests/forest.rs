@@ -255,8 +255,9 @@ fn a_registry_address_that_is_not_a_healthy_loopback_registry_is_refused() {
             format!("no healthy registry answers at localhost:{nothing}"),
         ),
         (
-            "registry.example.com:5000".to_string(),
-            "not a local registry address".to_string(),
+            // A shared registry is only used when `registry check` passes; `.invalid` never resolves.
+            "registry.invalid:5000/team".to_string(),
+            "cannot be resolved".to_string(),
         ),
     ] {
         let output = support::run(kit_xtask(&repo).args(["build-kit", "--arch", "x86_64", "--registry", &registry]));

@@ -84,6 +84,10 @@ impl flags::BuildKit {
         // Check the inputs fully before writing anything. twoliter is the repo's business: its
         // `make build` installs the version it pins.
         let kit = Kit::resolve(&ws, &input)?;
+        // Trust for the registry is set before any request and before other threads start.
+        if let Some(address) = kit.wanted_registry()? {
+            crate::registry::prepare(&address, self.ca_file.as_deref())?;
+        }
         crate::signals::install()?;
         ws.stop_orphans()?;
         ws.write_input(&input)?;

@@ -25,6 +25,7 @@ impl flags::Registry {
                 Ok(ExitCode::SUCCESS)
             }
             RegistryCmd::List(args) => list(sh, args.json),
+            RegistryCmd::Check(args) => check(args),
             RegistryCmd::Logs(args) => registry::logs(sh, args.follow).map(|()| ExitCode::SUCCESS),
             RegistryCmd::Stop => {
                 if registry::stop(sh)? {
@@ -120,6 +121,22 @@ fn list(sh: &Shell, json: bool) -> Result<ExitCode> {
             "{broken} of {} rows could not be read in full (see their errors)",
             rows.len()
         ));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn check(args: flags::RegistryCheck) -> Result<ExitCode> {
+    let address = registry::Address::parse(&args.registry)?;
+    let client = registry::prepare(&address, args.ca_file.as_deref())?;
+    let report = registry::check::run(&client);
+    if args.json {
+        println!("{}", serde_json::to_string(&report)?);
+    } else {
+        print!("{}", report.text());
+    }
+    if let Some(step) = report.failure() {
+        ui::warn(format!("{} fails its {} check", report.registry, step.step));
+        return Ok(ExitCode::from(1));
     }
     Ok(ExitCode::SUCCESS)
 }

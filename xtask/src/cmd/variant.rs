@@ -117,6 +117,10 @@ impl flags::Variant {
         let ws = Workspace::new(&ws_dir);
         // Check the inputs fully before writing anything.
         let variant = Variant::resolve(&ws, &input)?;
+        // Trust for the registry is set before any request and before other threads start.
+        if let Some(registry) = &input.registry {
+            crate::registry::prepare(&crate::registry::Address::parse(registry)?, self.ca_file.as_deref())?;
+        }
         // One run per repo, from the first edit to the last restore.
         let _repo = crate::repo_lock::RepoLock::acquire(&variant.repo, &ws.dir)?;
         crate::signals::install()?;

@@ -27,8 +27,8 @@ use crate::{git, project, tools};
 pub(crate) struct KitInput {
     pub(crate) kit_name: String,
     pub(crate) arch: Arch,
-    /// `localhost:<port>` of the registry to publish to (default: the registry of the checkout or
-    /// of its forest).
+    /// The registry to publish to, `host[:port][/namespace]` (default: the registry of the
+    /// checkout or of its forest).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(crate) registry: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -98,7 +98,7 @@ impl KitInput {
     pub(crate) fn check(&self) -> Result<()> {
         project::check_identifier("kit_name in input.json", &self.kit_name)?;
         if let Some(registry) = &self.registry {
-            crate::registry::local_port(registry)?;
+            crate::registry::Address::parse(registry).context("`registry` in input.json")?;
         }
         Ok(())
     }
@@ -155,18 +155,18 @@ impl Kit {
         git::build_id(sh, &self.repo, compat::build_id_abbrev(twoliter))
     }
 
-    /// The registry port `input.json` asks for, if any.
-    pub(crate) fn wanted_port(&self) -> Result<Option<u16>> {
+    /// The registry `input.json` asks for, if any.
+    pub(crate) fn wanted_registry(&self) -> Result<Option<crate::registry::Address>> {
         self.input
             .registry
             .as_deref()
-            .map(crate::registry::local_port)
+            .map(crate::registry::Address::parse)
             .transpose()
     }
 
     /// The registry SETUP recorded; later phases use the same one.
-    pub(crate) fn registry_port(&self) -> Result<u16> {
-        Ok(self.ws.succeeded::<setup::Setup>()?.port)
+    pub(crate) fn registry(&self) -> Result<crate::registry::Address> {
+        crate::registry::Address::parse(&self.ws.succeeded::<setup::Setup>()?.registry)
     }
 }
 

@@ -1,5 +1,7 @@
 //! PUBLISH: the repo's publish entry point pushes the kit to the local vendor
-//! (`make publish VENDOR=local KIT=…`, else `twoliter publish kit <kit> local`).
+//! (`make publish VENDOR=local KIT=…`, else `twoliter publish kit <kit> local`). A registry
+//! whose tags are immutable (ECR, Harbor) refuses a second push of a version: that refusal is
+//! named with its fix.
 
 use anyhow::{bail, Result};
 use serde::{Deserialize, Serialize};
@@ -7,7 +9,7 @@ use xshell::Shell;
 
 use super::build::{self, BuildData};
 use super::Kit;
-use crate::registry::Client;
+use crate::registry::Address;
 use crate::twoliter::LOCAL_VENDOR;
 use crate::workflow::{KitPhase, Phase};
 
@@ -32,11 +34,11 @@ impl Phase for Publish {
 
     fn run(sh: &Shell, kit: &Kit) -> Result<(PublishData, String)> {
         let phase = KitPhase::Publish;
-        let port = kit.registry_port()?;
+        let address = kit.registry()?;
         let built: BuildData = kit.ws.succeeded::<build::Build>()?;
         // Publishing an archive of another build id fails inside twoliter with a less clear message.
         build::Build::gate(sh, kit, &built)?;
-        super::run_in_repo(
+        let published = super::run_in_repo(
             kit,
             phase,
             &[
@@ -50,12 +52,26 @@ impl Phase for Publish {
                 kit.name.clone(),
                 LOCAL_VENDOR.into(),
             ]],
-        )?;
-        let registry = format!("localhost:{port}");
+        );
         let tag = format!("v{}", built.release_version);
+        if let Err(err) = published {
+            let log = crate::fsx::read_tail(&kit.ws.log_path(phase), 64 * 1024).unwrap_or_default();
+            if let Some(line) = immutable_tag_refusal(&log) {
+                bail!(
+                    "{address} refused to overwrite a tag of {kit} {tag}: its tags are immutable, and this version \
+                     was pushed there before (the registry said: `{line}`): bump `release-version` in the kit repo's \
+                     Twoliter.toml and build again, or delete the tags {address}/{kit}:{tag} and \
+                     {address}/{kit}:{tag}-* in the registry and run again",
+                    kit = kit.name,
+                );
+            }
+            return Err(err);
+        }
+        let registry = address.to_string();
+        let client = crate::registry::connect(&address)?;
         // This build's image, under the per-arch tag publish pushed it as.
         let arch_tag = format!("{tag}-{}-{}", built.build_id, kit.arch);
-        let Some(image) = Client::new(port).manifest(&kit.name, &arch_tag)? else {
+        let Some(image) = client.manifest(&kit.name, &arch_tag)? else {
             bail!(
                 "{registry}/{}:{arch_tag} is not in the registry: publishing did not push this build (see {})",
                 kit.name,
@@ -97,9 +113,9 @@ impl Phase for Publish {
 
     /// The index tag references this build's image (not one published from another build).
     fn gate(_sh: &Shell, kit: &Kit, data: &PublishData) -> Result<()> {
-        let port = crate::registry::local_port(&data.registry)?;
+        let client = crate::registry::connect(&Address::parse(&data.registry)?)?;
         let log = kit.ws.log_path(KitPhase::Publish);
-        let Some(index) = Client::new(port).manifest(&data.repository, &data.tag)? else {
+        let Some(index) = client.manifest(&data.repository, &data.tag)? else {
             bail!(
                 "{}/{}:{} is not in the registry (see {})",
                 data.registry,
@@ -122,5 +138,39 @@ impl Phase for Publish {
             );
         }
         Ok(())
+    }
+}
+
+/// Pure: the line of a publish log where the registry refused to overwrite a tag (immutable
+/// tags: ECR's `TAG_INVALID` "tag … already exists", Harbor's `MANIFEST_TAG_IMMUTABLE` or 403
+/// "immutable"), if any.
+pub(crate) fn immutable_tag_refusal(log: &str) -> Option<String> {
+    log.lines()
+        .rev()
+        .find(|line| {
+            let lower = line.to_lowercase();
+            line.contains("TAG_INVALID")
+                || line.contains("MANIFEST_TAG_IMMUTABLE")
+                || (lower.contains("tag") && lower.contains("already exists"))
+                || (lower.contains("tag") && lower.contains("immutable"))
+        })
+        .map(|line| line.trim().chars().take(400).collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::immutable_tag_refusal;
+
+    #[test]
+    fn immutable_tag_refusals_are_recognised() {
+        for line in [
+            "[publish] Error: failed to push manifest r/k:v1.0.0: 400 TAG_INVALID: The image tag 'v1.0.0' already exists in the 'k' repository and cannot be overwritten because the repository is immutable.",
+            "Error: PUT manifest: 403 MANIFEST_TAG_IMMUTABLE: configured as immutable",
+            "unexpected status code 400 Bad Request: tag v1.0.0 already exists",
+        ] {
+            let log = format!("pushed something\n{line}\nmake: *** [publish] Error 1\n");
+            assert_eq!(immutable_tag_refusal(&log).as_deref(), Some(line.trim()), "{line}");
+        }
+        assert_eq!(immutable_tag_refusal("Error: cannot reach registry\n"), None);
     }
 }

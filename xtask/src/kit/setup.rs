@@ -1,7 +1,8 @@
-//! SETUP: the local registry is running and healthy, and the kit repo's `Infra.toml` declares
-//! `[vendor.local] registry = "localhost:<port>"` (every other byte kept). The registry is the
-//! checkout's (or its forest's), started when needed, or one that `input.json` names and that
-//! runs already elsewhere, which is only used.
+//! SETUP: the registry is running and healthy, and the kit repo's `Infra.toml` declares
+//! `[vendor.local] registry = "<address>"` (every other byte kept). The registry is the
+//! checkout's (or its forest's) on `localhost:<port>`, started when needed, or one that
+//! `input.json` names (`host[:port][/namespace]`: another checkout's, or a team's shared
+//! registry), which is only used, after every step of `registry check` passed.
 
 use std::path::{Path, PathBuf};
 
@@ -48,21 +49,24 @@ impl Phase for Setup {
         let existing = fsx::read_optional(&infra_path)?;
         infra::set_vendor_registry(existing.as_deref(), LOCAL_VENDOR, "localhost:5000")
             .with_context(|| format!("cannot update {}", infra_path.display()))?;
-        let (port, backend) = match kit.wanted_port()? {
-            Some(port) if !registry::is_own_port(port)? => {
-                registry::existing(port)?;
-                (port, None)
+        let mut checked = None;
+        let (address, backend) = match kit.wanted_registry()? {
+            Some(address) if !registry::is_own(&address)? => {
+                checked = Some(registry::existing(&address)?);
+                (address, None)
             }
             wanted => {
                 let options = registry::StartOptions {
-                    port: wanted,
+                    port: wanted.as_ref().and_then(registry::Address::port),
                     ..Default::default()
                 };
                 let endpoint = registry::ensure_running(sh, &options)?;
-                (endpoint.port, Some(endpoint.backend))
+                let own = registry::Address::local(endpoint.port);
+                (wanted.unwrap_or(own), Some(endpoint.backend))
             }
         };
-        let url = format!("localhost:{port}");
+        let port = address.effective_port();
+        let url = address.to_string();
         let updated = infra::set_vendor_registry(existing.as_deref(), LOCAL_VENDOR, &url)
             .with_context(|| format!("cannot update {}", infra_path.display()))?;
         let infra_changed = existing.as_deref() != Some(updated.as_str());
@@ -88,9 +92,15 @@ impl Phase for Setup {
         };
         let report = format!(
             "# SETUP\n\n- registry: `{url}` ({}), healthy\n- `{}`: `[vendor.{LOCAL_VENDOR}] registry = \"{url}\"`{}\n- kit: `{}` {} for {}\n",
-            match backend {
-                Some(backend) => format!("{} backend", backend.name()),
-                None => "run elsewhere; only published to".to_string(),
+            match (backend, &checked) {
+                (Some(backend), _) => format!("{} backend", backend.name()),
+                (None, Some(check)) => format!(
+                    "run elsewhere; only published to; `registry check` passed: {}, authentication {}, credentials {}",
+                    check.scheme.as_deref().unwrap_or("-"),
+                    check.auth.as_deref().unwrap_or("-"),
+                    check.credentials.as_deref().unwrap_or("not needed"),
+                ),
+                (None, None) => "run elsewhere; only published to".to_string(),
             },
             infra_path.display(),
             if infra_changed { " (written)" } else { " (already set)" },
@@ -104,15 +114,16 @@ impl Phase for Setup {
     /// Re-checks SETUP against reality: the registry answers and `Infra.toml` still points at it.
     fn gate(_sh: &Shell, kit: &Kit, data: &SetupData) -> Result<()> {
         check_no_infra_lock(&kit.repo)?;
-        if let Some(wanted) = kit.wanted_port()? {
-            if wanted != data.port {
+        let address = registry::Address::parse(&data.registry)?;
+        if let Some(wanted) = kit.wanted_registry()? {
+            if !wanted.same_registry(&address) {
                 bail!(
-                    "input.json asks for the registry localhost:{wanted}, but SETUP set up {}: run SETUP again",
+                    "input.json asks for the registry {wanted}, but SETUP set up {}: run SETUP again",
                     data.registry
                 );
             }
         }
-        registry::Client::new(data.port)
+        registry::connect(&address)?
             .ping()
             .with_context(|| match data.backend {
                 Some(_) => format!(

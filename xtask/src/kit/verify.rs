@@ -9,8 +9,7 @@ use xshell::Shell;
 use super::publish::{Publish, PublishData};
 use super::Kit;
 use crate::oci::{self, Manifest};
-use crate::registry::local_port;
-use crate::registry::Client;
+use crate::registry::Address;
 use crate::workflow::{KitPhase, Phase};
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -86,7 +85,7 @@ impl Phase for Verify {
 
 /// The whole check against the registry.
 pub(crate) fn check(kit: &Kit, registry: &str, version: &str) -> Result<VerifyData> {
-    let client = Client::new(local_port(registry)?);
+    let client = crate::registry::connect(&Address::parse(registry)?)?;
     let tag = format!("v{version}");
     let index = client
         .manifest(&kit.name, &tag)?

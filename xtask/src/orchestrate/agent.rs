@@ -300,8 +300,8 @@ fn shell_words(argv: &[String]) -> String {
 
 impl Agented for Kit {
     fn subject(&self, sh: &Shell) -> protocol::Subject {
-        let registry = match self.registry_port() {
-            Ok(port) => format!("localhost:{port}"),
+        let registry = match self.registry() {
+            Ok(address) => address.to_string(),
             Err(_) => match &self.input.registry {
                 Some(registry) => registry.clone(),
                 None => crate::registry::url(sh).map(|(url, _)| url).unwrap_or_default(),

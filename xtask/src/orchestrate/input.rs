@@ -163,8 +163,9 @@ mod tests {
                 "`arch` in input.json: unknown arch `sparc`",
             ),
             (
-                r#"{"kit_name": "k", "arch": "x86_64", "registry": "example.com:5000"}"#,
-                "not a local registry",
+                // A shared registry is accepted as twoliter names it: host[:port][/namespace].
+                r#"{"kit_name": "k", "arch": "x86_64", "registry": "https://example.com:5000"}"#,
+                "`registry` in input.json: registry `https://example.com:5000` has a scheme",
             ),
             (r#"{"kits": []}"#, "lists no kits"),
             (r#"{"kits": [{"name": "k", "version": "latest"}]}"#, "not semver"),

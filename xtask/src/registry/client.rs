@@ -1,22 +1,77 @@
-//! The Distribution API of a plain-HTTP registry on loopback: health, catalog and tags with
-//! `Link` pagination, manifests with an `Accept` for all four kinds, blobs. Every request has a
-//! timeout.
+//! The Distribution API of a registry: health, catalog and tags with `Link` pagination,
+//! manifests with an `Accept` for all four kinds, blobs. Every request has a timeout.
+//!
+//! Scheme, as krane decides it: HTTPS first; plain HTTP only for a loopback host
+//! ([`Address::is_loopback`]) whose TLS handshake fails, decided once per client. The registry the
+//! xtask runs itself is plain HTTP from the start ([`Client::new`]).
+//!
+//! Authentication on a 401: `Basic` with the docker config's credential, or `Bearer`: a token
+//! from the challenge's realm (with the credential when there is one, else anonymous), cached
+//! per scope in the client. Repository names given to a client are relative to the address's
+//! namespace.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
 
 use anyhow::{bail, Context, Result};
+use base64::Engine;
 
+use super::credentials::{self, Credential, Secret, Source};
+use super::{trust, Address};
 use crate::oci::{self, Manifest};
 
 /// Seconds a single request may take.
-const TIMEOUT_SECS: u64 = 10;
+pub(crate) const TIMEOUT_SECS: u64 = 10;
 /// Page size asked for on `_catalog` and `tags/list`.
 const PAGE: usize = 100;
 
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Scheme {
+    Https,
+    Http,
+}
+
+impl Scheme {
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            Scheme::Https => "https",
+            Scheme::Http => "http",
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 pub(crate) struct Client {
-    /// `http://127.0.0.1:<port>`
-    base: String,
+    address: Address,
+    /// `host[:port]` in URLs (`127.0.0.1:<port>` for the xtask's own registry).
+    origin: String,
     /// Seconds a single request may take.
     timeout: u64,
+    /// The registry the xtask runs itself: plain HTTP, no authentication.
+    own: bool,
+    session: Arc<Mutex<Session>>,
+}
+
+/// What a client learns as it goes: the scheme, the credential, tokens per scope.
+#[derive(Debug, Default)]
+struct Session {
+    scheme: Option<Scheme>,
+    credential: Option<(Option<Credential>, Source)>,
+    /// Bearer tokens by scope (`repository:<repo>:pull`, or `` for `/v2/`).
+    tokens: BTreeMap<String, Secret>,
+    /// The registry asked for Basic: send it on every request.
+    basic: bool,
+}
+
+/// A `WWW-Authenticate` challenge.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Challenge {
+    Basic,
+    Bearer {
+        realm: String,
+        service: Option<String>,
+        scope: Option<String>,
+    },
 }
 
 /// A manifest as served, with the bytes the digests are computed from.
@@ -36,27 +91,213 @@ impl Fetched {
 }
 
 impl Client {
+    /// The plain-HTTP registry the xtask runs on `127.0.0.1:<port>`.
     pub(crate) fn new(port: u16) -> Client {
         Client::with_timeout(port, TIMEOUT_SECS)
     }
 
-    /// A client whose requests each give up after `secs` seconds (health polling uses 1).
+    /// [`Client::new`] whose requests each give up after `secs` seconds (health polling uses 1).
     pub(crate) fn with_timeout(port: u16, secs: u64) -> Client {
-        Client {
-            base: format!("http://127.0.0.1:{port}"),
+        let client = Client {
+            address: Address::local(port),
+            origin: format!("127.0.0.1:{port}"),
             timeout: secs.max(1),
+            own: true,
+            session: Arc::default(),
+        };
+        client.session.lock().expect("fresh").scheme = Some(Scheme::Http);
+        client
+    }
+
+    /// A registry at `address`: scheme, credentials and tokens found as krane finds them. The
+    /// trust of a remembered CA is set up by [`super::connect`], which should be used instead.
+    pub(crate) fn for_address(address: &Address, secs: u64) -> Client {
+        Client {
+            address: address.clone(),
+            origin: address.authority(),
+            timeout: secs.max(1),
+            own: false,
+            session: Arc::default(),
         }
     }
 
-    fn get(&self, path: &str, accept: Option<&str>) -> Result<minreq::Response> {
-        let url = format!("{}{path}", self.base);
+    /// This client with its credential given instead of looked up.
+    #[cfg(test)]
+    pub(crate) fn with_credential(self, credential: Option<Credential>) -> Client {
+        self.session().credential = Some((credential, Source::None));
+        self
+    }
+
+    /// This client, for repositories under `address`'s namespace.
+    pub(crate) fn in_namespace_of(mut self, address: &Address) -> Client {
+        self.address = address.clone();
+        self
+    }
+
+    pub(crate) fn address(&self) -> &Address {
+        &self.address
+    }
+
+    fn session(&self) -> std::sync::MutexGuard<'_, Session> {
+        self.session.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// One request, no authentication logic.
+    fn raw(
+        &self,
+        scheme: Scheme,
+        path: &str,
+        accept: Option<&str>,
+        auth: Option<String>,
+    ) -> Result<minreq::Response, minreq::Error> {
+        let url = format!("{}://{}{path}", scheme.name(), self.origin);
+        if scheme == Scheme::Https {
+            trust::note_https();
+        }
         let mut request = minreq::get(&url).with_timeout(self.timeout);
         if let Some(accept) = accept {
             request = request.with_header("Accept", accept);
         }
-        request
-            .send()
-            .with_context(|| format!("registry did not answer GET {url}"))
+        if let Some(auth) = auth {
+            request = request.with_header("Authorization", auth);
+        }
+        request.send()
+    }
+
+    /// The scheme, decided on first use: HTTPS, or for a loopback host whose TLS fails, plain
+    /// HTTP when it answers there as a registry does.
+    pub(crate) fn scheme(&self) -> Result<Scheme> {
+        if let Some(scheme) = self.session().scheme {
+            return Ok(scheme);
+        }
+        let scheme = decide_scheme(
+            &self.address,
+            self.raw(Scheme::Https, "/v2/", None, None).map(|_| ()),
+            || self.raw(Scheme::Http, "/v2/", None, None).ok().map(|r| r.status_code),
+        )
+        .map_err(|tls| anyhow::anyhow!("{}", describe_transport(&self.address, &tls)))?;
+        self.session().scheme = Some(scheme);
+        Ok(scheme)
+    }
+
+    /// The credential of the registry and where it came from, looked up once.
+    pub(crate) fn credential(&self) -> Result<(Option<Credential>, Source)> {
+        if let Some(found) = self.session().credential.clone() {
+            return Ok(found);
+        }
+        let found = if self.own {
+            // The xtask's own registry has no authentication.
+            (None, Source::None)
+        } else {
+            credentials::find(&self.address)?
+        };
+        self.session().credential = Some(found.clone());
+        Ok(found)
+    }
+
+    fn authorization(&self, scope: &str) -> Result<Option<String>> {
+        let (token, basic) = {
+            let session = self.session();
+            (session.tokens.get(scope).cloned(), session.basic)
+        };
+        if let Some(token) = token {
+            return Ok(Some(format!("Bearer {}", token.expose())));
+        }
+        if basic {
+            if let (Some(Credential::Basic { username, password }), _) = self.credential()? {
+                return Ok(Some(basic_header(&username, &password)));
+            }
+        }
+        Ok(None)
+    }
+
+    /// GET with authentication: answers a 401 challenge once (Basic or Bearer) and retries.
+    fn get(&self, path: &str, accept: Option<&str>) -> Result<minreq::Response> {
+        let scheme = self.scheme()?;
+        let scope = scope_for(path);
+        let shown = format!("GET {}://{}{path}", scheme.name(), self.origin);
+        let response = self
+            .raw(scheme, path, accept, self.authorization(&scope)?)
+            .map_err(|e| anyhow::anyhow!("{}", describe_transport(&self.address, &e)))
+            .with_context(|| format!("registry did not answer {shown}"))?;
+        if response.status_code != 401 {
+            return Ok(response);
+        }
+        let Some(challenge) = response
+            .headers
+            .get("www-authenticate")
+            .and_then(|h| parse_challenge(h))
+        else {
+            return Ok(response);
+        };
+        self.answer(&challenge, &scope)?;
+        let retry = self
+            .raw(scheme, path, accept, self.authorization(&scope)?)
+            .map_err(|e| anyhow::anyhow!("{}", describe_transport(&self.address, &e)))
+            .with_context(|| format!("registry did not answer {shown}"))?;
+        if retry.status_code == 401 {
+            let (_, source) = self.credential()?;
+            bail!(
+                "{} refused the credentials ({}) for {shown} (401 Unauthorized): {}",
+                self.address,
+                source.describe(),
+                credentials::login_fix(&self.address)
+            );
+        }
+        Ok(retry)
+    }
+
+    /// Gets what a challenge asks for: Basic needs a credential; Bearer a token for `scope`.
+    pub(crate) fn answer(&self, challenge: &Challenge, scope: &str) -> Result<()> {
+        let (credential, source) = self.credential()?;
+        match challenge {
+            Challenge::Basic => {
+                if !matches!(credential, Some(Credential::Basic { .. })) {
+                    bail!(
+                        "{} asks for a user name and password (Basic), and the docker config has {} for it: {}",
+                        self.address,
+                        if credential.is_some() {
+                            "only an identity token"
+                        } else {
+                            "none"
+                        },
+                        credentials::login_fix(&self.address)
+                    );
+                }
+                self.session().basic = true;
+            }
+            Challenge::Bearer {
+                realm,
+                service,
+                scope: asked,
+            } => {
+                let scope_param = asked.clone().unwrap_or_else(|| scope.to_string());
+                let token = fetch_token(
+                    &self.address,
+                    realm,
+                    service.as_deref(),
+                    &scope_param,
+                    credential.as_ref(),
+                    &source,
+                    self.timeout,
+                )?;
+                self.session().tokens.insert(scope.to_string(), token);
+            }
+        }
+        Ok(())
+    }
+
+    /// `GET /v2/` without credentials: the status and the challenge, for `registry check`.
+    pub(crate) fn v2_anonymous(&self) -> Result<(i32, Option<Challenge>)> {
+        let scheme = self.scheme()?;
+        let response = self
+            .raw(scheme, "/v2/", None, None)
+            .map_err(|e| anyhow::anyhow!("{}", describe_transport(&self.address, &e)))?;
+        let challenge = response
+            .headers
+            .get("www-authenticate")
+            .and_then(|h| parse_challenge(h));
+        Ok((response.status_code, challenge))
     }
 
     /// `GET /v2/` answers 200 (or 401, which still proves a registry is there).
@@ -64,16 +305,16 @@ impl Client {
         let response = self.get("/v2/", None)?;
         match response.status_code {
             200 | 401 => Ok(()),
-            code => bail!("GET {}/v2/ answered {code} {}", self.base, response.reason_phrase),
+            code => bail!("GET {}/v2/ answered {code} {}", self.origin, response.reason_phrase),
         }
     }
 
-    /// `GET /v2/` answers 200: a registry that serves without credentials, as a push needs.
+    /// `GET /v2/` answers 200 once authenticated: a registry that this user can use.
     pub(crate) fn ping_ok(&self) -> Result<()> {
         let response = self.get("/v2/", None)?;
         match response.status_code {
             200 => Ok(()),
-            code => bail!("GET {}/v2/ answered {code} {}", self.base, response.reason_phrase),
+            code => bail!("GET {}/v2/ answered {code} {}", self.origin, response.reason_phrase),
         }
     }
 
@@ -97,6 +338,7 @@ impl Client {
             #[serde(default)]
             tags: Option<Vec<String>>,
         }
+        let repo = self.address.repository(repo);
         let first = format!("/v2/{repo}/tags/list?n={PAGE}");
         let response = self.get(&first, None)?;
         if response.status_code == 404 {
@@ -126,7 +368,7 @@ impl Client {
             if response.status_code != 200 {
                 bail!(
                     "GET {}{path} answered {} {}",
-                    self.base,
+                    self.origin,
                     response.status_code,
                     response.reason_phrase
                 );
@@ -145,6 +387,7 @@ impl Client {
 
     /// The manifest `repo:reference` (tag or digest); `Ok(None)` when the registry has none.
     pub(crate) fn manifest(&self, repo: &str, reference: &str) -> Result<Option<Fetched>> {
+        let repo = self.address.repository(repo);
         let response = self.get(&format!("/v2/{repo}/manifests/{reference}"), Some(oci::ACCEPT))?;
         match response.status_code {
             200 => {}
@@ -171,6 +414,7 @@ impl Client {
 
     /// A blob's bytes, checked against its digest.
     pub(crate) fn blob(&self, repo: &str, digest: &str) -> Result<Vec<u8>> {
+        let repo = self.address.repository(repo);
         let response = self.get(&format!("/v2/{repo}/blobs/{digest}"), None)?;
         if response.status_code != 200 {
             bail!(
@@ -185,6 +429,223 @@ impl Client {
             bail!("blob {repo}@{digest} has the wrong content (its digest is {actual})");
         }
         Ok(bytes)
+    }
+}
+
+/// Pure: krane's rule. HTTPS when it answers; when it fails, plain HTTP only for a loopback host
+/// (`http_status` is asked only then), and only when `GET /v2/` answers there as a registry
+/// does (200 or 401); otherwise the HTTPS error.
+pub(crate) fn decide_scheme<E>(
+    address: &Address,
+    https: Result<(), E>,
+    http_status: impl FnOnce() -> Option<i32>,
+) -> Result<Scheme, E> {
+    match https {
+        Ok(()) => Ok(Scheme::Https),
+        Err(_) if address.is_loopback() && matches!(http_status(), Some(200 | 401)) => Ok(Scheme::Http),
+        Err(err) => Err(err),
+    }
+}
+
+/// `Authorization: Basic base64(user:password)`.
+fn basic_header(username: &str, password: &Secret) -> String {
+    let raw = format!("{username}:{}", password.expose());
+    format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(raw))
+}
+
+/// The token scope a request path needs: `repository:<repo>:pull`, `registry:catalog:*`, or
+/// none for `/v2/`.
+pub(crate) fn scope_for(path: &str) -> String {
+    let path = path.split('?').next().unwrap_or(path);
+    let Some(rest) = path.strip_prefix("/v2/") else {
+        return String::new();
+    };
+    if rest.starts_with("_catalog") {
+        return "registry:catalog:*".to_string();
+    }
+    for marker in ["/manifests/", "/blobs/", "/tags/"] {
+        if let Some(i) = rest.find(marker) {
+            return format!("repository:{}:pull", &rest[..i]);
+        }
+    }
+    String::new()
+}
+
+/// Pure: a `WWW-Authenticate` header's challenge (`Basic realm=…` or `Bearer realm=…,service=…,
+/// scope=…`).
+pub(crate) fn parse_challenge(header: &str) -> Option<Challenge> {
+    let header = header.trim();
+    let (kind, params) = header.split_once(' ').unwrap_or((header, ""));
+    match kind.to_ascii_lowercase().as_str() {
+        "basic" => Some(Challenge::Basic),
+        "bearer" => {
+            let params = parse_params(params);
+            Some(Challenge::Bearer {
+                realm: params.get("realm")?.clone(),
+                service: params.get("service").cloned(),
+                scope: params.get("scope").cloned(),
+            })
+        }
+        _ => None,
+    }
+}
+
+/// `k="v",k2=v2` → map; commas inside quotes are kept.
+fn parse_params(text: &str) -> BTreeMap<String, String> {
+    let mut out = BTreeMap::new();
+    let mut rest = text.trim();
+    while !rest.is_empty() {
+        let Some((key, after)) = rest.split_once('=') else {
+            break;
+        };
+        let key = key.trim().trim_start_matches(',').trim().to_ascii_lowercase();
+        let after = after.trim_start();
+        let (value, remainder) = if let Some(quoted) = after.strip_prefix('"') {
+            match quoted.find('"') {
+                Some(end) => (&quoted[..end], &quoted[end + 1..]),
+                None => (quoted, ""),
+            }
+        } else {
+            match after.find(',') {
+                Some(end) => (&after[..end], &after[end..]),
+                None => (after, ""),
+            }
+        };
+        out.insert(key, value.to_string());
+        rest = remainder.trim_start().trim_start_matches(',').trim_start();
+    }
+    out
+}
+
+/// Percent-encodes a query value.
+fn encode(value: &str) -> String {
+    value
+        .bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+/// A Bearer token from the realm: GET with Basic (or anonymous), or for an identity token the
+/// OAuth2 `refresh_token` grant (POST), as docker and krane do.
+fn fetch_token(
+    address: &Address,
+    realm: &str,
+    service: Option<&str>,
+    scope: &str,
+    credential: Option<&Credential>,
+    source: &Source,
+    timeout: u64,
+) -> Result<Secret> {
+    if !(realm.starts_with("https://") || realm.starts_with("http://")) {
+        bail!("{address} names the token realm `{realm}`, which is not an http(s) URL");
+    }
+    if realm.starts_with("https://") {
+        trust::note_https();
+    }
+    let request = match credential {
+        Some(Credential::IdentityToken(token)) => {
+            let mut form = format!(
+                "grant_type=refresh_token&client_id=xtask&refresh_token={}",
+                encode(token.expose())
+            );
+            if let Some(service) = service {
+                form.push_str(&format!("&service={}", encode(service)));
+            }
+            if !scope.is_empty() {
+                form.push_str(&format!("&scope={}", encode(scope)));
+            }
+            minreq::post(realm)
+                .with_header("Content-Type", "application/x-www-form-urlencoded")
+                .with_body(form)
+        }
+        other => {
+            let mut query = Vec::new();
+            if let Some(service) = service {
+                query.push(format!("service={}", encode(service)));
+            }
+            if !scope.is_empty() {
+                query.push(format!("scope={}", encode(scope)));
+            }
+            let sep = if realm.contains('?') { '&' } else { '?' };
+            let url = if query.is_empty() {
+                realm.to_string()
+            } else {
+                format!("{realm}{sep}{}", query.join("&"))
+            };
+            let mut request = minreq::get(url);
+            if let Some(Credential::Basic { username, password }) = other {
+                request = request.with_header("Authorization", basic_header(username, password));
+            }
+            request
+        }
+    };
+    let response = request
+        .with_timeout(timeout)
+        .send()
+        .map_err(|e| anyhow::anyhow!("{}", describe_transport(address, &e)))
+        .with_context(|| format!("the token service {realm} of {address} did not answer"))?;
+    match response.status_code {
+        200 => {}
+        401 | 403 => bail!(
+            "the token service {realm} of {address} refused the credentials ({}): {}",
+            source.describe(),
+            credentials::login_fix(address)
+        ),
+        code => bail!(
+            "the token service {realm} of {address} answered {code} {}",
+            response.reason_phrase
+        ),
+    }
+    #[derive(serde::Deserialize)]
+    struct Answer {
+        #[serde(default)]
+        token: Option<String>,
+        #[serde(default)]
+        access_token: Option<String>,
+    }
+    let answer: Answer = serde_json::from_slice(response.as_bytes())
+        .map_err(|_| anyhow::anyhow!("the token service {realm} of {address} did not answer with a token"))?;
+    answer
+        .token
+        .or(answer.access_token)
+        .filter(|t| !t.is_empty())
+        .map(Secret::new)
+        .with_context(|| format!("the token service {realm} of {address} did not answer with a token"))
+}
+
+/// Pure: what went wrong on the way to a registry, with the fix.
+pub(crate) fn describe_transport(address: &Address, err: &minreq::Error) -> String {
+    let text = err.to_string();
+    let lower = text.to_lowercase();
+    if lower.contains("certificate") || lower.contains("unknownissuer") || lower.contains("notvalidforname") {
+        format!(
+            "the TLS certificate of {address} is not trusted ({text}): if the registry uses its own CA, pass \
+             `--ca-file <ca.pem>` once (it is remembered for {address}; e.g. `cargo xtask registry check {address} \
+             --ca-file <ca.pem>`), or set SSL_CERT_FILE to a bundle of the system's roots and that CA"
+        )
+    } else if lower.contains("connection refused") {
+        format!(
+            "nothing accepts connections at {} ({text}): is the registry running there, and is the port right?",
+            address.authority()
+        )
+    } else if lower.contains("lookup") || lower.contains("name or service") || lower.contains("resolve") {
+        format!(
+            "the registry host {} cannot be resolved ({text}): check the name and this machine's DNS",
+            address.host()
+        )
+    } else if lower.contains("timed out") || lower.contains("timeout") {
+        format!("{} did not answer in time ({text})", address.authority())
+    } else if lower.contains("corrupt message") || lower.contains("handshake") || lower.contains("tls") {
+        format!(
+            "TLS with {} failed ({text}): the registry must serve HTTPS (only localhost, 127.0.0.1 and ::1 may \
+             serve plain HTTP)",
+            address.authority()
+        )
+    } else {
+        format!("cannot reach {} ({text})", address.authority())
     }
 }
 
@@ -249,6 +710,225 @@ mod tests {
             }
         });
         port
+    }
+
+    #[test]
+    fn plain_http_only_for_a_loopback_host_whose_tls_failed() {
+        use super::{decide_scheme, Scheme};
+        use crate::registry::Address;
+        let addr = |a: &str| Address::parse(a).unwrap();
+        for host in ["localhost:5000", "127.0.0.1:5000/team", "[::1]:5000"] {
+            assert_eq!(
+                decide_scheme(&addr(host), Err("tls"), || Some(200)),
+                Ok(Scheme::Http),
+                "{host}"
+            );
+            assert_eq!(
+                decide_scheme(&addr(host), Err("tls"), || Some(401)),
+                Ok(Scheme::Http),
+                "{host}"
+            );
+            // An HTTPS server answers plain HTTP with 400: the TLS error stands.
+            assert_eq!(
+                decide_scheme(&addr(host), Err("tls"), || Some(400)),
+                Err("tls"),
+                "{host}"
+            );
+            assert_eq!(decide_scheme(&addr(host), Err("tls"), || None), Err("tls"), "{host}");
+            assert_eq!(
+                decide_scheme::<&str>(&addr(host), Ok(()), || panic!("HTTPS answered")),
+                Ok(Scheme::Https)
+            );
+        }
+        for host in [
+            "registry.example.com",
+            "10.0.0.1:5000",
+            "127.0.0.2:5000",
+            "localhost.localdomain:5000",
+        ] {
+            assert_eq!(
+                decide_scheme(&addr(host), Err("tls"), || panic!(
+                    "plain HTTP is never tried for {host}"
+                )),
+                Err("tls")
+            );
+        }
+    }
+
+    /// One HTTP request as [`stub`] passes it on: method, path, Authorization header, body.
+    struct Seen {
+        method: String,
+        path: String,
+        auth: String,
+        body: String,
+    }
+
+    /// A plain-HTTP server on 127.0.0.1, one request per connection, answering each with
+    /// `handle(request, port)` = (status line, extra header lines, body); returns the port.
+    fn stub(handle: impl Fn(&Seen, u16) -> (&'static str, String, String) + Send + 'static) -> u16 {
+        use std::io::{BufRead, BufReader, Read, Write};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                let mut stream = stream.unwrap();
+                let mut reader = BufReader::new(stream.try_clone().unwrap());
+                let mut line = String::new();
+                // The client's TLS attempt comes first: not HTTP, so no line.
+                if reader.read_line(&mut line).is_err() {
+                    continue;
+                }
+                let mut parts = line.split_whitespace();
+                let method = parts.next().unwrap_or("").to_string();
+                let path = parts.next().unwrap_or("").to_string();
+                let (mut auth, mut length) = (String::new(), 0);
+                loop {
+                    let mut h = String::new();
+                    if reader.read_line(&mut h).unwrap_or(0) == 0 || h.trim().is_empty() {
+                        break;
+                    }
+                    if let Some((k, v)) = h.split_once(':') {
+                        match k.to_ascii_lowercase().as_str() {
+                            "authorization" => auth = v.trim().to_string(),
+                            "content-length" => length = v.trim().parse().unwrap_or(0),
+                            _ => {}
+                        }
+                    }
+                }
+                let mut body = vec![0; length];
+                let _ = reader.read_exact(&mut body);
+                let seen = Seen {
+                    method,
+                    path,
+                    auth,
+                    body: String::from_utf8_lossy(&body).into_owned(),
+                };
+                let (status, extra, body) = handle(&seen, port);
+                let _ = write!(
+                    stream,
+                    "HTTP/1.1 {status}\r\n{extra}Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+            }
+        });
+        port
+    }
+
+    /// A registry that demands the Bearer token `T1` from its realm `/token`; `token` judges
+    /// each token request.
+    fn bearer_registry(token: impl Fn(&Seen) -> bool + Send + 'static) -> u16 {
+        stub(move |seen, port| {
+            if seen.path.starts_with("/token") {
+                if token(seen) {
+                    return ("200 OK", String::new(), r#"{"access_token":"T1"}"#.to_string());
+                }
+                return ("401 Unauthorized", String::new(), "{}".to_string());
+            }
+            if seen.auth != "Bearer T1" {
+                let challenge = format!(
+                    "WWW-Authenticate: Bearer realm=\"http://127.0.0.1:{port}/token\",service=\"s\",scope=\"repository:team/kit:pull\"\r\n"
+                );
+                return ("401 Unauthorized", challenge, "{}".to_string());
+            }
+            ("200 OK", String::new(), r#"{"tags":["v1"]}"#.to_string())
+        })
+    }
+
+    fn client_with(port: u16, credential: Option<super::Credential>) -> super::Client {
+        let address = crate::registry::Address::parse(&format!("localhost:{port}/team")).unwrap();
+        super::Client::for_address(&address, 5).with_credential(credential)
+    }
+
+    /// A Bearer registry: the token is fetched from the realm once per scope, with the
+    /// credential as Basic, and the request retried with it.
+    #[test]
+    fn bearer_tokens_are_fetched_once_per_scope() {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        use std::sync::Arc;
+        let tokens = Arc::new(AtomicUsize::new(0));
+        let counted = tokens.clone();
+        let port = bearer_registry(move |seen| {
+            counted.fetch_add(1, Ordering::SeqCst);
+            // dTpw is base64 of u:p
+            seen.method == "GET"
+                && seen.auth == "Basic dTpw"
+                && seen.path.contains("service=s&scope=repository%3Ateam%2Fkit%3Apull")
+        });
+        let client = client_with(
+            port,
+            Some(super::Credential::Basic {
+                username: "u".into(),
+                password: super::Secret::new("p"),
+            }),
+        );
+        assert_eq!(client.tags("kit").unwrap(), ["v1"]);
+        assert_eq!(client.tags("kit").unwrap(), ["v1"]);
+        assert_eq!(tokens.load(Ordering::SeqCst), 1, "one token for the scope");
+        assert_eq!(client.scheme().unwrap(), super::Scheme::Http);
+
+        // Anonymous: the realm is asked without credentials, and its refusal names the fix.
+        let err = format!("{:#}", client_with(port, None).tags("kit").unwrap_err());
+        assert!(
+            err.contains("refused") && err.contains("docker login localhost:"),
+            "{err}"
+        );
+    }
+
+    /// An identity token (`identitytoken`, or a helper's `<token>` user) is exchanged at the
+    /// realm with the OAuth2 refresh-token grant, as docker does.
+    #[test]
+    fn identity_tokens_are_exchanged_with_a_refresh_grant() {
+        let port = bearer_registry(|seen| {
+            seen.method == "POST"
+                && seen.auth.is_empty()
+                && seen.body.contains("grant_type=refresh_token")
+                && seen.body.contains("refresh_token=RT%2F1")
+                && seen.body.contains("scope=repository%3Ateam%2Fkit%3Apull")
+        });
+        let client = client_with(port, Some(super::Credential::IdentityToken(super::Secret::new("RT/1"))));
+        assert_eq!(client.tags("kit").unwrap(), ["v1"]);
+    }
+
+    #[test]
+    fn transport_errors_name_the_fix() {
+        use super::describe_transport;
+        let address = crate::registry::Address::parse("registry.example.com/team").unwrap();
+        let io = |text: &str| minreq::Error::IoError(std::io::Error::other(text.to_string()));
+        let cert = describe_transport(&address, &io("invalid peer certificate: UnknownIssuer"));
+        assert!(
+            cert.contains("not trusted") && cert.contains("--ca-file") && cert.contains("SSL_CERT_FILE"),
+            "{cert}"
+        );
+        assert!(cert.contains("registry.example.com/team"), "{cert}");
+        let refused = describe_transport(&address, &io("Connection refused (os error 111)"));
+        assert!(refused.contains("nothing accepts connections"), "{refused}");
+        let dns = describe_transport(&address, &io("failed to lookup address information"));
+        assert!(dns.contains("cannot be resolved"), "{dns}");
+        let tls = describe_transport(&address, &io("received corrupt message of type InvalidContentType"));
+        assert!(tls.contains("must serve HTTPS"), "{tls}");
+    }
+
+    #[test]
+    fn challenges() {
+        use super::{parse_challenge, Challenge};
+        assert_eq!(parse_challenge("Basic realm=\"r\""), Some(Challenge::Basic));
+        assert_eq!(
+            parse_challenge(
+                r#"Bearer realm="https://auth.example.com/token",service="registry.example.com",scope="repository:a/b:pull,push""#
+            ),
+            Some(Challenge::Bearer {
+                realm: "https://auth.example.com/token".into(),
+                service: Some("registry.example.com".into()),
+                scope: Some("repository:a/b:pull,push".into()),
+            })
+        );
+        assert_eq!(parse_challenge("Negotiate"), None);
+        assert_eq!(
+            super::scope_for("/v2/team/kit/manifests/v1"),
+            "repository:team/kit:pull"
+        );
+        assert_eq!(super::scope_for("/v2/_catalog?n=100"), "registry:catalog:*");
+        assert_eq!(super::scope_for("/v2/"), "");
     }
 
     #[test]

@@ -4,14 +4,21 @@
 //!
 //! Layout: `state` (owner, names, port, remembered choices), `health` (status decision,
 //! waiting, port checks), `docker` and `native` (the backends), `list` (what the registry
-//! holds), `client` (the Distribution API).
+//! holds), `client` (the Distribution API, over TLS with credentials for a shared registry),
+//! `address` (`host[:port][/namespace]`), `credentials` (the docker config and its helpers),
+//! `trust` (a team CA, remembered per registry), `check` (`registry check`, and SETUP's check of
+//! a registry the xtask does not run).
 
+pub(crate) mod address;
+pub(crate) mod check;
 pub(crate) mod client;
+pub(crate) mod credentials;
 mod docker;
 mod health;
 pub(crate) mod list;
 mod native;
 mod state;
+pub(crate) mod trust;
 
 use std::path::PathBuf;
 
@@ -19,6 +26,7 @@ use anyhow::{bail, Context, Result};
 use serde::Serialize;
 use xshell::Shell;
 
+pub(crate) use address::Address;
 pub(crate) use client::Client;
 pub(crate) use docker::answers as docker_answers;
 pub(crate) use health::Condition;
@@ -44,21 +52,6 @@ impl Backend {
             Backend::Docker => "docker",
             Backend::Native => "native",
         }
-    }
-}
-
-/// The port of a `localhost:<port>` or `127.0.0.1:<port>` registry address.
-pub(crate) fn local_port(registry: &str) -> Result<u16> {
-    let port = registry
-        .strip_prefix("localhost:")
-        .or_else(|| registry.strip_prefix("127.0.0.1:"))
-        .and_then(|p| p.parse::<u16>().ok());
-    match port {
-        Some(port) if port != 0 => Ok(port),
-        _ => bail!(
-            "registry `{registry}` is not a local registry address: use localhost:<port> (twoliter \
-             talks plain HTTP only to localhost and 127.0.0.1)"
-        ),
     }
 }
 
@@ -216,20 +209,70 @@ pub(crate) fn is_own_port(port: u16) -> Result<bool> {
     Ok(own == port)
 }
 
-/// A registry that another checkout (or anything else) runs at `localhost:<port>`: usable when
-/// `GET /v2/` answers 200. It is never started, stopped or cleaned from here.
-pub(crate) fn existing(port: u16) -> Result<()> {
+/// A client for the registry at `address`: the xtask's own plain-HTTP client for the registry
+/// of this checkout or forest, else HTTPS (plain HTTP only on loopback) with the docker config's
+/// credentials, trusting the CA remembered for the address (see [`trust`]).
+pub(crate) fn connect(address: &Address) -> Result<Client> {
+    if let Some(port) = address.loopback_port() {
+        if is_own_port(port)? {
+            return Ok(own_client(address, port));
+        }
+    }
+    trust::use_for(address)?;
+    Ok(Client::for_address(address, client::TIMEOUT_SECS))
+}
+
+/// The registry at `address` is this checkout's or forest's own: a plain-HTTP client, in the
+/// address's namespace.
+fn own_client(address: &Address, port: u16) -> Client {
+    Client::new(port).in_namespace_of(address)
+}
+
+/// Before a command speaks to `address`: remembers `ca_file` as its CA when given, and makes the
+/// CA remembered for it (if any) the trust of this process and its tools, before any HTTPS.
+/// Returns the client.
+pub(crate) fn prepare(address: &Address, ca_file: Option<&std::path::Path>) -> Result<Client> {
+    if let Some(ca_file) = ca_file {
+        trust::remember(address, ca_file)?;
+    }
+    connect(address)
+}
+
+/// Whether `address` is the registry of this checkout or forest (which the xtask starts when
+/// needed); every other registry is only used, never started, stopped or cleaned.
+pub(crate) fn is_own(address: &Address) -> Result<bool> {
+    match address.loopback_port() {
+        Some(port) => is_own_port(port),
+        None => Ok(false),
+    }
+}
+
+/// A registry that another checkout, a team or anything else runs at `address`: usable when
+/// every step of `registry check` passes. It is never started, stopped or cleaned from here.
+pub(crate) fn existing(address: &Address) -> Result<check::Report> {
+    let client = connect(address)?;
+    let report = check::run(&client);
+    let Some(step) = report.failure() else {
+        return Ok(report);
+    };
     let owner = Owner::current();
-    Client::with_timeout(port, 5).ping_ok().with_context(|| {
-        format!(
-            "no healthy registry answers at localhost:{port}, which is not the registry of {}, so it is \
+    if address.is_loopback() && matches!(step.step.as_str(), "tcp" | "tls" | "api") {
+        bail!(
+            "no healthy registry answers at {address} ({} check: {}), which is not the registry of {}, so it is \
              not started from here: start it where it belongs (`cargo xtask registry start` in the checkout \
              that runs it; `cargo xtask registry url` there prints its address), or leave out the registry \
              address to use the registry of {}",
+            step.step,
+            step.detail,
             owner.describe(),
             owner.describe()
-        )
-    })
+        );
+    }
+    bail!(
+        "registry {address} fails its {} check: {} (see `cargo xtask registry check {address}`)",
+        step.step,
+        step.detail
+    )
 }
 
 /// What `registry status` shows.
@@ -390,7 +433,8 @@ pub(crate) fn clean(sh: &Shell) -> Result<Vec<String>> {
     if let Ok(entries) = std::fs::read_dir(&paths.dir) {
         for entry in entries.flatten() {
             let path = entry.path();
-            if path == paths.lock() {
+            // Remembered CAs belong to registries the xtask does not run.
+            if path == paths.lock() || path == paths.dir.join(trust::TRUST_DIR) {
                 continue;
             }
             let result = if path.is_dir() {
@@ -435,14 +479,6 @@ pub(crate) fn logs(sh: &Shell, follow: bool) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn registry_ports() {
-        assert_eq!(local_port("localhost:5000").unwrap(), 5000);
-        assert_eq!(local_port("127.0.0.1:41000").unwrap(), 41000);
-        assert!(local_port("localhost").is_err());
-        assert!(local_port("public.ecr.aws/bottlerocket").is_err());
-    }
 
     #[test]
     fn status_json_carries_state_and_reason() {

@@ -260,7 +260,7 @@ impl VariantInput {
             project::check_identifier("variant in input.json", variant_name)?;
         }
         if let Some(registry) = &self.registry {
-            crate::registry::local_port(registry)?;
+            crate::registry::Address::parse(registry).context("`registry` in input.json")?;
         }
         Ok(())
     }
@@ -342,12 +342,14 @@ impl Variant {
         })
     }
 
-    /// The registry the kits come from: `input.json`'s, else that of this checkout or its forest
-    /// (started if it is merely stopped; its data is kept).
-    pub(crate) fn registry_port(&self, sh: &Shell) -> Result<u16> {
+    /// The registry the kits come from: `input.json`'s (`host[:port][/namespace]`), else that of
+    /// this checkout or its forest (started if it is merely stopped; its data is kept).
+    pub(crate) fn registry_address(&self, sh: &Shell) -> Result<crate::registry::Address> {
         match &self.input.registry {
-            Some(registry) => crate::registry::local_port(registry),
-            None => Ok(crate::registry::ensure_running(sh, &Default::default())?.port),
+            Some(registry) => crate::registry::Address::parse(registry),
+            None => Ok(crate::registry::Address::local(
+                crate::registry::ensure_running(sh, &Default::default())?.port,
+            )),
         }
     }
 

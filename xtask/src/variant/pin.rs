@@ -136,8 +136,8 @@ pub(crate) struct Served {
 /// Judges what the registry serves against the pin of the kit version now: the index digest the
 /// user gave, else the newest VERIFY record of it in this checkout or its forest.
 pub(crate) fn check(served: &Served, given: Option<&str>, trust_registry: bool) -> Result<Pin> {
-    let port = registry::local_port(&served.registry)?;
-    let published = verified(port, &served.kit)
+    let address = registry::Address::parse(&served.registry)?;
+    let published = verified(&address, &served.kit)
         .into_iter()
         .find(|p| p.version == served.version);
     match given {
@@ -212,31 +212,31 @@ pub(crate) fn when(secs: u64) -> String {
     ui::utc(UNIX_EPOCH + Duration::from_secs(secs))
 }
 
-/// Every successful VERIFY of `kit` against the registry on `port`, newest first, among the
+/// Every successful VERIFY of `kit` against the registry at `address`, newest first, among the
 /// workspaces of this checkout and, in a forest, of every repo in it (each kit repo keeps its
 /// own `planning/`).
-pub(crate) fn verified(port: u16, kit: &str) -> Vec<Published> {
+pub(crate) fn verified(address: &registry::Address, kit: &str) -> Vec<Published> {
     let mut found: Vec<((u64, u128), Published)> = project::planning_dirs()
         .into_iter()
         .filter_map(|dir| std::fs::read_dir(dir).ok())
         .flatten()
         .filter_map(|entry| entry.ok())
-        .filter_map(|entry| record(&Workspace::new(&entry.path()), port, kit))
+        .filter_map(|entry| record(&Workspace::new(&entry.path()), address, kit))
         .collect();
     found.sort_by_key(|(at, _)| std::cmp::Reverse(*at));
     found.into_iter().map(|(_, published)| published).collect()
 }
 
-/// The VERIFY record of one kit workspace, when it is a success for `kit` on `port`, with the
+/// The VERIFY record of one kit workspace, when it is a success for `kit` at `address`, with the
 /// time it was made (seconds, then the nanoseconds of its run id, which tell apart records made
 /// in the same second).
-fn record(ws: &Workspace, port: u16, kit: &str) -> Option<((u64, u128), Published)> {
+fn record(ws: &Workspace, address: &registry::Address, kit: &str) -> Option<((u64, u128), Published)> {
     let result: PhaseResult<VerifyData> = fsx::read_json(&ws.result_path(KitPhase::Verify)).ok()??;
     if !result.ok {
         return None;
     }
     let data = result.data?;
-    if data.kit != kit || registry::local_port(&data.registry).ok()? != port {
+    if data.kit != kit || !registry::Address::parse(&data.registry).ok()?.same_registry(address) {
         return None;
     }
     let published: Option<PhaseResult<PublishData>> = fsx::read_json(&ws.result_path(KitPhase::Publish)).ok()?;

@@ -77,9 +77,10 @@ impl Phase for UpdateConfig {
         let override_path = v.repo.join("Twoliter.override");
         let toml_text = fsx::read_required(&toml_path)?;
         let info = twoliter_toml::parse(&toml_text).with_context(|| format!("in {}", toml_path.display()))?;
-        let port = v.registry_port(sh)?;
-        let url = format!("localhost:{port}");
-        let client = Client::new(port);
+        let address = v.registry_address(sh)?;
+        let port = address.effective_port();
+        let url = address.to_string();
+        let client = crate::registry::connect(&address)?;
 
         let mut kits = Vec::new();
         for spec in &v.input.kits {
@@ -310,7 +311,7 @@ fn resolve_version(
         return Ok((version, "input", None));
     }
     // The newest VERIFY of this checkout or its forest for this registry.
-    if let Some(last) = pin::verified(crate::registry::local_port(url)?, kit).into_iter().next() {
+    if let Some(last) = pin::verified(client.address(), kit).into_iter().next() {
         if client.manifest(kit, &format!("v{}", last.version))?.is_some() {
             return Ok((last.version, "verify", last.kit_dir));
         }

@@ -11,7 +11,6 @@ use xshell::Shell;
 use super::journal::Backups;
 use super::pin::{self, Pin, Served};
 use super::Variant;
-use crate::registry::Client;
 use crate::twoliter::{compat, lock};
 use crate::workflow::{Phase, VariantPhase};
 use crate::{fsx, process, tools, ui};
@@ -44,7 +43,7 @@ fn lock_sha256(v: &Variant) -> Result<String> {
 /// kit that is not what was published stops here, unless the registry is trusted.
 fn expected(v: &Variant) -> Result<Vec<LockedKit>> {
     let config = v.config()?;
-    let client = Client::new(config.port);
+    let client = crate::registry::connect(&crate::registry::Address::parse(&config.registry)?)?;
     config
         .kits
         .iter()

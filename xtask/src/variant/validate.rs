@@ -17,7 +17,6 @@ use super::{Strategy, Variant};
 use crate::arch::Arch;
 use crate::image::{self, Expect, ImageReport};
 use crate::oci::Manifest;
-use crate::registry::Client;
 use crate::twoliter::{lock, LOCAL_VENDOR};
 use crate::workflow::{Phase, PhaseKind, VariantPhase};
 use crate::{fsx, ui};
@@ -154,7 +153,7 @@ fn stamps(images: &ImageReport) -> Result<Vec<(std::path::PathBuf, u64, u64)>> {
 /// published here). While the repo's files are edited, `Twoliter.lock` locks that index too.
 fn check_fetched_kits(v: &Variant, files: RepoFiles) -> Result<Vec<FetchedKit>> {
     let config = v.config()?;
-    let client = Client::new(config.port);
+    let client = crate::registry::connect(&crate::registry::Address::parse(&config.registry)?)?;
     let mut kits = Vec::new();
     for kit in &config.kits {
         let vendor = if v.strategy == Strategy::Vendor {

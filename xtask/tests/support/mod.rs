@@ -7,6 +7,7 @@ pub mod kit_repo;
 pub mod published;
 pub mod registry;
 pub mod sshd;
+pub mod tls_registry;
 pub mod variant_repo;
 
 use std::collections::BTreeMap;
