@@ -228,12 +228,28 @@ def archive_image(path):
     return digest
 
 
+OWN_PATHS = ["xtask", "phases", ".cargo/config.toml", "planning"]
+EXCLUDED = [f":(exclude){p}" for p in OWN_PATHS]
+
+
+def committed(repo):
+    """The committed tree without the xtask's own paths, one ls-tree entry per line."""
+    out = ""
+    entries = git(repo, "ls-tree", "-z", "HEAD").decode().split("\0")
+    entries += git(repo, "ls-tree", "-z", "-r", "HEAD", ".cargo/").decode().split("\0")
+    for entry in filter(None, entries):
+        path = entry.split("\t", 1)[1] if "\t" in entry else ""
+        if path not in OWN_PATHS and path != ".cargo":
+            out += entry + "\n"
+    return out.encode()
+
+
 def fingerprint(repo, arch, version):
     h = hashlib.sha256()
     h.update(f"arch={arch}\n".encode())
-    h.update(f"tree={git(repo, 'rev-parse', 'HEAD^{tree}').decode().strip()}\n".encode())
-    h.update(git(repo, "diff", "HEAD", "--binary", "--no-ext-diff"))
-    for path in git(repo, "ls-files", "-z", "--others", "--exclude-standard", "--", ".", ":!:planning").split(b"\0"):
+    h.update(committed(repo))
+    h.update(git(repo, "diff", "HEAD", "--binary", "--no-ext-diff", "--", ".", *EXCLUDED))
+    for path in git(repo, "ls-files", "-z", "--others", "--exclude-standard", "--", ".", *EXCLUDED).split(b"\0"):
         if path:
             h.update(b"untracked=" + path + b"\n")
             try:
