@@ -120,14 +120,17 @@ pub(crate) fn plan(dir: &str, root: &Path, root_git: bool, forest: Option<&Path>
 }
 
 impl Layout {
-    /// The builder's path for a path here (absolute), inside a repo sent or the forest.
-    pub(crate) fn to_remote(&self, path: &Path) -> Option<String> {
-        let places = self
-            .repos
+    /// Every place sent, as (path here, path on the builder): the repos, then the forest.
+    fn places(&self) -> impl Iterator<Item = (&Path, &str)> {
+        self.repos
             .iter()
             .map(|p| (p.local.as_path(), p.remote.as_str()))
-            .chain(self.forest.iter().map(|(l, r)| (l.as_path(), r.as_str())));
-        places
+            .chain(self.forest.iter().map(|(l, r)| (l.as_path(), r.as_str())))
+    }
+
+    /// The builder's path for a path here (absolute), inside a repo sent or the forest.
+    pub(crate) fn to_remote(&self, path: &Path) -> Option<String> {
+        self.places()
             .filter_map(|(local, remote)| path.strip_prefix(local).ok().map(|rel| (local, join(remote, rel))))
             .max_by_key(|(local, _)| local.as_os_str().len())
             .map(|(_, remote)| remote)
@@ -135,12 +138,7 @@ impl Layout {
 
     /// The path here for a path on the builder, inside a repo sent or the forest.
     pub(crate) fn to_local(&self, remote: &str) -> Option<PathBuf> {
-        let places = self
-            .repos
-            .iter()
-            .map(|p| (p.local.as_path(), p.remote.as_str()))
-            .chain(self.forest.iter().map(|(l, r)| (l.as_path(), r.as_str())));
-        places
+        self.places()
             .filter_map(|(local, place)| {
                 let rest = remote.strip_prefix(place)?;
                 match rest {
