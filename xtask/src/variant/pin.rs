@@ -133,6 +133,19 @@ pub(crate) struct Served {
     pub(crate) lock_digest: String,
 }
 
+impl Served {
+    /// What the registry at `registry` serves for `kit` `version`: its index as fetched.
+    pub(crate) fn of(kit: &str, version: &str, registry: &str, index: &registry::client::Fetched) -> Result<Served> {
+        Ok(Served {
+            kit: kit.to_string(),
+            version: version.to_string(),
+            registry: registry.to_string(),
+            index_digest: index.digest.clone(),
+            lock_digest: index.lock_digest()?,
+        })
+    }
+}
+
 /// Judges what the registry serves against the pin of the kit version now: the index digest the
 /// user gave, else the newest VERIFY record of it in this checkout or its forest.
 pub(crate) fn check(served: &Served, given: Option<&str>, trust_registry: bool) -> Result<Pin> {

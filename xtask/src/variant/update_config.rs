@@ -104,17 +104,7 @@ impl Phase for UpdateConfig {
                 let served = client
                     .manifest(&spec.name, &format!("v{version}"))?
                     .with_context(|| format!("{url}/{}:v{version} is not in the registry", spec.name))?;
-                pin::judge_given(
-                    &pin::Served {
-                        kit: spec.name.clone(),
-                        version: version.clone(),
-                        registry: url.clone(),
-                        index_digest: served.digest.clone(),
-                        lock_digest: served.lock_digest()?,
-                    },
-                    digest,
-                    None,
-                )?;
+                pin::judge_given(&pin::Served::of(&spec.name, &version, &url, &served)?, digest, None)?;
             }
             kits.push(ResolvedKit {
                 name: spec.name.clone(),

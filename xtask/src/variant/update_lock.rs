@@ -55,13 +55,7 @@ fn expected(v: &Variant) -> Result<Vec<LockedKit>> {
                     config.registry, kit.name
                 )
             })?;
-            let served = Served {
-                kit: kit.name.clone(),
-                version: kit.version.clone(),
-                registry: config.registry.clone(),
-                index_digest: index.digest.clone(),
-                lock_digest: index.lock_digest()?,
-            };
+            let served = Served::of(&kit.name, &kit.version, &config.registry, &index)?;
             let pin = pin::check(&served, v.given_digest(&kit.name), v.input.trust_registry)?;
             Ok(LockedKit {
                 name: served.kit,

@@ -179,13 +179,7 @@ fn check_fetched_kits(v: &Variant, files: RepoFiles) -> Result<Vec<FetchedKit>> 
         let index = client
             .manifest(&kit.name, &tag)?
             .with_context(|| format!("{}/{}:{tag} is no longer in the registry", config.registry, kit.name))?;
-        let served = Served {
-            kit: kit.name.clone(),
-            version: kit.version.clone(),
-            registry: config.registry.clone(),
-            index_digest: index.digest.clone(),
-            lock_digest: index.lock_digest()?,
-        };
+        let served = Served::of(&kit.name, &kit.version, &config.registry, &index)?;
         // First what is served against what was published: that names both digests.
         let pin = pin::check(&served, v.given_digest(&kit.name), v.input.trust_registry)?;
         let Manifest::Index { manifests, .. } = &index.manifest else {
