@@ -278,12 +278,9 @@ fn a_kill_at_any_point_of_a_kit_run_leaves_a_run_that_finishes() {
     );
 }
 
-/// Sends `signal` to a `variant` run once its BUILD runs; the run must stop its build, put the
-/// repo back, record the phase as interrupted and exit 128 + the signal.
-fn interrupted_during_build(signal: &str, code: i32) {
-    let forest = Forest::published();
-    let before = files(&forest);
-    let ws = forest.root.join(format!("planning/{signal}"));
+/// Starts `variant` in workspace `ws` with a BUILD that lasts `seconds`, and returns once the
+/// build runs: the run, and the process group of its build.
+fn variant_in_build(forest: &Forest, ws: &Path, seconds: u32, stderr: Stdio) -> (std::process::Child, u64) {
     let child = forest
         .xtask()
         .args([
@@ -294,20 +291,30 @@ fn interrupted_during_build(signal: &str, code: i32) {
             &format!("{KIT}@{KIT_VERSION}"),
             "--workspace",
         ])
-        .arg(&ws)
-        .env("CARGO_MAKE_STANDIN_SECONDS", "30")
+        .arg(ws)
+        .env("CARGO_MAKE_STANDIN_SECONDS", seconds.to_string())
         .stdout(Stdio::null())
-        .stderr(Stdio::piped())
+        .stderr(stderr)
         .spawn()
         .unwrap();
+    let running = ws.join("logs/build.running.json");
     let started = Instant::now();
-    while !ws.join("logs/build.running.json").is_file() {
+    while !running.is_file() {
         assert!(started.elapsed() < Duration::from_secs(30), "BUILD never started");
         std::thread::sleep(Duration::from_millis(50));
     }
-    let running: Value =
-        serde_json::from_str(&std::fs::read_to_string(ws.join("logs/build.running.json")).unwrap()).unwrap();
-    let group = running["group"].as_u64().unwrap() as i32;
+    let running: Value = serde_json::from_str(&std::fs::read_to_string(running).unwrap()).unwrap();
+    (child, running["group"].as_u64().unwrap())
+}
+
+/// Sends `signal` to a `variant` run once its BUILD runs; the run must stop its build, put the
+/// repo back, record the phase as interrupted and exit 128 + the signal.
+fn interrupted_during_build(signal: &str, code: i32) {
+    let forest = Forest::published();
+    let before = files(&forest);
+    let ws = forest.root.join(format!("planning/{signal}"));
+    let (child, group) = variant_in_build(&forest, &ws, 30, Stdio::piped());
+    let group = group as i32;
     assert!(Command::new("kill")
         .args([&format!("-{signal}"), &child.id().to_string()])
         .status()
@@ -349,30 +356,7 @@ fn an_orphaned_build_is_stopped_by_the_rerun() {
     let forest = Forest::published();
     let before = files(&forest);
     let ws = forest.root.join("planning/orphan");
-    let mut child = forest
-        .xtask()
-        .args([
-            "variant",
-            "--arch",
-            "x86_64",
-            "--kit",
-            &format!("{KIT}@{KIT_VERSION}"),
-            "--workspace",
-        ])
-        .arg(&ws)
-        .env("CARGO_MAKE_STANDIN_SECONDS", "60")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let started = Instant::now();
-    while !ws.join("logs/build.running.json").is_file() {
-        assert!(started.elapsed() < Duration::from_secs(30), "BUILD never started");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    let running: Value =
-        serde_json::from_str(&std::fs::read_to_string(ws.join("logs/build.running.json")).unwrap()).unwrap();
-    let group = running["group"].as_u64().unwrap();
+    let (mut child, group) = variant_in_build(&forest, &ws, 60, Stdio::null());
     // kill -9 the xtask alone: its build, in a process group of its own, keeps running.
     child.kill().unwrap();
     child.wait().unwrap();
@@ -394,27 +378,7 @@ fn a_second_run_on_one_repo_is_refused_naming_the_first() {
     let forest = Forest::published();
     let before = files(&forest);
     let first_ws = forest.root.join("planning/first");
-    let mut first = forest
-        .xtask()
-        .args([
-            "variant",
-            "--arch",
-            "x86_64",
-            "--kit",
-            &format!("{KIT}@{KIT_VERSION}"),
-            "--workspace",
-        ])
-        .arg(&first_ws)
-        .env("CARGO_MAKE_STANDIN_SECONDS", "8")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let started = Instant::now();
-    while !first_ws.join("logs/build.running.json").is_file() {
-        assert!(started.elapsed() < Duration::from_secs(30), "BUILD never started");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    let (mut first, _) = variant_in_build(&forest, &first_ws, 8, Stdio::null());
     let second = run_variant(&forest, &forest.root.join("planning/second"), None);
     assert!(!second.status.success());
     let said = support::stderr(&second);

@@ -86,16 +86,21 @@ impl Forest {
         (output.status.success(), value)
     }
 
-    /// Registry digest of the kit's x86_64 image (independently of the xtask).
-    pub fn arch_digest(&self) -> String {
-        let response = minreq::get(format!(
+    /// The registry's answer for the kit's index, asked for directly (not through the xtask).
+    fn served_index(&self) -> minreq::Response {
+        minreq::get(format!(
             "http://127.0.0.1:{}/v2/{KIT}/manifests/v{KIT_VERSION}",
             self.registry.port
         ))
         .with_header("Accept", "application/vnd.oci.image.index.v1+json")
         .with_timeout(10)
         .send()
-        .unwrap();
+        .unwrap()
+    }
+
+    /// Registry digest of the kit's x86_64 image (independently of the xtask).
+    pub fn arch_digest(&self) -> String {
+        let response = self.served_index();
         let index: Value = serde_json::from_slice(response.as_bytes()).unwrap();
         index["manifests"]
             .as_array()
@@ -111,14 +116,7 @@ impl Forest {
     /// The registry's digest of the index it serves for the kit now (`Docker-Content-Digest`),
     /// read independently of the xtask.
     pub fn index_digest(&self) -> String {
-        let response = minreq::get(format!(
-            "http://127.0.0.1:{}/v2/{KIT}/manifests/v{KIT_VERSION}",
-            self.registry.port
-        ))
-        .with_header("Accept", "application/vnd.oci.image.index.v1+json")
-        .with_timeout(10)
-        .send()
-        .unwrap();
+        let response = self.served_index();
         assert_eq!(response.status_code, 200, "{KIT}:v{KIT_VERSION} is served");
         let digest = super::registry::digest(response.as_bytes());
         if let Some(header) = response.headers.get("docker-content-digest") {
