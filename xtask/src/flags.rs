@@ -60,7 +60,8 @@ pub(crate) struct Global {
     pub(crate) test_crash_at: Option<u64>,
 }
 
-/// Where smolvm is and how long to wait for it (sandboxes and `--in-vm`).
+// Where smolvm is and how long to wait for it (sandboxes and `--in-vm`). A plain comment: a doc
+// comment would become the `about` of every command that flattens it (subcommands are deferred).
 #[derive(Debug, Clone, Args)]
 #[command(next_help_heading = "smolvm")]
 pub(crate) struct SmolvmArgs {
@@ -76,6 +77,7 @@ pub(crate) struct SmolvmArgs {
 }
 
 #[derive(Debug, Subcommand)]
+#[command(defer = true)]
 pub(crate) enum Cmd {
     /// Build a kit and publish it to the local registry, verifying what the registry holds
     BuildKit(BuildKit),
@@ -223,7 +225,7 @@ pub(crate) struct Variant {
     pub(crate) on: On,
 }
 
-/// Building on another Linux machine over ssh (`--on`).
+// Building on another Linux machine over ssh (`--on`). (A plain comment, as above.)
 #[derive(Debug, Clone, Args)]
 #[command(next_help_heading = "Remote builder")]
 pub(crate) struct On {
@@ -251,7 +253,7 @@ pub(crate) struct On {
     pub(crate) remote_dir: String,
 }
 
-/// The build machine of `--in-vm`.
+// The build machine of `--in-vm`. (A plain comment, as above.)
 #[derive(Debug, Clone, Args)]
 #[command(next_help_heading = "smolvm")]
 pub(crate) struct InVm {
@@ -345,6 +347,7 @@ pub(crate) struct Registry {
 }
 
 #[derive(Debug, Subcommand)]
+#[command(defer = true)]
 pub(crate) enum RegistryCmd {
     /// Start the registry, or reuse it when it is already healthy; prints localhost:<port>.
     ///
@@ -435,6 +438,7 @@ pub(crate) struct Sandbox {
 }
 
 #[derive(Debug, Subcommand)]
+#[command(defer = true)]
 pub(crate) enum SandboxCmd {
     /// Create (if absent) and start a machine, copy this checkout in, provision skills.
     ///
@@ -540,6 +544,7 @@ pub(crate) struct Images {
 }
 
 #[derive(Debug, Subcommand)]
+#[command(defer = true)]
 pub(crate) enum ImagesCmd {
     /// Validate the images of a variant build, as the VALIDATE phase does.
     ///

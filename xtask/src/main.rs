@@ -100,4 +100,40 @@ mod tests {
     fn cli_is_well_formed() {
         super::flags::Xtask::command().debug_assert();
     }
+
+    /// Subcommands' arguments are deferred (built only for the command used: `next-step` no
+    /// longer builds every other command's arguments). Built that late, a flattened argument
+    /// struct's doc comment would replace the command's own description in its help.
+    #[test]
+    fn every_command_helps_with_its_own_description() {
+        use super::flags::Xtask;
+        use clap::Parser;
+        fn walk(cmd: &clap::Command, path: &mut Vec<String>, checked: &mut usize) {
+            // clap's own `help` subcommand has no `-h`.
+            for sub in cmd.get_subcommands().filter(|sub| sub.get_name() != "help") {
+                path.push(sub.get_name().to_string());
+                let about = sub.get_about().map(|a| a.to_string()).unwrap_or_default();
+                let mut argv = vec!["cargo xtask".to_string()];
+                argv.extend(path.iter().cloned());
+                argv.push("-h".to_string());
+                let help = Xtask::try_parse_from(&argv).unwrap_err().to_string();
+                assert!(!about.is_empty(), "`{}` has no description", path.join(" "));
+                assert_eq!(
+                    help.lines().next(),
+                    Some(about.as_str()),
+                    "help of `{}`",
+                    path.join(" ")
+                );
+                *checked += 1;
+                // Its own subcommands are deferred too: build it to see them.
+                let mut built = sub.clone();
+                built.build();
+                walk(&built, path, checked);
+                path.pop();
+            }
+        }
+        let (mut path, mut checked) = (Vec::new(), 0);
+        walk(&Xtask::command(), &mut path, &mut checked);
+        assert!(checked > 20, "only {checked} commands found");
+    }
 }
