@@ -77,7 +77,7 @@ impl Manifest {
     /// Parses manifest bytes; `content_type` is the registry's `Content-Type` and wins over a
     /// missing `mediaType` field (OCI makes the field optional).
     pub(crate) fn parse(bytes: &[u8], content_type: Option<&str>) -> Result<Manifest> {
-        let raw: RawManifest = serde_json::from_slice(bytes).context("manifest is not valid JSON")?;
+        let raw: RawManifest = crate::fsx::parse_json_bytes(bytes).context("manifest is not valid JSON")?;
         let media_type = raw
             .media_type
             .or_else(|| content_type.map(|c| c.split(';').next().unwrap_or(c).trim().to_string()))

@@ -199,11 +199,27 @@ impl Action {
     }
 }
 
+impl Answer {
+    /// The answer as JSON: the action's fields and `type`.
+    pub(crate) fn to_value(&self) -> serde_json::Result<serde_json::Value> {
+        let mut value = serde_json::to_value(&self.0)?;
+        value["type"] = self.0.word().into();
+        Ok(value)
+    }
+
+    /// The one line `next-step` prints. `Value`'s `Display` is compiled in serde_json, at the
+    /// opt-level Cargo.toml gives it, not in this crate's debug build: printing a long prompt
+    /// costs a tenth as much.
+    pub(crate) fn to_line(&self) -> serde_json::Result<String> {
+        Ok(self.to_value()?.to_string())
+    }
+}
+
 impl Serialize for Answer {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let mut value = serde_json::to_value(&self.0).map_err(serde::ser::Error::custom)?;
-        value["type"] = self.0.word().into();
-        value.serialize(serializer)
+        self.to_value()
+            .map_err(serde::ser::Error::custom)?
+            .serialize(serializer)
     }
 }
 

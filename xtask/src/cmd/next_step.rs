@@ -23,7 +23,7 @@ impl flags::NextStep {
                 ExitCode::from(2),
             ),
         };
-        println!("{}", serde_json::to_string(&Answer(action))?);
+        println!("{}", Answer(action).to_line()?);
         Ok(code)
     }
 

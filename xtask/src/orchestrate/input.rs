@@ -26,7 +26,7 @@ impl Input {
 
     /// Parses and checks `input.json` text.
     pub(crate) fn parse(text: &str) -> Result<Input> {
-        let value: serde_json::Value = serde_json::from_str(text).context("input.json is not valid JSON")?;
+        let value: serde_json::Value = text.parse().context("input.json is not valid JSON")?;
         let Some(object) = value.as_object() else {
             bail!("input.json must be a JSON object such as {{\"kit_name\": \"…\", \"arch\": \"x86_64\"}}");
         };
