@@ -136,24 +136,27 @@ impl Run {
 
 /// Runs `cmd` to completion, timing it from spawn to exit and reading its peak RSS from
 /// `wait4` (the child's own, not the harness's).
+///
+/// Its stdout and stderr go to unlinked temporary files that are read after the clock stops, so
+/// no reader thread competes with the child for the CPUs while it runs (pipes would need them: a
+/// chatty child blocks on a full pipe). `LD_LIBRARY_PATH` loses the directories `cargo xtask`
+/// and `cargo bench` put in front of it (target directories, the toolchain's libraries): each
+/// one is searched for every shared library a program loads, and a command should run as it
+/// does from a user's shell (`cargo xtask` adds its own again).
 pub fn run(cmd: &mut Command) -> Result<Run> {
-    use std::io::Read;
-    cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
+    use std::io::{Read, Seek};
+    let (mut out_file, mut err_file) = (tempfile::tempfile()?, tempfile::tempfile()?);
+    cmd.stdin(Stdio::null())
+        .stdout(out_file.try_clone()?)
+        .stderr(err_file.try_clone()?);
+    if !cmd.get_envs().any(|(key, _)| key == "LD_LIBRARY_PATH") {
+        match shell_library_path() {
+            Some(paths) => cmd.env("LD_LIBRARY_PATH", paths),
+            None => cmd.env_remove("LD_LIBRARY_PATH"),
+        };
+    }
     let start = Instant::now();
-    let mut child = cmd.spawn().with_context(|| format!("cannot run {cmd:?}"))?;
-    // Drain both pipes on threads so a chatty child never blocks.
-    let mut out_pipe = child.stdout.take().expect("piped");
-    let mut err_pipe = child.stderr.take().expect("piped");
-    let out = std::thread::spawn(move || {
-        let mut buf = Vec::new();
-        let _ = out_pipe.read_to_end(&mut buf);
-        buf
-    });
-    let err = std::thread::spawn(move || {
-        let mut buf = Vec::new();
-        let _ = err_pipe.read_to_end(&mut buf);
-        buf
-    });
+    let child = cmd.spawn().with_context(|| format!("cannot run {cmd:?}"))?;
     let pid = child.id() as libc::pid_t;
     let mut status = 0;
     // SAFETY: rusage is plain data; wait4 fills it for the child we spawned and reaped here
@@ -164,16 +167,55 @@ pub fn run(cmd: &mut Command) -> Result<Run> {
     if reaped != pid {
         bail!("wait4 failed for {cmd:?}: {}", std::io::Error::last_os_error());
     }
+    drop(child);
+    let read = |file: &mut std::fs::File| -> Result<Vec<u8>> {
+        let mut buf = Vec::new();
+        file.rewind()?;
+        file.read_to_end(&mut buf)?;
+        Ok(buf)
+    };
     let output = Output {
         status: ExitStatus::from_raw(status),
-        stdout: out.join().unwrap_or_default(),
-        stderr: err.join().unwrap_or_default(),
+        stdout: read(&mut out_file)?,
+        stderr: read(&mut err_file)?,
     };
     Ok(Run {
         output,
         seconds,
         peak_rss_kib: usage.ru_maxrss as u64,
     })
+}
+
+/// `LD_LIBRARY_PATH` without the entries cargo added to it (under a `target` directory of this
+/// repository or under the toolchain's sysroot); `None` when nothing is left.
+fn shell_library_path() -> Option<OsString> {
+    static PATHS: std::sync::OnceLock<Option<OsString>> = std::sync::OnceLock::new();
+    PATHS
+        .get_or_init(|| {
+            let current = std::env::var_os("LD_LIBRARY_PATH")?;
+            let sysroot = Command::new(std::env::var_os("RUSTC").unwrap_or_else(|| "rustc".into()))
+                .args(["--print", "sysroot"])
+                .output()
+                .ok()
+                .map(|out| PathBuf::from(String::from_utf8_lossy(&out.stdout).trim()))
+                .filter(|path| path.is_absolute());
+            let target = Path::new(env!("CARGO_MANIFEST_DIR"))
+                .parent()
+                .map(|root| root.join("target"));
+            let added_by_cargo = |path: &Path| {
+                [
+                    &sysroot,
+                    &target,
+                    &std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from),
+                ]
+                .into_iter()
+                .flatten()
+                .any(|dir| path.starts_with(dir))
+            };
+            let kept: Vec<PathBuf> = std::env::split_paths(&current).filter(|p| !added_by_cargo(p)).collect();
+            (!kept.is_empty()).then(|| std::env::join_paths(kept).expect("paths that came from one"))
+        })
+        .clone()
 }
 
 /// The debug xtask as if it lived in `root` (`XTASK_ROOT`), like the integration tests run it.
