@@ -123,7 +123,7 @@ pub(crate) enum Cmd {
     /// Run this xtask's own tests, first checking (with --install, installing) what they need.
     ///
     /// Checks cargo-nextest, git, make, gcc, python3 (3.11 or newer), docker-registry, lz4,
-    /// sgdisk, ss, openssl, htpasswd, kill, docker, ssh, ssh-keygen, sshd and a Docker daemon that
+    /// sgdisk, ss, openssl, curl, htpasswd, kill, docker, ssh, ssh-keygen, sshd and a Docker daemon that
     /// answers, naming each missing one with the command that installs it; builds the registry test image
     /// (xtask/tests/registry-image/build.sh); then runs `cargo nextest run --workspace` with the
     /// arguments after `--`, and exits with its status.

@@ -62,7 +62,7 @@ const fn apt(name: &'static str, package: &'static str, why: &'static str) -> Pr
 }
 
 /// Everything the test suite runs, in the order it is checked.
-pub(crate) const ALL: [Prerequisite; 17] = [
+pub(crate) const ALL: [Prerequisite; 18] = [
     Prerequisite {
         name: "cargo-nextest",
         why: "running the suite",
@@ -91,6 +91,7 @@ pub(crate) const ALL: [Prerequisite; 17] = [
         "openssl",
         "the CA and server certificate of the TLS registry tests",
     ),
+    apt("curl", "curl", "HTTPS to the TLS registry of the tests"),
     apt(
         "htpasswd",
         "apache2-utils",

@@ -17,6 +17,7 @@ use anyhow::{bail, Context, Result};
 use base64::Engine;
 
 use super::credentials::{self, Credential, Secret, Source};
+use super::http::{self, Failure, Kind, Request, Response};
 use super::{trust, Address};
 use crate::oci::{self, Manifest};
 
@@ -143,25 +144,19 @@ impl Client {
     }
 
     /// One request, no authentication logic.
-    fn raw(
-        &self,
-        scheme: Scheme,
-        path: &str,
-        accept: Option<&str>,
-        auth: Option<String>,
-    ) -> Result<minreq::Response, minreq::Error> {
+    fn raw(&self, scheme: Scheme, path: &str, accept: Option<&str>, auth: Option<String>) -> Result<Response, Failure> {
         let url = format!("{}://{}{path}", scheme.name(), self.origin);
         if scheme == Scheme::Https {
             trust::note_https();
         }
-        let mut request = minreq::get(&url).with_timeout(self.timeout);
+        let mut request = Request::get(url, self.timeout);
         if let Some(accept) = accept {
-            request = request.with_header("Accept", accept);
+            request = request.header("Accept", accept);
         }
         if let Some(auth) = auth {
-            request = request.with_header("Authorization", auth);
+            request = request.header("Authorization", auth);
         }
-        request.send()
+        http::send(&request)
     }
 
     /// The scheme, decided on first use: HTTPS, or for a loopback host whose TLS fails, plain
@@ -212,7 +207,7 @@ impl Client {
     }
 
     /// GET with authentication: answers a 401 challenge once (Basic or Bearer) and retries.
-    fn get(&self, path: &str, accept: Option<&str>) -> Result<minreq::Response> {
+    fn get(&self, path: &str, accept: Option<&str>) -> Result<Response> {
         let scheme = self.scheme()?;
         let scope = scope_for(path);
         let shown = format!("GET {}://{}{path}", scheme.name(), self.origin);
@@ -223,11 +218,7 @@ impl Client {
         if response.status_code != 401 {
             return Ok(response);
         }
-        let Some(challenge) = response
-            .headers
-            .get("www-authenticate")
-            .and_then(|h| parse_challenge(h))
-        else {
+        let Some(challenge) = response.header("www-authenticate").and_then(parse_challenge) else {
             return Ok(response);
         };
         self.answer(&challenge, &scope)?;
@@ -293,10 +284,7 @@ impl Client {
         let response = self
             .raw(scheme, "/v2/", None, None)
             .map_err(|e| anyhow::anyhow!("{}", describe_transport(&self.address, &e)))?;
-        let challenge = response
-            .headers
-            .get("www-authenticate")
-            .and_then(|h| parse_challenge(h));
+        let challenge = response.header("www-authenticate").and_then(parse_challenge);
         Ok((response.status_code, challenge))
     }
 
@@ -357,7 +345,7 @@ impl Client {
 
     fn paginate_from(
         &self,
-        mut response: minreq::Response,
+        mut response: Response,
         first: &str,
         parse: impl Fn(&[u8]) -> Result<Vec<String>>,
     ) -> Result<Vec<String>> {
@@ -374,7 +362,7 @@ impl Client {
                 );
             }
             all.extend(parse(response.as_bytes())?);
-            match response.headers.get("link").and_then(|l| next_link(l)) {
+            match response.header("link").and_then(next_link) {
                 Some(next) if next != path => {
                     path = next;
                     response = self.get(&path, None)?;
@@ -394,16 +382,15 @@ impl Client {
             404 => return Ok(None),
             code => bail!(
                 "GET manifest {repo}:{reference} answered {code}: {}",
-                response.as_str().unwrap_or("").trim()
+                response.text().trim()
             ),
         }
         let bytes = response.as_bytes().to_vec();
-        let manifest = Manifest::parse(&bytes, response.headers.get("content-type").map(String::as_str))
+        let manifest = Manifest::parse(&bytes, response.header("content-type"))
             .with_context(|| format!("manifest {repo}:{reference}"))?;
         let digest = response
-            .headers
-            .get("docker-content-digest")
-            .cloned()
+            .header("docker-content-digest")
+            .map(str::to_string)
             .unwrap_or_else(|| oci::content_digest(&bytes));
         Ok(Some(Fetched {
             manifest,
@@ -423,7 +410,7 @@ impl Client {
                 response.reason_phrase
             );
         }
-        let bytes = response.into_bytes();
+        let bytes = response.body;
         let actual = oci::content_digest(&bytes);
         if actual != digest {
             bail!("blob {repo}@{digest} has the wrong content (its digest is {actual})");
@@ -557,9 +544,7 @@ fn fetch_token(
             if !scope.is_empty() {
                 form.push_str(&format!("&scope={}", encode(scope)));
             }
-            minreq::post(realm)
-                .with_header("Content-Type", "application/x-www-form-urlencoded")
-                .with_body(form)
+            Request::get(realm, timeout).post_form(form)
         }
         other => {
             let mut query = Vec::new();
@@ -575,16 +560,14 @@ fn fetch_token(
             } else {
                 format!("{realm}{sep}{}", query.join("&"))
             };
-            let mut request = minreq::get(url);
+            let mut request = Request::get(url, timeout);
             if let Some(Credential::Basic { username, password }) = other {
-                request = request.with_header("Authorization", basic_header(username, password));
+                request = request.header("Authorization", basic_header(username, password));
             }
             request
         }
     };
-    let response = request
-        .with_timeout(timeout)
-        .send()
+    let response = http::send(&request)
         .map_err(|e| anyhow::anyhow!("{}", describe_transport(address, &e)))
         .with_context(|| format!("the token service {realm} of {address} did not answer"))?;
     match response.status_code {
@@ -617,35 +600,33 @@ fn fetch_token(
 }
 
 /// Pure: what went wrong on the way to a registry, with the fix.
-pub(crate) fn describe_transport(address: &Address, err: &minreq::Error) -> String {
-    let text = err.to_string();
-    let lower = text.to_lowercase();
-    if lower.contains("certificate") || lower.contains("unknownissuer") || lower.contains("notvalidforname") {
-        format!(
+pub(crate) fn describe_transport(address: &Address, failure: &Failure) -> String {
+    let text = &failure.text;
+    match failure.kind {
+        Kind::Certificate => format!(
             "the TLS certificate of {address} is not trusted ({text}): if the registry uses its own CA, pass \
              `--ca-file <ca.pem>` once (it is remembered for {address}; e.g. `cargo xtask registry check {address} \
              --ca-file <ca.pem>`), or set SSL_CERT_FILE to a bundle of the system's roots and that CA"
-        )
-    } else if lower.contains("connection refused") {
-        format!(
+        ),
+        Kind::Refused => format!(
             "nothing accepts connections at {} ({text}): is the registry running there, and is the port right?",
             address.authority()
-        )
-    } else if lower.contains("lookup") || lower.contains("name or service") || lower.contains("resolve") {
-        format!(
+        ),
+        Kind::Dns => format!(
             "the registry host {} cannot be resolved ({text}): check the name and this machine's DNS",
             address.host()
-        )
-    } else if lower.contains("timed out") || lower.contains("timeout") {
-        format!("{} did not answer in time ({text})", address.authority())
-    } else if lower.contains("corrupt message") || lower.contains("handshake") || lower.contains("tls") {
-        format!(
+        ),
+        Kind::Timeout => format!("{} did not answer in time ({text})", address.authority()),
+        Kind::Tls => format!(
             "TLS with {} failed ({text}): the registry must serve HTTPS (only localhost, 127.0.0.1 and ::1 may \
              serve plain HTTP)",
             address.authority()
-        )
-    } else {
-        format!("cannot reach {} ({text})", address.authority())
+        ),
+        Kind::NoCurl => format!(
+            "{address} is reached over HTTPS, which the xtask does with the `curl` program ({text}): install curl \
+             (`apt-get install curl`, `dnf install curl`)"
+        ),
+        Kind::Other => format!("cannot reach {} ({text})", address.authority()),
     }
 }
 
@@ -893,7 +874,10 @@ mod tests {
     fn transport_errors_name_the_fix() {
         use super::describe_transport;
         let address = crate::registry::Address::parse("registry.example.com/team").unwrap();
-        let io = |text: &str| minreq::Error::IoError(std::io::Error::other(text.to_string()));
+        let io = |text: &str| super::Failure {
+            kind: super::http::classify_text(text),
+            text: text.to_string(),
+        };
         let cert = describe_transport(&address, &io("invalid peer certificate: UnknownIssuer"));
         assert!(
             cert.contains("not trusted") && cert.contains("--ca-file") && cert.contains("SSL_CERT_FILE"),
@@ -906,6 +890,14 @@ mod tests {
         assert!(dns.contains("cannot be resolved"), "{dns}");
         let tls = describe_transport(&address, &io("received corrupt message of type InvalidContentType"));
         assert!(tls.contains("must serve HTTPS"), "{tls}");
+        let no_curl = describe_transport(
+            &address,
+            &super::Failure {
+                kind: super::Kind::NoCurl,
+                text: "`curl` is not on PATH".into(),
+            },
+        );
+        assert!(no_curl.contains("install curl") && no_curl.contains("HTTPS"), "{no_curl}");
     }
 
     #[test]

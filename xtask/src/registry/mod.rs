@@ -15,6 +15,7 @@ pub(crate) mod client;
 pub(crate) mod credentials;
 mod docker;
 mod health;
+mod http;
 pub(crate) mod list;
 mod native;
 mod state;

@@ -3,12 +3,12 @@
 //! an `SSL_CERT_FILE` bundle of the system's roots plus that CA, never the CA alone: the same
 //! processes fetch the SDK and upstream kits from public.ecr.aws.
 //!
-//! One bundle serves the whole process and its tools: minreq's TLS configuration is built once,
-//! on the process's first HTTPS request, from `SSL_CERT_FILE` (rustls-native-certs reads it
-//! through openssl-probe, and it replaces the system roots rather than adding to them). So
-//! [`activate`] is the one place that sets `SSL_CERT_FILE` in this process, and it must run
-//! before any HTTPS request (it refuses otherwise); [`crate::process::tool`] passes the same bundle
-//! to twoliter and cargo make, and python's `ssl.create_default_context()` honours it too.
+//! One bundle serves the whole process and its tools: every HTTPS request of a run (curl, given
+//! `SSL_CERT_FILE` as its `cacert`, which replaces the system roots rather than adding to them),
+//! twoliter and cargo make ([`crate::process::tool`] passes the same bundle), and python's
+//! `ssl.create_default_context()`, which honours it too. So [`activate`] is the one place that
+//! sets `SSL_CERT_FILE` in this process, and it must run before any HTTPS request (it refuses
+//! otherwise): a run never trusts different roots for different requests.
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -147,8 +147,8 @@ pub(crate) fn use_for(address: &Address) -> Result<Option<PathBuf>> {
 }
 
 /// Makes `bundle` this process's `SSL_CERT_FILE`. The one place the xtask sets an environment
-/// variable of its own process: minreq reads it on the first HTTPS request, so it must happen
-/// before one, and only once.
+/// variable of its own process: every HTTPS request reads it, so it must happen before the first
+/// one, and only once.
 fn activate(bundle: &Path, address: &Address) -> Result<()> {
     if let Some(active) = ACTIVE.get() {
         if active != bundle {
