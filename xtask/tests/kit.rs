@@ -9,7 +9,6 @@ use std::process::{Command, Stdio};
 
 use base64::Engine;
 use serde_json::Value;
-use sha2::{Digest, Sha256};
 use support::kit_repo::KitRepo;
 use support::registry::TestRegistry;
 
@@ -54,7 +53,7 @@ fn get(port: u16, path: &str) -> minreq::Response {
 fn lock_digest_of(bytes: &[u8]) -> String {
     let value: Value = serde_json::from_slice(bytes).unwrap();
     let canonical = serde_json::to_vec(&value).unwrap(); // serde_json sorts keys (no preserve_order) and adds no whitespace
-    base64::engine::general_purpose::STANDARD.encode(Sha256::digest(&canonical))
+    base64::engine::general_purpose::STANDARD.encode(support::sha256(&canonical))
 }
 
 fn outcomes(summary: &Value) -> Vec<(String, String)> {

@@ -373,13 +373,7 @@ fn a_remote_docker_engine_is_refused_before_anything_changes() {
     }
     // A docker context over ssh, as `docker context use` leaves it.
     let config = home.path().join(".docker");
-    let id: String = {
-        use sha2::Digest;
-        sha2::Sha256::digest(b"far")
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect()
-    };
+    let id = support::sha256_hex(b"far");
     std::fs::create_dir_all(config.join("contexts/meta").join(&id)).unwrap();
     std::fs::write(
         config.join("contexts/meta").join(&id).join("meta.json"),

@@ -9,7 +9,6 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use base64::Engine;
-use sha2::{Digest, Sha256};
 use support::kit_repo::{KitRepo, PACKAGES, SDK_LOCK_DIGEST};
 use support::variant_repo::VariantRepo;
 use support::{run, run_ok, stderr};
@@ -113,13 +112,7 @@ fn json(bytes: &[u8]) -> serde_json::Value {
 }
 
 fn sha256_digest(bytes: &[u8]) -> String {
-    format!(
-        "sha256:{}",
-        Sha256::digest(bytes)
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect::<String>()
-    )
+    format!("sha256:{}", support::sha256_hex(bytes))
 }
 
 /// The lock digest twoliter computes, the way it computes it (and the xtask too): serde_json's
@@ -131,7 +124,7 @@ fn olpc_lock_digest(manifest: &[u8]) -> Option<String> {
     let mut canonical = Vec::new();
     let mut ser = serde_json::Serializer::with_formatter(&mut canonical, olpc_cjson::CanonicalFormatter::new());
     value.serialize(&mut ser).ok()?;
-    Some(base64::engine::general_purpose::STANDARD.encode(Sha256::digest(&canonical)))
+    Some(base64::engine::general_purpose::STANDARD.encode(support::sha256(&canonical)))
 }
 
 fn expected_lock_digest(manifest: &[u8]) -> String {

@@ -897,7 +897,10 @@ mod tests {
                 text: "`curl` is not on PATH".into(),
             },
         );
-        assert!(no_curl.contains("install curl") && no_curl.contains("HTTPS"), "{no_curl}");
+        assert!(
+            no_curl.contains("install curl") && no_curl.contains("HTTPS"),
+            "{no_curl}"
+        );
     }
 
     #[test]

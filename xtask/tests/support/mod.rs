@@ -15,6 +15,35 @@ use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+/// SHA-256 of `bytes` by coreutils' `sha256sum`: an implementation independent of the xtask's
+/// (and not a dev-dependency, which every `cargo xtask` call would resolve).
+pub fn sha256(bytes: &[u8]) -> [u8; 32] {
+    use std::io::Write;
+    let mut child = Command::new("sha256sum")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("sha256sum (coreutils)");
+    let mut stdin = child.stdin.take().unwrap();
+    let input = bytes.to_vec();
+    let writer = std::thread::spawn(move || stdin.write_all(&input));
+    let output = child.wait_with_output().unwrap();
+    writer.join().unwrap().unwrap();
+    assert!(output.status.success(), "sha256sum failed");
+    let hex = String::from_utf8(output.stdout).unwrap();
+    let hex = hex.split_whitespace().next().unwrap();
+    let mut out = [0u8; 32];
+    for (i, byte) in out.iter_mut().enumerate() {
+        *byte = u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).unwrap();
+    }
+    out
+}
+
+/// `sha256` in hex.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    sha256(bytes).iter().map(|b| format!("{b:02x}")).collect()
+}
+
 /// The xtask binary under test.
 pub fn xtask_bin() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_xtask"))

@@ -5,8 +5,6 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use sha2::{Digest, Sha256};
-
 /// The registry image the docker-backend tests use (no image can be pulled on the test machine).
 pub const TEST_IMAGE: &str = "xtask-test-registry:local";
 
@@ -132,7 +130,7 @@ impl TestRegistry {
 
 /// `sha256:<hex>` of some bytes.
 pub fn digest(bytes: &[u8]) -> String {
-    let hex: String = Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect();
+    let hex = super::sha256_hex(bytes);
     format!("sha256:{hex}")
 }
 

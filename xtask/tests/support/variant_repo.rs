@@ -9,7 +9,6 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use base64::Engine;
-use sha2::{Digest, Sha256};
 
 use super::kit_repo::{SDK_LOCK_DIGEST, SDK_VERSION, TWOLITER};
 use super::{git, standins_dir};
@@ -19,7 +18,7 @@ pub const DEFAULT_VARIANT: &str = "aws-dev";
 
 /// The lock digest the fixture's upstream lock records for a kit (no registry serves it).
 pub fn upstream_digest(name: &str, version: &str) -> String {
-    base64::engine::general_purpose::STANDARD.encode(Sha256::digest(format!("upstream {name} {version}")))
+    base64::engine::general_purpose::STANDARD.encode(super::sha256(format!("upstream {name} {version}").as_bytes()))
 }
 
 pub struct VariantRepo {
