@@ -150,7 +150,9 @@ pub(crate) fn read_text(path: &Path) -> Result<Option<String>> {
     if meta.len() > MAX_TEXT {
         return Err(too_big());
     }
-    let mut bytes = Vec::new();
+    // Room for the whole file (and the read that finds its end): read in one call, not in the
+    // doubling steps from 32 bytes that an empty buffer behind `take` gets.
+    let mut bytes = Vec::with_capacity(meta.len() as usize + 1);
     File::open(path)
         .and_then(|f| f.take(MAX_TEXT + 1).read_to_end(&mut bytes))
         .with_context(|| format!("cannot read {}", path.display()))?;
