@@ -305,6 +305,72 @@ fn a_forest_builds_its_kit_and_variant_on_a_builder() {
     assert_eq!(forest.files(), before);
 }
 
+/// Ctrl-C (or a kill) here while the builder builds: the run there is stopped too, as a local
+/// run would be (its tool stopped, the phase recorded as interrupted), not left building for
+/// nobody; here the command exits 130.
+#[test]
+fn interrupting_a_run_stops_it_on_the_builder() {
+    if !support::sshd::available("interrupting_a_run_stops_it_on_the_builder") {
+        return;
+    }
+    use std::io::BufRead;
+    let builder = Builder::start();
+    let repo = KitRepo::create(KIT, VERSION);
+    let registry = TestRegistry::start_native(repo.path());
+    let mut child = builder
+        .xtask(repo.path())
+        .env("TWOLITER_STANDIN_BUILD_SECONDS", "300")
+        .args([
+            "build-kit",
+            "--on",
+            "builder",
+            "--arch",
+            "x86_64",
+            "--registry",
+            &registry.url(),
+        ])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (lines, said) = std::sync::mpsc::channel();
+    let stderr = child.stderr.take().unwrap();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stderr).lines().map_while(Result::ok) {
+            let _ = lines.send(line);
+        }
+    });
+    let mut seen = String::new();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    while !seen.contains("twoliter build kit") {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        match said.recv_timeout(left) {
+            Ok(line) => seen.push_str(&(line + "\n")),
+            Err(_) => panic!("the build never started on the builder:\n{seen}"),
+        }
+    }
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    support::run_ok(Command::new("kill").args(["-INT", &child.id().to_string()]));
+    let status = child.wait().unwrap();
+    seen.extend(said.try_iter().map(|l| l + "\n"));
+    assert_eq!(status.code(), Some(130), "{seen}");
+    assert!(seen.contains("stopped there too"), "{seen}");
+    // On the builder: the build was stopped and recorded so, long before its 300 s were up.
+    let progress = remote_checkout(&builder).join(format!("planning/build-kit-{KIT}-x86_64/progress.json"));
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        let text = std::fs::read_to_string(&progress).unwrap_or_default();
+        if text.contains("SIGTERM") {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the run on the builder was not stopped:\n{text}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+}
+
 #[test]
 fn an_unreachable_builder_and_a_refused_key_are_named() {
     if !support::sshd::available("an_unreachable_builder_and_a_refused_key_are_named") {

@@ -272,14 +272,27 @@ pub(crate) fn run_on(sh: &Shell, request: Request<'_>) -> Result<ExitCode> {
         let dir = layout.translate("the repo", &top)?;
         prepare.push(script::Prepare { dir, ..step.clone() });
     }
-    let run = script::update_and_run(&layout.dir, &updates, &prepare, &remote_checkout, &env, &args);
+    let upload_bytes = std::fs::metadata(&upload_path)
+        .with_context(|| format!("cannot read {}", upload_path.display()))?
+        .len();
+    let run = script::update_and_run(
+        &layout.dir,
+        upload_bytes,
+        &updates,
+        &prepare,
+        &remote_checkout,
+        &env,
+        &args,
+    );
     ui::step(format!("cargo xtask {} (on {})", args.join(" "), target.host));
-    let output = crate::process::tool("ssh")
-        .args(ssh::argv(target, &script::sh_command(&run)))
-        .stdin(std::fs::File::open(&upload_path).with_context(|| format!("cannot open {}", upload_path.display()))?)
-        .stderr(Stdio::inherit())
-        .output()
-        .with_context(|| format!("cannot run ssh: {}", ssh::INSTALL_REMEDY))?;
+    let output = run_streamed(target, &script::sh_command(&run), &upload_path)?;
+    if let Some(interrupted) = crate::signals::received() {
+        return Err(anyhow::Error::new(interrupted).context(format!(
+            "the run on {} was stopped there too (it puts the repos' files back on the builder, \
+             which keeps what it built)",
+            target.host
+        )));
+    }
     let code = match output.status.code() {
         Some(ssh::SSH_FAILED) | None => bail!(
             "the connection to {} failed during the run (ssh exit status {}): run again; the \
@@ -316,6 +329,40 @@ pub(crate) fn run_on(sh: &Shell, request: Request<'_>) -> Result<ExitCode> {
         println!("{}", serde_json::to_string(&summary)?);
     }
     Ok(ExitCode::from(code.clamp(0, 255) as u8))
+}
+
+/// Runs `command` over ssh with the upload on its stdin, its stdout captured and its stderr
+/// streamed. stdin stays open until ssh ends: the builder's run watches it and stops when it
+/// closes, which happens when this process is interrupted (ssh, in a process group of its own,
+/// is stopped by the signal thread), killed, or loses the connection.
+fn run_streamed(target: &Target, command: &str, upload_path: &Path) -> Result<std::process::Output> {
+    use std::os::unix::process::CommandExt;
+    let mut upload =
+        std::fs::File::open(upload_path).with_context(|| format!("cannot open {}", upload_path.display()))?;
+    crate::signals::install()?;
+    crate::signals::check()?;
+    let mut child = crate::process::tool("ssh")
+        .args(ssh::argv(target, command))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .process_group(0)
+        .spawn()
+        .with_context(|| format!("cannot run ssh: {}", ssh::INSTALL_REMEDY))?;
+    crate::signals::running_group(Some(child.id()));
+    let mut stdin = child.stdin.take().context("no stdin for ssh")?;
+    let (done, ended) = std::sync::mpsc::channel::<()>();
+    let feeder = std::thread::spawn(move || {
+        // A failed write means ssh ended early; its exit status says why.
+        let _ = std::io::copy(&mut upload, &mut stdin);
+        let _ = ended.recv();
+        drop(stdin);
+    });
+    let output = child.wait_with_output();
+    crate::signals::running_group(None);
+    drop(done);
+    let _ = feeder.join();
+    output.with_context(|| format!("cannot wait for ssh to {}", target.host))
 }
 
 /// Copies the builder's workspace into the local one, replacing it whole: extracted beside it,

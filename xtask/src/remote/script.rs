@@ -116,16 +116,22 @@ pub(crate) struct Prepare {
     pub(crate) argv: Vec<String>,
 }
 
-/// Unpacks the upload (a tar on stdin) into a temp dir under `dir`, brings each repo to the
-/// local state (HEAD, then uncommitted changes and untracked files on top; ignored files such
+/// Unpacks the upload (a tar of `upload_bytes` bytes, first on stdin) into a temp dir under
+/// `dir`, brings each repo to the local state (HEAD, then uncommitted changes and untracked files on top; ignored files such
 /// as `build/`, `tools/` and `planning/` are kept, so later runs reuse them), then runs
 /// `cargo xtask ARGS…` in the checkout with `env` and exits with its status. Its stdout (the
 /// JSON summary) is the script's; everything else goes to stderr. One run per checkout at a
 /// time (`flock` on `dir/.lock` where util-linux has it): a second waits. The command gets
 /// neither the lock nor the script's stdout as extra descriptors, so a server it leaves running
 /// (the registry) holds neither the lock nor the ssh session.
+///
+/// The rest of stdin stays open for as long as the local xtask runs: when it closes (the local
+/// run was interrupted or killed, or the connection dropped), a watcher sends the command
+/// SIGTERM, so it stops its tools and puts the repo's files back as it does for Ctrl-C, instead
+/// of building on for nobody.
 pub(crate) fn update_and_run(
     dir: &str,
+    upload_bytes: u64,
     repos: &[RepoUpdate],
     prepare: &[Prepare],
     checkout: &str,
@@ -133,11 +139,15 @@ pub(crate) fn update_and_run(
     args: &[String],
 ) -> String {
     let mut script = format!(
-        "set -e\nexec 3>&1 1>&2\n{PATH_TAIL}\ndir={}\nmkdir -p \"$dir/incoming\"\n\
+        "set -e\nexec 3>&1 1>&2 4<&0\n{PATH_TAIL}\ndir={}\nmkdir -p \"$dir/incoming\"\n\
          exec 9>\"$dir/.lock\"\nif command -v flock >/dev/null 2>&1 && ! flock -n 9; then\n\
          echo \"another run from this checkout is using $dir on this builder: waiting for it\"\nflock 9\nfi\n\
          upload=$(mktemp -d \"$dir/incoming/upload.XXXXXX\")\n\
-         trap 'rm -rf \"$upload\"' EXIT\ntar -xf - -C \"$upload\"\n",
+         trap 'rm -rf \"$upload\"' EXIT\n\
+         head -c {upload_bytes} >\"$upload/upload.tar\"\n\
+         if [ \"$(wc -c <\"$upload/upload.tar\")\" -ne {upload_bytes} ]; then\n\
+         echo \"the upload arrived incomplete: the connection ended early; run again\"; exit 1\nfi\n\
+         tar -xf \"$upload/upload.tar\" -C \"$upload\"\nrm -f \"$upload/upload.tar\"\n",
         quote(dir)
     );
     for repo in repos {
@@ -177,8 +187,12 @@ pub(crate) fn update_and_run(
     }
     let env: Vec<String> = env.iter().map(|(k, v)| format!("{k}={}", quote(v))).collect();
     let args: Vec<String> = args.iter().map(|a| quote(a)).collect();
+    // A background job's stdin is /dev/null unless redirected: the watcher reads fd 4, the
+    // session's stdin. Killing the watcher ends its wait; its `cat` ends with the session.
     script.push_str(&format!(
-        "cd {}\nset +e\nenv {} cargo xtask {} >&3 3>&- 9>&- </dev/null\nstatus=$?\nexit $status\n",
+        "cd {}\nset +e\nenv {} cargo xtask {} >&3 3>&- 4<&- 9>&- </dev/null &\npid=$!\n\
+         (cat >/dev/null; kill -TERM \"$pid\" 2>/dev/null) <&4 >/dev/null 2>&1 3>&- 4<&- 9>&- &\n\
+         watch=$!\nexec 4<&-\nwait \"$pid\"\nstatus=$?\nkill \"$watch\" 2>/dev/null\nexit $status\n",
         quote(checkout),
         env.join(" "),
         args.join(" ")
@@ -230,10 +244,92 @@ mod tests {
         assert!(parse_probe("Welcome!\n", 1).is_err());
     }
 
+    /// The run script on the local `sh`, with a stand-in `cargo` on PATH that records its start
+    /// and a SIGTERM in a mark file, then exits with `status`, or without one runs until stopped.
+    /// The upload goes on stdin, which stays open while the command runs with a `status` and is
+    /// closed once the command started without one. Returns the script's exit status and the mark.
+    fn run_script(status: Option<i32>) -> (Option<i32>, String) {
+        use std::io::Write;
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let bin = dir.path().join("bin");
+        std::fs::create_dir(&bin).unwrap();
+        let cargo = bin.join("cargo");
+        std::fs::write(
+            &cargo,
+            "#!/bin/sh\ntrap 'echo term >\"$MARK\"; exit 143' TERM\necho started >\"$MARK\"\n\
+             [ -n \"$FAKE_STATUS\" ] && exit \"$FAKE_STATUS\"\nwhile :; do sleep 0.1; done\n",
+        )
+        .unwrap();
+        std::fs::set_permissions(&cargo, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let mut upload = tar::Builder::new(Vec::new());
+        let mut header = tar::Header::new_gnu();
+        header.set_size(5);
+        header.set_cksum();
+        upload.append_data(&mut header, "hello", &b"hello"[..]).unwrap();
+        let upload = upload.into_inner().unwrap();
+        let mark = dir.path().join("mark");
+        let base = dir.path().display().to_string();
+        let script = update_and_run(
+            &base,
+            upload.len() as u64,
+            &[],
+            &[],
+            &base,
+            &[("MARK".into(), mark.display().to_string())],
+            &["build-kit".into()],
+        );
+        let path = format!("{}:{}", bin.display(), std::env::var("PATH").unwrap_or_default());
+        let mut cmd = std::process::Command::new("sh");
+        cmd.args(["-c", &script])
+            .env("PATH", path)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null());
+        if let Some(status) = status {
+            cmd.env("FAKE_STATUS", status.to_string());
+        }
+        let mut child = cmd.spawn().unwrap();
+        let mut stdin = child.stdin.take().unwrap();
+        stdin.write_all(&upload).unwrap();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        while std::fs::read_to_string(&mark).unwrap_or_default().trim() != "started" {
+            assert!(std::time::Instant::now() < deadline, "the command never started");
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        let mut stdin = Some(stdin);
+        loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                drop(stdin.take());
+                return (status.code(), std::fs::read_to_string(&mark).unwrap_or_default());
+            }
+            if std::time::Instant::now() > deadline {
+                let _ = child.kill();
+                panic!("the run script did not end");
+            }
+            if status.is_none() {
+                // The session ends: stdin closes.
+                drop(stdin.take());
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+    }
+
+    /// The command's status is the script's while the session is still open; a session that
+    /// ends under a running command stops it with SIGTERM.
+    #[test]
+    fn the_run_ends_with_its_command_and_stops_when_the_session_ends() {
+        let (status, mark) = run_script(Some(3));
+        assert_eq!((status, mark.trim()), (Some(3), "started"));
+        let (status, mark) = run_script(None);
+        assert_eq!((status, mark.trim()), (Some(143), "term"));
+    }
+
     #[test]
     fn the_run_script_updates_each_repo_then_runs_the_command() {
         let script = update_and_run(
             "/r/c",
+            4096,
             &[RepoUpdate {
                 remote: "/r/c/root".into(),
                 head: Some("abc123".into()),
@@ -257,7 +353,9 @@ mod tests {
             "if [ ! -e /r/c/root/tools/twoliter/twoliter ]; then (cd /r/c/root && cargo make install-twoliter); fi",
             "apply --binary",
             "flock -n 9",
-            "env XTASK_ROOT=/r/c/root cargo xtask build-kit --kit 'my kit' >&3 3>&- 9>&- </dev/null",
+            "head -c 4096 >\"$upload/upload.tar\"",
+            "env XTASK_ROOT=/r/c/root cargo xtask build-kit --kit 'my kit' >&3 3>&- 4<&- 9>&- </dev/null &",
+            "<&4 >/dev/null",
         ] {
             assert!(script.contains(part), "{part} missing from:\n{script}");
         }

@@ -84,7 +84,7 @@ impl Sshd {
             format!(
                 "Host {name}\n  HostName 127.0.0.1\n  Port {port}\n  User {user}\n  IdentityFile {d}/{key}\n  \
                  IdentitiesOnly yes\n  IdentityAgent none\n  StrictHostKeyChecking no\n  \
-                 UserKnownHostsFile {d}/known_hosts\n  LogLevel ERROR\n  SendEnv TWOLITER_STANDIN_FAIL\n",
+                 UserKnownHostsFile {d}/known_hosts\n  LogLevel ERROR\n  SendEnv TWOLITER_STANDIN_FAIL TWOLITER_STANDIN_BUILD_SECONDS\n",
                 d = d.display()
             )
         };
