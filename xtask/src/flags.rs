@@ -96,6 +96,9 @@ pub(crate) enum Cmd {
     /// Show workspaces under planning/: workflow, inputs, phase states, attempts, last error
     Status(Status),
     /// Put back the variant repo files a workspace backed up
+    ///
+    /// A workspace brought back from a builder (`--on`) is restored there, over ssh: the files
+    /// it changed are the builder's copies.
     Restore(Restore),
     /// Manage the local OCI registry (one per checkout, or one per forest; on 127.0.0.1 only)
     ///
@@ -338,6 +341,10 @@ pub(crate) struct Restore {
     /// Restore even files changed by someone since the backup
     #[arg(long)]
     pub(crate) force: bool,
+    /// ssh client config file (`ssh -F FILE`) for a workspace built on a builder with --on,
+    /// whose restore runs there [default: ~/.ssh/config]
+    #[arg(long, env = "XTASK_SSH_CONFIG", value_name = "FILE", value_parser = path_or_empty())]
+    pub(crate) ssh_config: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]

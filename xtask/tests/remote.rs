@@ -303,6 +303,56 @@ fn a_forest_builds_its_kit_and_variant_on_a_builder() {
     );
     // Nothing changed in the variant repo here.
     assert_eq!(forest.files(), before);
+
+    // --keep-config leaves the builder's variant repo pointed at the kits; `restore` of the
+    // workspace brought back puts the builder's files back, over ssh, and nothing here changes.
+    let on_builder = dirs[0].join("forest/bottlerocket");
+    let builder_files = || {
+        support::snapshot(&on_builder)
+            .into_iter()
+            .filter(|(p, _)| !p.starts_with("build"))
+            .collect::<Vec<_>>()
+    };
+    let pristine = builder_files();
+    let kept = on(&["variant", "--kit", KIT, "--keep-config"]);
+    assert!(kept.status.success(), "{}", support::stderr(&kept));
+    assert_eq!(json(&kept)["workspace"], ws.display().to_string());
+    assert_ne!(builder_files(), pristine, "the edits stay on the builder");
+    // Working here in that workspace first needs them put back there.
+    let (ok, refused) = forest.variant_json(&["--kit", KIT, "--workspace", ws.to_str().unwrap()]);
+    assert!(!ok);
+    assert!(
+        refused["error"].as_str().unwrap().contains("built on builder"),
+        "{refused}"
+    );
+    assert!(ws.join("remote.json").is_file());
+    let restore = |ws: &Path| {
+        support::run(
+            forest
+                .xtask()
+                .env("XTASK_SSH_CONFIG", builder.sshd.client_config())
+                .arg("restore")
+                .arg(ws),
+        )
+    };
+    let restored = restore(&ws);
+    assert!(restored.status.success(), "{}", support::stderr(&restored));
+    assert!(
+        support::stderr(&restored).contains("restoring on builder"),
+        "{}",
+        support::stderr(&restored)
+    );
+    assert_eq!(builder_files(), pristine, "the builder's files are back");
+    assert_eq!(forest.files(), before);
+    // A workspace run here afterwards is this machine's again: no longer the builder's.
+    let status = support::run_ok(forest.xtask().args(["status", "--json"]).arg(&ws));
+    assert!(status.contains("\"built_on\": \"builder ("), "{status}");
+    let (ok, local) = forest.variant_json(&["--kit", KIT, "--workspace", ws.to_str().unwrap()]);
+    assert!(ok, "{local}");
+    assert!(!ws.join("remote.json").exists());
+    let status: Value =
+        serde_json::from_str(&support::run_ok(forest.xtask().args(["status", "--json"]).arg(&ws))).unwrap();
+    assert!(status[0]["built_on"].is_null(), "{status}");
 }
 
 /// Ctrl-C (or a kill) here while the builder builds: the run there is stopped too, as a local

@@ -84,7 +84,7 @@ fn status_of(dir: &Path) -> WorkspaceStatus {
         last_error: None,
         age_seconds: None,
         problem: None,
-        built_on: fsx::read_json::<serde_json::Value>(&dir.join("remote.json"))
+        built_on: fsx::read_json::<serde_json::Value>(&dir.join(crate::remote::RECORD))
             .ok()
             .flatten()
             .and_then(|r| Some(format!("{} ({})", r["host"].as_str()?, r["workspace"].as_str()?))),

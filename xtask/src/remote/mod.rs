@@ -23,6 +23,107 @@ use crate::{fsx, git, project, tools, ui};
 use layout::Layout;
 use ssh::Target;
 
+/// The file in a workspace brought back from a builder that says where it was built.
+pub(crate) const RECORD: &str = "remote.json";
+
+/// Where a workspace brought back from a builder lives there (`remote.json`).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub(crate) struct Record {
+    /// The builder, as `--on` named it.
+    pub(crate) host: String,
+    /// The workspace on the builder.
+    pub(crate) workspace: String,
+    /// The checkout's directory on the builder.
+    pub(crate) dir: String,
+    /// The checkout the command ran in there, and its environment (`XTASK_ROOT`,
+    /// `FOREST_ROOT`); absent in records written before they were kept.
+    #[serde(default)]
+    pub(crate) checkout: Option<String>,
+    #[serde(default)]
+    pub(crate) env: Vec<(String, String)>,
+}
+
+/// The record of a workspace brought back from a builder, if it is one.
+pub(crate) fn record(ws_dir: &Path) -> Result<Option<Record>> {
+    fsx::read_json(&ws_dir.join(RECORD))
+}
+
+/// Before a run on this machine in a workspace brought back from a builder: it becomes this
+/// machine's (`status` and `restore` stop naming the builder), unless the variant repo's files
+/// it changed there are not put back yet.
+pub(crate) fn claim_local(ws_dir: &Path) -> Result<()> {
+    let Some(record) = record(ws_dir)? else {
+        return Ok(());
+    };
+    if crate::variant::journal::Backups::new(ws_dir).journal()?.is_some() {
+        bail!(
+            "this workspace was built on {}, where the variant repo's files it changed are not put back \
+             yet: run `cargo xtask restore {}` (it restores them there), or use another workspace",
+            record.host,
+            ws_dir.display()
+        );
+    }
+    let path = ws_dir.join(RECORD);
+    fs_err::remove_file(&path)?;
+    ui::info(format!(
+        "{} was built on {}; it is this machine's from now on",
+        ws_dir.display(),
+        record.host
+    ));
+    Ok(())
+}
+
+/// `restore` of a workspace built on a builder: the files it changed are there, so the
+/// restore runs there (`cargo xtask restore` in the same checkout), its output streamed and its
+/// exit status this command's; the workspace then comes back again, as the builder left it.
+pub(crate) fn restore_there(
+    record: &Record,
+    local: &Path,
+    ssh_config: Option<PathBuf>,
+    force: bool,
+) -> Result<ExitCode> {
+    let Some(checkout) = &record.checkout else {
+        bail!(
+            "this workspace was built on {} and its files were changed there, but it does not say in \
+             which checkout (it was brought back by an older xtask): run `cargo xtask restore {}` on {} \
+             in that checkout (under {})",
+            record.host,
+            record.workspace,
+            record.host,
+            record.dir
+        );
+    };
+    let target = Target {
+        host: record.host.clone(),
+        config: ssh_config.filter(|c| !c.as_os_str().is_empty()),
+        remote_dir: record.dir.clone(),
+    };
+    ssh::check_host(&target.host)?;
+    tools::require("ssh", ssh::INSTALL_REMEDY)?;
+    ui::step(format!(
+        "restoring on {} (the workspace was built there): {}",
+        target.host, record.workspace
+    ));
+    let run = script::restore(checkout, &record.env, &record.workspace, force);
+    let status = crate::process::tool("ssh")
+        .args(ssh::argv(&target, &script::sh_command(&run)))
+        .stdin(Stdio::null())
+        .status()
+        .with_context(|| format!("cannot run ssh: {}", ssh::INSTALL_REMEDY))?;
+    match status.code() {
+        Some(ssh::SSH_FAILED) | None => bail!(
+            "ssh to {} failed (exit status {status}): try `ssh {} true` to see why",
+            target.host,
+            target.host
+        ),
+        Some(0) => {
+            fetch_workspace(&target, record, local)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Some(code) => Ok(ExitCode::from(code.clamp(0, 255) as u8)),
+    }
+}
+
 /// This machine's name, which keeps two machines' checkouts apart on one builder.
 fn machine_name() -> String {
     std::fs::read_to_string("/proc/sys/kernel/hostname")
@@ -317,7 +418,14 @@ pub(crate) fn run_on(sh: &Shell, request: Request<'_>) -> Result<ExitCode> {
     };
     let mut code = code;
     if let Some(remote_ws) = summary.get("workspace").and_then(|w| w.as_str()).map(String::from) {
-        match bring_back(sh, target, &layout, &remote_ws) {
+        let record = Record {
+            host: target.host.clone(),
+            workspace: remote_ws.clone(),
+            dir: layout.dir.clone(),
+            checkout: Some(remote_checkout.clone()),
+            env: env.clone(),
+        };
+        match bring_back(sh, target, &layout, &record) {
             Ok(local) => summary["workspace"] = serde_json::Value::String(local.display().to_string()),
             Err(err) => {
                 ui::warn(format!("{err:#}"));
@@ -367,10 +475,29 @@ fn run_streamed(target: &Target, command: &str, upload_path: &Path) -> Result<st
 
 /// Copies the builder's workspace into the local one, replacing it whole: extracted beside it,
 /// then swapped in with one rename, so no half-copied workspace is ever in its place.
-fn bring_back(sh: &Shell, target: &Target, layout: &Layout, remote_ws: &str) -> Result<PathBuf> {
-    let Some(local) = layout.to_local(remote_ws) else {
-        bail!("the builder's workspace {remote_ws} is outside the repos sent; it stays there");
+fn bring_back(sh: &Shell, target: &Target, layout: &Layout, record: &Record) -> Result<PathBuf> {
+    let Some(local) = layout.to_local(&record.workspace) else {
+        bail!(
+            "the builder's workspace {} is outside the repos sent; it stays there",
+            record.workspace
+        );
     };
+    fetch_workspace(target, record, &local)?;
+    if let Some(top) = local.parent().and_then(|parent| git::toplevel(sh, parent)) {
+        if let Ok(rel) = local.strip_prefix(&top) {
+            if let Some(first) = rel.components().next() {
+                let first = first.as_os_str().to_string_lossy();
+                git::exclude_locally(sh, &top, &format!("/{first}/"))?;
+            }
+        }
+    }
+    ui::step(format!("workspace brought back to {}", local.display()));
+    Ok(local)
+}
+
+/// The builder's workspace of `record`, copied to `local` with the record in it.
+fn fetch_workspace(target: &Target, record: &Record, local: &Path) -> Result<()> {
+    let remote_ws = record.workspace.as_str();
     let (Some(parent), Some(name)) = (local.parent(), local.file_name()) else {
         bail!("cannot bring a workspace back to {}", local.display());
     };
@@ -398,20 +525,9 @@ fn bring_back(sh: &Shell, target: &Target, layout: &Layout, remote_ws: &str) -> 
         );
     }
     let arrived = incoming.path().join(remote_name);
-    let record = serde_json::json!({ "host": target.host, "workspace": remote_ws, "dir": layout.dir });
-    let mut file = fs_err::File::create(arrived.join("remote.json"))?;
-    file.write_all(serde_json::to_string_pretty(&record)?.as_bytes())?;
-    fsx::swap_in(&arrived, &local)?;
-    if let Some(top) = git::toplevel(sh, parent) {
-        if let Ok(rel) = local.strip_prefix(&top) {
-            if let Some(first) = rel.components().next() {
-                let first = first.as_os_str().to_string_lossy();
-                git::exclude_locally(sh, &top, &format!("/{first}/"))?;
-            }
-        }
-    }
-    ui::step(format!("workspace brought back to {}", local.display()));
-    Ok(local)
+    let mut file = fs_err::File::create(arrived.join(RECORD))?;
+    file.write_all(serde_json::to_string_pretty(record)?.as_bytes())?;
+    fsx::swap_in(&arrived, local)
 }
 
 #[cfg(test)]

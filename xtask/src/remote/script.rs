@@ -200,6 +200,18 @@ pub(crate) fn update_and_run(
     script
 }
 
+/// Runs `cargo xtask restore WORKSPACE [--force]` in the checkout, with its environment.
+pub(crate) fn restore(checkout: &str, env: &[(String, String)], workspace: &str, force: bool) -> String {
+    let env: Vec<String> = env.iter().map(|(k, v)| format!("{k}={}", quote(v))).collect();
+    format!(
+        "{PATH_TAIL}\ncd {} || exit 1\nexec env {} cargo xtask restore {}{}\n",
+        quote(checkout),
+        env.join(" "),
+        quote(workspace),
+        if force { " --force" } else { "" }
+    )
+}
+
 /// Writes a tar of `dir/name` to stdout.
 pub(crate) fn pack(parent: &str, name: &str) -> String {
     format!("tar -C {} -cf - {}", quote(parent), quote(name))
