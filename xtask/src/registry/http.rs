@@ -418,6 +418,14 @@ class H(http.server.BaseHTTPRequestHandler):
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
         self.wfile.write(body)
+    def do_POST(self):
+        length = int(self.headers.get("Content-Length", "0"))
+        form = self.rfile.read(length).decode()
+        body = ("type=" + self.headers.get("Content-Type", "") + "&" + form).encode()
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
     def log_message(self, *args):
         pass
 server = http.server.HTTPServer(("127.0.0.1", 0), H)
@@ -496,6 +504,15 @@ server.serve_forever()
             Request::get(format!("https://localhost:{}/storage", stub.port), 5).header("Authorization", "Basic dTpw");
         let response = send_curl_trusting(&same_host, Some(&stub.cert())).unwrap();
         assert_eq!(response.text(), "authorization=Basic dTpw");
+
+        // A form POST (the OAuth2 refresh-token grant): the body and its type arrive as given.
+        let form = Request::get(format!("https://localhost:{}/token", stub.port), 5)
+            .post_form("grant_type=refresh_token&refresh_token=%40RT".to_string());
+        let response = send_curl_trusting(&form, Some(&stub.cert())).unwrap();
+        assert_eq!(
+            response.text(),
+            "type=application/x-www-form-urlencoded&grant_type=refresh_token&refresh_token=%40RT"
+        );
 
         // The system roots do not include the stub's certificate.
         let err = send_curl_trusting(&request, Some("/etc/ssl/certs/ca-certificates.crt")).unwrap_err();
