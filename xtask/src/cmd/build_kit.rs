@@ -90,7 +90,7 @@ impl flags::BuildKit {
         }
         crate::signals::install()?;
         ws.stop_orphans()?;
-        crate::remote::claim_local(&ws.dir)?;
+        super::claim_local(&ws.dir)?;
         ws.write_input(&input)?;
         crate::orchestrate::Subject::Kit(kit.clone()).record()?;
         ui::step(format!(

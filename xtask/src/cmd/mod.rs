@@ -26,6 +26,30 @@ impl crate::flags::On {
     }
 }
 
+/// Before a run on this machine in a workspace brought back from a builder (`--on`): it becomes
+/// this machine's (`status` and `restore` stop naming the builder), unless the variant repo's
+/// files it changed there are not put back yet.
+fn claim_local(ws_dir: &std::path::Path) -> anyhow::Result<()> {
+    let Some(record) = crate::remote::record(ws_dir)? else {
+        return Ok(());
+    };
+    if crate::variant::journal::Backups::new(ws_dir).journal()?.is_some() {
+        anyhow::bail!(
+            "this workspace was built on {}, where the variant repo's files it changed are not put back \
+             yet: run `cargo xtask restore {}` (it restores them there), or use another workspace",
+            record.host,
+            ws_dir.display()
+        );
+    }
+    crate::remote::forget(ws_dir)?;
+    crate::ui::info(format!(
+        "{} was built on {}; it is this machine's from now on",
+        ws_dir.display(),
+        record.host
+    ));
+    Ok(())
+}
+
 /// Global settings the builder's command line repeats (the environment does not travel).
 fn remote_global_args() -> Vec<String> {
     let mut args = Vec::new();

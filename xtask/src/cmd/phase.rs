@@ -14,7 +14,7 @@ impl flags::Phase {
     pub(crate) fn run(self, sh: &Shell) -> Result<ExitCode> {
         crate::signals::install()?;
         let ws = Workspace::new(&self.workspace);
-        crate::remote::claim_local(&ws.dir)?;
+        super::claim_local(&ws.dir)?;
         match Subject::load(&ws)? {
             Subject::Kit(kit) => run_named(sh, &kit, &self.phase)?,
             Subject::Variant(variant) => run_named(sh, &variant, &self.phase)?,

@@ -125,7 +125,7 @@ impl flags::Variant {
         let _repo = crate::repo_lock::RepoLock::acquire(&variant.repo, &ws.dir)?;
         crate::signals::install()?;
         ws.stop_orphans()?;
-        crate::remote::claim_local(&ws.dir)?;
+        super::claim_local(&ws.dir)?;
         variant.recover()?;
         ws.write_input(&input)?;
         crate::orchestrate::Subject::Variant(variant.clone()).record()?;

@@ -48,28 +48,9 @@ pub(crate) fn record(ws_dir: &Path) -> Result<Option<Record>> {
     fsx::read_json(&ws_dir.join(RECORD))
 }
 
-/// Before a run on this machine in a workspace brought back from a builder: it becomes this
-/// machine's (`status` and `restore` stop naming the builder), unless the variant repo's files
-/// it changed there are not put back yet.
-pub(crate) fn claim_local(ws_dir: &Path) -> Result<()> {
-    let Some(record) = record(ws_dir)? else {
-        return Ok(());
-    };
-    if crate::variant::journal::Backups::new(ws_dir).journal()?.is_some() {
-        bail!(
-            "this workspace was built on {}, where the variant repo's files it changed are not put back \
-             yet: run `cargo xtask restore {}` (it restores them there), or use another workspace",
-            record.host,
-            ws_dir.display()
-        );
-    }
-    let path = ws_dir.join(RECORD);
-    fs_err::remove_file(&path)?;
-    ui::info(format!(
-        "{} was built on {}; it is this machine's from now on",
-        ws_dir.display(),
-        record.host
-    ));
+/// Drops the record: the workspace is this machine's from now on.
+pub(crate) fn forget(ws_dir: &Path) -> Result<()> {
+    fs_err::remove_file(ws_dir.join(RECORD))?;
     Ok(())
 }
 
