@@ -297,7 +297,8 @@ fn send_curl_trusting(request: &Request, ca_bundle: Option<&str>) -> Result<Resp
             text: "`curl` is not on PATH".to_string(),
         });
     };
-    let mut cmd = std::process::Command::new(curl);
+    // In the user's environment, not the one cargo gave `cargo xtask` (its LD_LIBRARY_PATH).
+    let mut cmd = crate::process::tool(curl);
     cmd.args(curl_args(request));
     let config = curl_config(request, ca_bundle);
     // curl stops itself at --max-time; this only guards against a curl that does not.
