@@ -147,7 +147,7 @@ pub(crate) fn update_and_run(
          head -c {upload_bytes} >\"$upload/upload.tar\"\n\
          if [ \"$(wc -c <\"$upload/upload.tar\")\" -ne {upload_bytes} ]; then\n\
          echo \"the upload arrived incomplete: the connection ended early; run again\"; exit 1\nfi\n\
-         tar -xf \"$upload/upload.tar\" -C \"$upload\"\nrm -f \"$upload/upload.tar\"\n",
+         tar -xf \"$upload/upload.tar\" -C \"$upload\"\nrm -f \"$upload/upload.tar\"\nexec </dev/null\n",
         quote(dir)
     );
     for repo in repos {
@@ -366,6 +366,8 @@ mod tests {
             "apply --binary",
             "flock -n 9",
             "head -c 4096 >\"$upload/upload.tar\"",
+            // What runs next (git, a repo's `make prep`) reads no stdin: the session's is fd 4.
+            "exec </dev/null",
             "env XTASK_ROOT=/r/c/root cargo xtask build-kit --kit 'my kit' >&3 3>&- 4<&- 9>&- </dev/null &",
             "<&4 >/dev/null",
         ] {
