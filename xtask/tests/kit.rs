@@ -693,9 +693,14 @@ fn a_phase_that_gave_up_can_be_resumed() {
     let tmp = tempfile::tempdir().unwrap();
     let ws = workspace(tmp.path(), &repo);
     let mut last = first_spawn(&repo, &ws);
-    for _ in 0..3 {
-        // Prose only, no phase command: evidence of an attempt, which the gate refuses.
-        std::fs::write(ws.join(last["output_file"].as_str().unwrap()), "Registry up!").unwrap();
+    for attempt in 1..=3 {
+        // Prose only, no phase command: evidence of an attempt, which the gate refuses. Each
+        // answer is another of the same size, as quick as a script writes it.
+        std::fs::write(
+            ws.join(last["output_file"].as_str().unwrap()),
+            format!("Registry up! ({attempt})"),
+        )
+        .unwrap();
         last = next_step(&repo, &ws, &[]);
     }
     assert_eq!(last["action"], "gate_failed", "{last}");
@@ -719,12 +724,12 @@ fn a_phase_that_gave_up_can_be_resumed() {
     assert_eq!(progress["phases"][0]["failures"].as_array().unwrap().len(), 4);
     // It gives up again after three more, not one.
     let mut last = retried;
-    for _ in 0..2 {
-        std::fs::write(ws.join(last["output_file"].as_str().unwrap()), "Up!").unwrap();
+    for attempt in 5..=6 {
+        std::fs::write(ws.join(last["output_file"].as_str().unwrap()), format!("Up! {attempt}")).unwrap();
         last = next_step(&repo, &ws, &[]);
         assert_eq!(last["action"], "spawn", "{last}");
     }
-    std::fs::write(ws.join(last["output_file"].as_str().unwrap()), "Up!").unwrap();
+    std::fs::write(ws.join(last["output_file"].as_str().unwrap()), "Up! 7").unwrap();
     assert_eq!(next_step(&repo, &ws, &[])["action"], "gate_failed");
     // Running the phase by hand until it passes reopens the workflow by itself.
     support::run_ok(xtask(&repo).arg("phase").arg("setup").arg(&ws));

@@ -493,10 +493,14 @@ fn a_lying_subagent_changes_nothing_and_the_failure_names_the_restore_command() 
     let input = serde_json::json!({"kits": [{"name": KIT}], "variant": VARIANT, "arch": "x86_64"});
     std::fs::write(ws.join("input.json"), input.to_string()).unwrap();
     let mut last = Value::Null;
-    for _ in 0..4 {
+    for call in 0..4 {
         last = next_step(&forest, &ws);
         if last["action"] == "spawn" {
-            std::fs::write(ws.join(last["output_file"].as_str().unwrap()), "Config updated.").unwrap();
+            std::fs::write(
+                ws.join(last["output_file"].as_str().unwrap()),
+                format!("Config updated. ({call})"),
+            )
+            .unwrap();
         }
     }
     assert_eq!(last["action"], "gate_failed", "{last}");

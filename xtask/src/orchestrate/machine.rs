@@ -118,7 +118,10 @@ pub(crate) fn decide<P: PhaseKind>(
                     return decision(progress, Action::Wait { phase }, notes);
                 }
                 let marks = observer.marks(phase);
-                let changed = current.spawn_marks.as_ref() != Some(&marks);
+                let changed = current
+                    .spawn_marks
+                    .as_ref()
+                    .is_none_or(|before| marks.changed_since(before));
                 if !changed && report.is_none() {
                     // Nothing new since the spawn: the same spawn again, no attempt spent.
                     let action = Action::Spawn {
@@ -280,6 +283,7 @@ mod tests {
             Marks {
                 result: (result > 0).then(|| format!("r{result}")),
                 answer: (answer > 0).then_some((10, u128::from(answer))),
+                answer_sha256: None,
             }
         }
     }

@@ -92,19 +92,68 @@ impl Subject {
 /// What is in the workspace for a phase now: the id of its result and the size and time of
 /// the answer file an orchestrator writes.
 pub(crate) fn marks(ws: &Workspace, phase: impl PhaseKind) -> Marks {
-    let answer = std::fs::metadata(ws.answer_path(phase))
-        .ok()
-        .filter(|m| m.is_file())
-        .map(|m| {
-            let modified = m
-                .modified()
-                .ok()
-                .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
-                .map_or(0, |d| d.as_millis());
-            (m.len(), modified)
-        });
+    let path = ws.answer_path(phase);
+    let meta = std::fs::metadata(&path).ok().filter(|m| m.is_file());
+    let answer = meta.as_ref().map(|m| {
+        let modified = m
+            .modified()
+            .ok()
+            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+            .map_or(0, |d| d.as_millis());
+        (m.len(), modified)
+    });
+    // An answer is prose, read whole; one too large to be one is marked by size and time only.
+    let answer_sha256 = meta
+        .filter(|m| m.len() <= ANSWER_DIGEST_MAX)
+        .and_then(|_| std::fs::read(&path).ok())
+        .map(|bytes| crate::fsx::sha256_hex(&bytes));
     Marks {
         result: ws.result_value(phase).ok().flatten().map(|r| r.id),
         answer,
+        answer_sha256,
+    }
+}
+
+/// The largest answer file whose contents are hashed into its marks.
+const ANSWER_DIGEST_MAX: u64 = 16 << 20;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::workflow::KitPhase;
+
+    /// A second answer of the same size written within one tick of the file clock (its time
+    /// set back to the first's here) is still a change; the same bytes again are not.
+    #[test]
+    fn an_answer_rewritten_within_one_clock_tick_is_a_change() {
+        let dir = tempfile::tempdir().unwrap();
+        let ws = Workspace::new(dir.path());
+        let path = ws.answer_path(KitPhase::Setup);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(&path, "Registry up! (1)").unwrap();
+        let first = marks(&ws, KitPhase::Setup);
+        let time = std::fs::metadata(&path).unwrap().modified().unwrap();
+        let rewrite = |text: &str| {
+            std::fs::write(&path, text).unwrap();
+            std::fs::File::options()
+                .write(true)
+                .open(&path)
+                .unwrap()
+                .set_modified(time)
+                .unwrap();
+            marks(&ws, KitPhase::Setup)
+        };
+        let second = rewrite("Registry up! (2)");
+        assert_eq!(second.answer, first.answer, "same size, same time");
+        assert!(second.changed_since(&first));
+        assert!(!rewrite("Registry up! (1)").changed_since(&first));
+        // Progress saved before digests were kept: only size and time count.
+        let old = Marks {
+            answer_sha256: None,
+            ..first.clone()
+        };
+        assert!(!second.changed_since(&old));
+        assert!(rewrite("Registry up! (22)").changed_since(&old));
+        assert!(Marks::default().changed_since(&old));
     }
 }

@@ -37,6 +37,20 @@ pub(crate) struct Marks {
     /// The answer file's size and modification time (milliseconds since the epoch).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(crate) answer: Option<(u64, u128)>,
+    /// SHA-256 of the answer file. A file's time moves in clock ticks (4 ms and more), so an
+    /// answer of the same size written within one tick of the last is told apart by this.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) answer_sha256: Option<String>,
+}
+
+impl Marks {
+    /// Whether anything changed since `before`. A digest counts only when both marks have one:
+    /// progress written before digests were kept does not make every answer look new.
+    pub(crate) fn changed_since(&self, before: &Marks) -> bool {
+        self.result != before.result
+            || self.answer != before.answer
+            || matches!((&self.answer_sha256, &before.answer_sha256), (Some(a), Some(b)) if a != b)
+    }
 }
 
 /// What a caller said about a spawned phase (`--phase-result`), and what the gate said.
