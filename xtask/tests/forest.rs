@@ -240,6 +240,8 @@ fn build_kit_publishes_to_a_registry_another_checkout_runs() {
         support::phase_outcomes(&again),
         ["skipped", "skipped", "skipped", "skipped"]
     );
+    // The registry is stopped from its checkout, so before that checkout is deleted.
+    drop(registry);
     drop(other);
 }
 
