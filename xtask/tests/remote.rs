@@ -86,6 +86,21 @@ impl Builder {
     }
 }
 
+/// `build-kit --on builder --arch x86_64 --registry <the test registry>` for `repo`.
+fn build_kit_on(builder: &Builder, repo: &KitRepo, registry: &TestRegistry) -> Command {
+    let mut cmd = builder.xtask(repo.path());
+    cmd.args([
+        "build-kit",
+        "--on",
+        "builder",
+        "--arch",
+        "x86_64",
+        "--registry",
+        &registry.url(),
+    ]);
+    cmd
+}
+
 fn which(tool: &str) -> PathBuf {
     let path = std::env::var_os("PATH").unwrap();
     std::env::split_paths(&path)
@@ -124,23 +139,7 @@ fn build_kit_on_a_builder_publishes_there_and_brings_the_workspace_back() {
     let builder = Builder::start();
     let repo = KitRepo::create(KIT, VERSION);
     let registry = TestRegistry::start_native(repo.path());
-    let run = |extra: &[&str]| {
-        support::run(
-            builder
-                .xtask(repo.path())
-                .args([
-                    "build-kit",
-                    "--on",
-                    "builder",
-                    "--arch",
-                    "x86_64",
-                    "--registry",
-                    &registry.url(),
-                    "--json",
-                ])
-                .args(extra),
-        )
-    };
+    let run = |extra: &[&str]| support::run(build_kit_on(&builder, &repo, &registry).arg("--json").args(extra));
 
     let first = run(&[]);
     assert!(first.status.success(), "{}", support::stderr(&first));
@@ -237,15 +236,7 @@ fn build_kit_on_a_builder_publishes_there_and_brings_the_workspace_back() {
 
     // A failing build: the builder's exit status, and its logs brought back.
     repo.touch_package("hello-agent");
-    let failed = support::run(builder.xtask(repo.path()).env("TWOLITER_STANDIN_FAIL", "build").args([
-        "build-kit",
-        "--on",
-        "builder",
-        "--arch",
-        "x86_64",
-        "--registry",
-        &registry.url(),
-    ]));
+    let failed = support::run(build_kit_on(&builder, &repo, &registry).env("TWOLITER_STANDIN_FAIL", "build"));
     assert_eq!(failed.status.code(), Some(1));
     assert!(failed.stdout.is_empty(), "without --json nothing on stdout");
     let log = std::fs::read_to_string(ws.join("logs/build.log")).unwrap();
@@ -367,18 +358,8 @@ fn interrupting_a_run_stops_it_on_the_builder() {
     let builder = Builder::start();
     let repo = KitRepo::create(KIT, VERSION);
     let registry = TestRegistry::start_native(repo.path());
-    let mut child = builder
-        .xtask(repo.path())
+    let mut child = build_kit_on(&builder, &repo, &registry)
         .env("TWOLITER_STANDIN_BUILD_SECONDS", "300")
-        .args([
-            "build-kit",
-            "--on",
-            "builder",
-            "--arch",
-            "x86_64",
-            "--registry",
-            &registry.url(),
-        ])
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::piped())
         .spawn()
