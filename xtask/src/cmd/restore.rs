@@ -14,10 +14,10 @@ impl flags::Restore {
         // A restore half-done is finished by the next one; a signal must not cut it short.
         crate::signals::install()?;
         let ws = Workspace::new(&self.workspace);
+        let _lock = ws.lock()?;
         if let Some(record) = crate::remote::record(&ws.dir)? {
             return crate::remote::restore_there(&record, &ws.dir, self.ssh_config, self.force);
         }
-        let _lock = ws.lock()?;
         // A tool a killed run left running could rewrite a file after it is put back.
         ws.stop_orphans()?;
         let done = Backups::new(&ws.dir).restore(self.force)?;

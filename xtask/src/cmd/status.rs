@@ -84,10 +84,10 @@ fn status_of(dir: &Path) -> WorkspaceStatus {
         last_error: None,
         age_seconds: None,
         problem: None,
-        built_on: fsx::read_json::<serde_json::Value>(&dir.join(crate::remote::RECORD))
+        built_on: crate::remote::record(dir)
             .ok()
             .flatten()
-            .and_then(|r| Some(format!("{} ({})", r["host"].as_str()?, r["workspace"].as_str()?))),
+            .map(|r| format!("{} ({})", r.host, r.workspace)),
     };
     let input = match input::read(&ws) {
         Ok(input) => input,
