@@ -1,8 +1,9 @@
-//! Fault points for the crash tests. With `--test-crash-at N` (`XTASK_TEST_CRASH_AT`) the
-//! process kills itself with SIGKILL — no destructor, no cleanup, as `kill -9` does — at the N-th
-//! point it passes; every point passed is named on stderr, so a test can count them and sweep
-//! every one. The points are where the state on disk changes: before and after each file is
-//! replaced, and while a tool runs. Without the flag a point costs one atomic load.
+//! Fault points for the crash tests. With `cargo xtask --test-crash-at N …`
+//! (`XTASK_TEST_CRASH_AT`) the process kills itself with SIGKILL — no destructor, no cleanup, as
+//! `kill -9` does — at the N-th point it passes; every point passed is named on stderr, so a test
+//! can count them and sweep every one. The points are where the state on disk changes: before and
+//! after each file is replaced, and while a tool runs. Without the flag a point costs one atomic
+//! load.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 

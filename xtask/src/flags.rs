@@ -48,15 +48,12 @@ pub(crate) struct Global {
     /// or the one the registry was last started with]
     #[arg(long, global = true, env = "XTASK_REGISTRY_IMAGE", value_name = "IMAGE")]
     pub(crate) registry_image: Option<String>,
-    /// For the crash tests: kill this process with SIGKILL at the N-th point where its state on
-    /// disk changes (each point passed is named on stderr)
-    #[arg(
-        long,
-        global = true,
-        env = "XTASK_TEST_CRASH_AT",
-        value_name = "N",
-        hide_short_help = true
-    )]
+    /// For the crash tests, given before the command: kill this process with SIGKILL at the N-th
+    /// point where its state on disk changes (each point passed is named on stderr)
+    // Not global, unlike the others: clap copies a global argument into every subcommand on each
+    // call (78 k instructions of a debug `next-step` for this one, callgrind), and the tests set it
+    // through the environment.
+    #[arg(long, env = "XTASK_TEST_CRASH_AT", value_name = "N", hide_short_help = true)]
     pub(crate) test_crash_at: Option<u64>,
 }
 
