@@ -650,6 +650,7 @@ fn next_link(header: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::next_link;
+    use crate::registry::http::test_server::{stub, Seen};
 
     #[test]
     fn link_headers() {
@@ -734,65 +735,6 @@ mod tests {
                 Err("tls")
             );
         }
-    }
-
-    /// One HTTP request as [`stub`] passes it on: method, path, Authorization header, body.
-    struct Seen {
-        method: String,
-        path: String,
-        auth: String,
-        body: String,
-    }
-
-    /// A plain-HTTP server on 127.0.0.1, one request per connection, answering each with
-    /// `handle(request, port)` = (status line, extra header lines, body); returns the port.
-    fn stub(handle: impl Fn(&Seen, u16) -> (&'static str, String, String) + Send + 'static) -> u16 {
-        use std::io::{BufRead, BufReader, Read, Write};
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let port = listener.local_addr().unwrap().port();
-        std::thread::spawn(move || {
-            for stream in listener.incoming() {
-                let mut stream = stream.unwrap();
-                let mut reader = BufReader::new(stream.try_clone().unwrap());
-                let mut line = String::new();
-                // The client's TLS attempt comes first: not HTTP, so no line.
-                if reader.read_line(&mut line).is_err() {
-                    continue;
-                }
-                let mut parts = line.split_whitespace();
-                let method = parts.next().unwrap_or("").to_string();
-                let path = parts.next().unwrap_or("").to_string();
-                let (mut auth, mut length) = (String::new(), 0);
-                loop {
-                    let mut h = String::new();
-                    if reader.read_line(&mut h).unwrap_or(0) == 0 || h.trim().is_empty() {
-                        break;
-                    }
-                    if let Some((k, v)) = h.split_once(':') {
-                        match k.to_ascii_lowercase().as_str() {
-                            "authorization" => auth = v.trim().to_string(),
-                            "content-length" => length = v.trim().parse().unwrap_or(0),
-                            _ => {}
-                        }
-                    }
-                }
-                let mut body = vec![0; length];
-                let _ = reader.read_exact(&mut body);
-                let seen = Seen {
-                    method,
-                    path,
-                    auth,
-                    body: String::from_utf8_lossy(&body).into_owned(),
-                };
-                let (status, extra, body) = handle(&seen, port);
-                let _ = write!(
-                    stream,
-                    "HTTP/1.1 {status}\r\n{extra}Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
-                    body.len()
-                );
-            }
-        });
-        port
     }
 
     /// A registry that demands the Bearer token `T1` from its realm `/token`; `token` judges

@@ -6,8 +6,8 @@
 //! (rustls, ring, webpki and the native-certs loader) cost every `cargo xtask` call about 7 ms
 //! while cargo checked its units were fresh, and every first build about 4 s (measured). curl
 //! trusts what twoliter trusts: the system roots, or `SSL_CERT_FILE` when it is set (which
-//! replaces them), and follows redirects without sending the credentials to another host (ECR
-//! answers blob requests with a redirect to S3).
+//! replaces them). Both ways follow redirects alike, without sending the credentials to another
+//! host (ECR answers blob requests with a redirect to S3).
 //!
 //! Secrets never reach a command line: curl reads the URL, the headers and the body from its
 //! stdin (`--config -`), so `ps` shows only `curl … --config -`.
@@ -106,13 +106,86 @@ impl std::fmt::Display for Failure {
     }
 }
 
-/// Sends `request`: HTTPS through curl, plain HTTP through minreq.
+/// Sends `request`: HTTPS through curl, plain HTTP through minreq. Redirects are followed both
+/// ways alike (curl follows its own): at most [`MAX_REDIRECTS`], the credentials only to the
+/// origin they were given for.
 pub(crate) fn send(request: &Request) -> Result<Response, Failure> {
     if request.is_https() {
-        send_curl(request)
-    } else {
-        send_plain(request)
+        return send_curl(request);
     }
+    let mut request = std::borrow::Cow::Borrowed(request);
+    for _ in 0..=MAX_REDIRECTS {
+        let response = send_plain(&request)?;
+        let Some(next) = redirect(&request, &response) else {
+            return Ok(response);
+        };
+        if next.is_https() {
+            return send_curl(&next);
+        }
+        request = std::borrow::Cow::Owned(next);
+    }
+    Err(Failure {
+        kind: Kind::Other,
+        text: format!("more than {MAX_REDIRECTS} redirects, the last to {}", request.url),
+    })
+}
+
+/// Pure: the request a redirect answer leads to, as curl makes it: the Location resolved against
+/// the request's URL; without the Authorization header when it leads to another origin (scheme,
+/// host or port); a GET without the form after a 301, 302 or 303 answer to a POST. `None` when
+/// the answer is not a redirect.
+pub(crate) fn redirect(request: &Request, response: &Response) -> Option<Request> {
+    if !matches!(response.status_code, 301 | 302 | 303 | 307 | 308) {
+        return None;
+    }
+    let url = resolve(&request.url, response.header("location")?.trim())?;
+    let mut next = request.clone();
+    if origin(&url) != origin(&request.url) {
+        next.headers
+            .retain(|(name, _)| !name.eq_ignore_ascii_case("authorization"));
+    }
+    if next.body.is_some() && (301..=303).contains(&response.status_code) {
+        next.body = None;
+        next.headers
+            .retain(|(name, _)| !name.eq_ignore_ascii_case("content-type"));
+    }
+    next.url = url;
+    Some(next)
+}
+
+/// Pure: `location` as an absolute URL, relative to `base` (an `http://` or `https://` URL).
+fn resolve(base: &str, location: &str) -> Option<String> {
+    if location.is_empty() {
+        return None;
+    }
+    if location.starts_with("http://") || location.starts_with("https://") {
+        return Some(location.to_string());
+    }
+    let scheme_end = base.find("://")? + 3;
+    if let Some(rest) = location.strip_prefix("//") {
+        return Some(format!("{}{rest}", &base[..scheme_end]));
+    }
+    let path_start = base[scheme_end..].find('/').map_or(base.len(), |i| scheme_end + i);
+    if location.starts_with('/') {
+        return Some(format!("{}{location}", &base[..path_start]));
+    }
+    // Relative to the request's directory: its path, without query or fragment, up to the last '/'.
+    let path_end = base[path_start..]
+        .find(['?', '#'])
+        .map_or(base.len(), |i| path_start + i);
+    match base[path_start..path_end].rfind('/') {
+        Some(i) => Some(format!("{}{location}", &base[..path_start + i + 1])),
+        None => Some(format!("{}/{location}", &base[..path_start])),
+    }
+}
+
+/// Pure: the scheme and authority of a URL, the host in lower case.
+fn origin(url: &str) -> String {
+    let scheme_end = url.find("://").map_or(0, |i| i + 3);
+    let end = url[scheme_end..]
+        .find(['/', '?', '#'])
+        .map_or(url.len(), |i| scheme_end + i);
+    url[..end].to_ascii_lowercase()
 }
 
 fn send_plain(request: &Request) -> Result<Response, Failure> {
@@ -120,7 +193,10 @@ fn send_plain(request: &Request) -> Result<Response, Failure> {
         Some(body) => minreq::post(&request.url).with_body(body.as_bytes()),
         None => minreq::get(&request.url),
     }
-    .with_timeout(request.timeout);
+    .with_timeout(request.timeout)
+    // `send` follows redirects, so that one to HTTPS goes through curl and credentials stay
+    // with their origin (minreq would send them on, and cannot speak HTTPS here).
+    .with_follow_redirects(false);
     for (name, value) in &request.headers {
         out = out.with_header(name, value);
     }
@@ -324,6 +400,69 @@ fn send_curl_trusting(request: &Request, ca_bundle: Option<&str>) -> Result<Resp
     })
 }
 
+/// A plain-HTTP server for the tests of this module and of the registry client.
+#[cfg(test)]
+pub(crate) mod test_server {
+    /// One HTTP request as [`stub`] passes it on: method, path, Authorization header, body.
+    pub(crate) struct Seen {
+        pub(crate) method: String,
+        pub(crate) path: String,
+        pub(crate) auth: String,
+        pub(crate) body: String,
+    }
+
+    /// A plain-HTTP server on 127.0.0.1, one request per connection, answering each with
+    /// `handle(request, port)` = (status line, extra header lines, body); returns the port.
+    pub(crate) fn stub(handle: impl Fn(&Seen, u16) -> (&'static str, String, String) + Send + 'static) -> u16 {
+        use std::io::{BufRead, BufReader, Read, Write};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                let mut stream = stream.unwrap();
+                let mut reader = BufReader::new(stream.try_clone().unwrap());
+                let mut line = String::new();
+                // The client's TLS attempt comes first: not HTTP, so no line.
+                if reader.read_line(&mut line).is_err() {
+                    continue;
+                }
+                let mut parts = line.split_whitespace();
+                let method = parts.next().unwrap_or("").to_string();
+                let path = parts.next().unwrap_or("").to_string();
+                let (mut auth, mut length) = (String::new(), 0);
+                loop {
+                    let mut h = String::new();
+                    if reader.read_line(&mut h).unwrap_or(0) == 0 || h.trim().is_empty() {
+                        break;
+                    }
+                    if let Some((k, v)) = h.split_once(':') {
+                        match k.to_ascii_lowercase().as_str() {
+                            "authorization" => auth = v.trim().to_string(),
+                            "content-length" => length = v.trim().parse().unwrap_or(0),
+                            _ => {}
+                        }
+                    }
+                }
+                let mut body = vec![0; length];
+                let _ = reader.read_exact(&mut body);
+                let seen = Seen {
+                    method,
+                    path,
+                    auth,
+                    body: String::from_utf8_lossy(&body).into_owned(),
+                };
+                let (status, extra, body) = handle(&seen, port);
+                let _ = write!(
+                    stream,
+                    "HTTP/1.1 {status}\r\n{extra}Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+            }
+        });
+        port
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -353,6 +492,116 @@ mod tests {
 
         assert_eq!(parse_curl_output(b""), None);
         assert_eq!(parse_curl_output(b"garbage\r\n\r\n"), None);
+    }
+
+    #[test]
+    fn a_redirect_is_followed_as_curl_follows_it() {
+        let answer = |status: i32, location: &str| Response {
+            status_code: status,
+            headers: [("location".to_string(), location.to_string())].into(),
+            ..Response::default()
+        };
+        let get = Request::get("http://localhost:5000/v2/kit/blobs/sha256:ab?n=1", 3)
+            .header("Accept", "*/*")
+            .header("Authorization", "Basic dTpw");
+        let auth = |r: &Request| r.headers.iter().any(|(n, _)| n == "Authorization");
+
+        let next = redirect(&get, &answer(307, "http://bucket.example/blob?sig=1")).unwrap();
+        assert_eq!(next.url, "http://bucket.example/blob?sig=1");
+        assert!(!auth(&next), "the credentials stay with the registry");
+        assert_eq!(next.headers, [("Accept".to_string(), "*/*".to_string())]);
+        assert_eq!(next.timeout, 3);
+        // Another port, another scheme, or the same host in other letters.
+        assert!(!auth(&redirect(&get, &answer(302, "http://localhost:5001/x")).unwrap()));
+        assert!(!auth(
+            &redirect(&get, &answer(302, "https://localhost:5000/x")).unwrap()
+        ));
+        assert!(auth(&redirect(&get, &answer(302, "http://LOCALHOST:5000/x")).unwrap()));
+
+        for (location, url) in [
+            ("/storage/a", "http://localhost:5000/storage/a"),
+            ("data?x=1", "http://localhost:5000/v2/kit/blobs/data?x=1"),
+            ("//localhost:5000/b", "http://localhost:5000/b"),
+            ("https://mirror.example/c", "https://mirror.example/c"),
+        ] {
+            assert_eq!(redirect(&get, &answer(308, location)).unwrap().url, url, "{location}");
+        }
+        assert_eq!(resolve("http://h:1", "x"), Some("http://h:1/x".to_string()));
+        assert_eq!(resolve("http://h:1/a/b#f", "c"), Some("http://h:1/a/c".to_string()));
+        assert_eq!(origin("HTTP://Host:1?q"), "http://host:1");
+
+        // A POST becomes a GET without its form after 301, 302 and 303, not after 307 and 308.
+        let post = Request::get("http://localhost:5000/token", 3).post_form("grant_type=x".to_string());
+        for status in [301, 302, 303] {
+            let next = redirect(&post, &answer(status, "/token2")).unwrap();
+            assert_eq!((next.body, next.headers.len()), (None, 0), "{status}");
+        }
+        for status in [307, 308] {
+            let next = redirect(&post, &answer(status, "/token2")).unwrap();
+            assert_eq!(next.body.as_deref(), Some("grant_type=x"), "{status}");
+            assert_eq!(next.headers, post.headers);
+        }
+
+        // Not a redirect, or one without a place to go: the answer itself.
+        assert!(redirect(&get, &answer(200, "/x")).is_none());
+        assert!(redirect(&get, &answer(304, "/x")).is_none());
+        assert!(redirect(&get, &answer(302, "")).is_none());
+        assert!(redirect(
+            &get,
+            &Response {
+                status_code: 302,
+                ..Response::default()
+            }
+        )
+        .is_none());
+    }
+
+    /// Against a real server: minreq's own redirects are off, `send` follows them.
+    #[test]
+    fn plain_http_redirects_keep_credentials_with_their_origin() {
+        let other = test_server::stub(|seen, _| ("200 OK", String::new(), format!("authorization={}", seen.auth)));
+        let port = test_server::stub(move |seen, port| match seen.path.as_str() {
+            "/v2/blob" => (
+                "307 Temporary Redirect",
+                format!("Location: http://127.0.0.1:{other}/storage?sig=1\r\n"),
+                String::new(),
+            ),
+            "/v2/same" => ("302 Found", "Location: /v2/echo\r\n".to_string(), String::new()),
+            "/v2/echo" => (
+                "200 OK",
+                String::new(),
+                format!("{} authorization={} body={}", seen.method, seen.auth, seen.body),
+            ),
+            "/v2/token" => ("303 See Other", "Location: echo\r\n".to_string(), String::new()),
+            "/v2/loop" => (
+                "302 Found",
+                format!("Location: http://localhost:{port}/v2/loop\r\n"),
+                String::new(),
+            ),
+            "/v2/tls" => (
+                "302 Found",
+                format!("Location: https://127.0.0.1:{port}/v2/\r\n"),
+                String::new(),
+            ),
+            _ => ("404 Not Found", String::new(), String::new()),
+        });
+        let get = |path: &str| {
+            Request::get(format!("http://localhost:{port}{path}"), 5).header("Authorization", "Basic dTpw")
+        };
+
+        assert_eq!(send(&get("/v2/blob")).unwrap().text(), "authorization=");
+        assert_eq!(
+            send(&get("/v2/same")).unwrap().text(),
+            "GET authorization=Basic dTpw body="
+        );
+        let form = get("/v2/token").post_form("grant_type=x".to_string());
+        assert_eq!(send(&form).unwrap().text(), "GET authorization=Basic dTpw body=");
+
+        let err = send(&get("/v2/loop")).unwrap_err();
+        assert!(err.text.starts_with("more than 10 redirects"), "{err}");
+        // A redirect to HTTPS goes through curl, which finds a plain-HTTP server there.
+        let err = send(&get("/v2/tls")).unwrap_err();
+        assert_eq!(err.kind, Kind::Tls, "{err}");
     }
 
     #[test]
