@@ -7,6 +7,8 @@
 //! file is removed). Each call therefore re-checks PUBLISH's gate against the registry (the
 //! per-arch tag and the index tag are fetched and compared), passes it, and answers
 //! `spawn VERIFY attempt 1`. progress.json is restored before every call, outside the timing.
+//! The same rounds time what no implementation avoids: starting a process, and that gate's
+//! registry request (an info row, the floor).
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -69,10 +71,20 @@ pub fn measure(env: &Env) -> Result<Vec<Row>> {
     ];
     agree_on_finished_work(&ws, &variants)?;
     std::fs::remove_file(ws.join("results/verify.json")).context("results/verify.json")?;
+    let manifest = manifest_url(&ws)?;
     // Short calls: more of them, interleaved so that load from elsewhere hits all three alike.
     let calls = env.runs * 4;
     let mut times: [Vec<f64>; 4] = Default::default();
+    let (mut spawns, mut gets) = (Vec::new(), Vec::new());
     for round in 0..=calls {
+        // What any implementation pays: starting a process, and the registry's answer to the
+        // PUBLISH gate's one request.
+        let spawn = common::run(&mut Command::new("true"))?.check("true")?;
+        let get = registry_get(&manifest)?;
+        if round > 0 {
+            spawns.push(spawn.seconds);
+            gets.push(get);
+        }
         for (i, (name, make)) in variants.iter().enumerate() {
             std::fs::write(ws.join("progress.json"), &progress)?;
             let run = common::run(&mut make())?.check(&format!("next-step ({name})"))?;
@@ -119,11 +131,61 @@ pub fn measure(env: &Env) -> Result<Vec<Row>> {
         json!({ "seconds": release, "python_seconds": python, "ratio": release / python, "calls": calls }),
     );
     info.reference = format!("{} (python)", ms(python));
+    let (spawn, get) = (median(&spawns), median(&gets));
+    let mut floor = Row::info(
+        "next-step",
+        "next-step floor: spawn of `true` + the gate's registry GET",
+        format!(
+            "{} + {} = {} ({:.1}% of python)",
+            ms(spawn),
+            ms(get),
+            ms(spawn + get),
+            (spawn + get) / python * 100.0
+        ),
+        json!({ "spawn_seconds": spawn, "get_seconds": get, "python_seconds": python,
+                "ratio": (spawn + get) / python, "url": manifest }),
+    );
+    floor.reference = format!("{} (python)", ms(python));
     Ok(vec![
         row("debug binary", binary, 0.05),
         row("through cargo xtask", cargo, 0.70),
         info,
+        floor,
     ])
+}
+
+/// The URL of the index manifest the PUBLISH gate fetches, from the workspace's publish result.
+fn manifest_url(ws: &Path) -> Result<String> {
+    let text = std::fs::read_to_string(ws.join("results/publish.json")).context("results/publish.json")?;
+    let result: Value = serde_json::from_str(&text)?;
+    let data = &result["data"];
+    let (Some(registry), Some(repository), Some(tag)) = (
+        data["registry"].as_str(),
+        data["repository"].as_str(),
+        data["tag"].as_str(),
+    ) else {
+        bail!("results/publish.json has no registry, repository and tag: {text}");
+    };
+    let port = registry
+        .rsplit_once(':')
+        .map(|(_, port)| port)
+        .context("registry without a port")?;
+    Ok(format!("http://127.0.0.1:{port}/v2/{repository}/manifests/{tag}"))
+}
+
+/// Seconds one GET of `url` takes on a new connection, as the gate's does; it must answer 200.
+fn registry_get(url: &str) -> Result<f64> {
+    let start = std::time::Instant::now();
+    let response = minreq::get(url)
+        .with_header("Accept", "application/vnd.oci.image.index.v1+json")
+        .with_timeout(10)
+        .send()
+        .with_context(|| format!("GET {url}"))?;
+    let seconds = start.elapsed().as_secs_f64();
+    if response.status_code != 200 {
+        bail!("GET {url} answered {}", response.status_code);
+    }
+    Ok(seconds)
 }
 
 /// With every phase's result present and no progress.json, each implementation must gate all
