@@ -22,11 +22,12 @@ use serde::{Deserialize, Serialize};
 /// twoliter runs, `CARGO_MANIFEST_DIR` and `CARGO_PKG_*` would describe this crate to theirs, and
 /// `LD_LIBRARY_PATH` would point their programs at this toolchain's libraries. So every one of
 /// those is removed (see [`injected_env`] for the rule); everything else, `CARGO_HOME` and
-/// `RUSTUP_HOME` included, is passed on. When a team registry's CA is trusted, `SSL_CERT_FILE` is
-/// the bundle of the system's roots and that CA (see `registry::trust`), as for the xtask itself.
+/// `RUSTUP_HOME` included, is passed on. When team registries' CAs are remembered,
+/// `SSL_CERT_FILE` is the bundle of the system's roots and those CAs (see `registry::trust`), as
+/// for the xtask itself.
 pub(crate) fn tool(program: impl AsRef<OsStr>) -> Command {
     let mut cmd = Command::new(program);
-    if let Some(bundle) = crate::registry::trust::active() {
+    if let Some(bundle) = crate::registry::trust::for_tools() {
         cmd.env("SSL_CERT_FILE", bundle);
     }
     let exe_dir = std::env::current_exe()

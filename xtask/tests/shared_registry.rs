@@ -254,6 +254,62 @@ fn a_kit_is_published_to_and_a_variant_built_from_a_tls_registry_with_credential
     }
 }
 
+/// A variant's other kits may come from another team registry than the one a run uses: every CA
+/// remembered in the checkout reaches twoliter, in one bundle with the system roots, even when
+/// the run itself publishes to the local registry.
+#[test]
+fn every_remembered_ca_reaches_twoliter_even_with_the_local_registry() {
+    let (first, second) = (TlsRegistry::start(), TlsRegistry::start());
+    let tmp = tempfile::tempdir().unwrap();
+    let kit = KitRepo::create_at(&tmp.path().join(KIT), KIT, KIT_VERSION);
+    kit.prep();
+    let local = support::registry::TestRegistry::start_native(kit.path());
+    for registry in [&first, &second] {
+        let ca = registry.ca();
+        let (ok, report, _) = check(
+            kit.path(),
+            &registry.good_config(),
+            &registry.address(),
+            &["--ca-file", ca.to_str().unwrap()],
+        );
+        assert!(ok, "{report}");
+    }
+    // One process speaks to both: each CA is in the bundle the other's check activates.
+    for registry in [&first, &second] {
+        let (ok, report, _) = check(kit.path(), &registry.good_config(), &registry.address(), &[]);
+        assert!(ok, "{report}");
+    }
+
+    let env_log = tmp.path().join("twoliter-env.jsonl");
+    let out = support::run_ok(
+        xtask(kit.path(), &first.good_config(), &[])
+            .envs(kit.env())
+            .env("TWOLITER_STANDIN_ENV_LOG", &env_log)
+            .args(["build-kit", "--arch", "x86_64", "--json"]),
+    );
+    let summary: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(summary["ok"], true, "{summary}");
+    assert_eq!(summary["verified"]["registry"], local.url().as_str(), "{summary}");
+    let envs = support::recorded_envs(&env_log);
+    let publish = envs
+        .iter()
+        .find(|(argv, _)| argv.first().map(String::as_str) == Some("publish"))
+        .expect("twoliter publish ran");
+    let bundle = std::fs::read_to_string(&publish.1["SSL_CERT_FILE"]).unwrap();
+    for registry in [&first, &second] {
+        let ca = std::fs::read_to_string(registry.ca()).unwrap();
+        assert!(
+            bundle.contains(ca.trim()),
+            "the CA of {} is trusted",
+            registry.address()
+        );
+    }
+    assert!(
+        bundle.matches("BEGIN CERTIFICATE").count() > 2,
+        "the system roots are kept"
+    );
+}
+
 #[test]
 fn an_immutable_tag_refusal_names_the_tag_and_the_fix() {
     let port = tls_registry::immutable_stub();

@@ -366,7 +366,7 @@ fn send_curl(request: &Request) -> Result<Response, Failure> {
     send_curl_trusting(request, ca_bundle().as_deref())
 }
 
-fn send_curl_trusting(request: &Request, ca_bundle: Option<&str>) -> Result<Response, Failure> {
+pub(crate) fn send_curl_trusting(request: &Request, ca_bundle: Option<&str>) -> Result<Response, Failure> {
     let Some(curl) = crate::tools::which("curl") else {
         return Err(Failure {
             kind: Kind::NoCurl,
@@ -461,10 +461,103 @@ pub(crate) mod test_server {
         });
         port
     }
+
+    /// An HTTPS server (python's `ssl`) with a self-signed certificate for `localhost` and
+    /// `127.0.0.1`, made by `openssl`: its own CA.
+    pub(crate) struct HttpsStub {
+        child: std::process::Child,
+        pub(crate) port: u16,
+        dir: tempfile::TempDir,
+    }
+
+    const STUB: &str = r#"
+import http.server, ssl, sys
+class H(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        port = self.server.server_address[1]
+        if self.path == "/v2/blob":
+            self.send_response(307)
+            self.send_header("Location", "https://127.0.0.1:%d/storage" % port)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return
+        body = ("authorization=" + self.headers.get("Authorization", "")).encode()
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+    def do_POST(self):
+        length = int(self.headers.get("Content-Length", "0"))
+        form = self.rfile.read(length).decode()
+        body = ("type=" + self.headers.get("Content-Type", "") + "&" + form).encode()
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+    def log_message(self, *args):
+        pass
+server = http.server.HTTPServer(("127.0.0.1", 0), H)
+context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+context.load_cert_chain(sys.argv[1], sys.argv[2])
+server.socket = context.wrap_socket(server.socket, server_side=True)
+print(server.server_address[1], flush=True)
+server.serve_forever()
+"#;
+
+    impl HttpsStub {
+        pub(crate) fn start() -> HttpsStub {
+            use std::io::BufRead;
+            let dir = tempfile::tempdir().unwrap();
+            let status = std::process::Command::new("openssl")
+                .args([
+                    "req",
+                    "-x509",
+                    "-newkey",
+                    "rsa:2048",
+                    "-nodes",
+                    "-days",
+                    "1",
+                    "-subj",
+                    "/CN=localhost",
+                ])
+                .args(["-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1"])
+                .args(["-keyout", "key.pem", "-out", "cert.pem"])
+                .current_dir(dir.path())
+                .stderr(std::process::Stdio::null())
+                .status()
+                .unwrap();
+            assert!(status.success(), "openssl req");
+            let mut child = std::process::Command::new("python3")
+                .args(["-c", STUB, "cert.pem", "key.pem"])
+                .current_dir(dir.path())
+                .stdout(std::process::Stdio::piped())
+                .spawn()
+                .unwrap();
+            let mut line = String::new();
+            std::io::BufReader::new(child.stdout.take().unwrap())
+                .read_line(&mut line)
+                .unwrap();
+            let port = line.trim().parse().unwrap();
+            HttpsStub { child, port, dir }
+        }
+
+        /// The certificate, in PEM.
+        pub(crate) fn cert(&self) -> String {
+            self.dir.path().join("cert.pem").display().to_string()
+        }
+    }
+
+    impl Drop for HttpsStub {
+        fn drop(&mut self) {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
 }
 
 #[cfg(test)]
 mod tests {
+    use super::test_server::HttpsStub;
     use super::*;
 
     #[test]
@@ -646,95 +739,6 @@ mod tests {
     /// An HTTPS server on 127.0.0.1 (Python's `ssl`, with a certificate for `localhost` and
     /// `127.0.0.1` made by `openssl`): `/v2/blob` redirects to `https://127.0.0.1:<port>/storage`,
     /// another host as curl sees it, which answers with the Authorization header it was sent.
-    struct HttpsStub {
-        child: std::process::Child,
-        port: u16,
-        dir: tempfile::TempDir,
-    }
-
-    const STUB: &str = r#"
-import http.server, ssl, sys
-class H(http.server.BaseHTTPRequestHandler):
-    def do_GET(self):
-        port = self.server.server_address[1]
-        if self.path == "/v2/blob":
-            self.send_response(307)
-            self.send_header("Location", "https://127.0.0.1:%d/storage" % port)
-            self.send_header("Content-Length", "0")
-            self.end_headers()
-            return
-        body = ("authorization=" + self.headers.get("Authorization", "")).encode()
-        self.send_response(200)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-    def do_POST(self):
-        length = int(self.headers.get("Content-Length", "0"))
-        form = self.rfile.read(length).decode()
-        body = ("type=" + self.headers.get("Content-Type", "") + "&" + form).encode()
-        self.send_response(200)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-    def log_message(self, *args):
-        pass
-server = http.server.HTTPServer(("127.0.0.1", 0), H)
-context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-context.load_cert_chain(sys.argv[1], sys.argv[2])
-server.socket = context.wrap_socket(server.socket, server_side=True)
-print(server.server_address[1], flush=True)
-server.serve_forever()
-"#;
-
-    impl HttpsStub {
-        fn start() -> HttpsStub {
-            use std::io::BufRead;
-            let dir = tempfile::tempdir().unwrap();
-            let status = std::process::Command::new("openssl")
-                .args([
-                    "req",
-                    "-x509",
-                    "-newkey",
-                    "rsa:2048",
-                    "-nodes",
-                    "-days",
-                    "1",
-                    "-subj",
-                    "/CN=localhost",
-                ])
-                .args(["-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1"])
-                .args(["-keyout", "key.pem", "-out", "cert.pem"])
-                .current_dir(dir.path())
-                .stderr(std::process::Stdio::null())
-                .status()
-                .unwrap();
-            assert!(status.success(), "openssl req");
-            let mut child = std::process::Command::new("python3")
-                .args(["-c", STUB, "cert.pem", "key.pem"])
-                .current_dir(dir.path())
-                .stdout(std::process::Stdio::piped())
-                .spawn()
-                .unwrap();
-            let mut line = String::new();
-            std::io::BufReader::new(child.stdout.take().unwrap())
-                .read_line(&mut line)
-                .unwrap();
-            let port = line.trim().parse().unwrap();
-            HttpsStub { child, port, dir }
-        }
-
-        fn cert(&self) -> String {
-            self.dir.path().join("cert.pem").display().to_string()
-        }
-    }
-
-    impl Drop for HttpsStub {
-        fn drop(&mut self) {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
-    }
-
     /// Through the real curl: a redirect to another host is followed without the credentials
     /// (S3 refuses a presigned request that also carries them), an untrusted certificate and a
     /// plain-HTTP server are told apart, and nothing listening is a refusal.
