@@ -52,6 +52,19 @@ fn failed_step(report: &Value) -> (String, String) {
     )
 }
 
+/// The `SSL_CERT_FILE` bundle `twoliter publish` was given, from the stand-in's environment log.
+fn publish_bundle(env_log: &Path) -> String {
+    let envs = support::recorded_envs(env_log);
+    let (_, env) = envs
+        .iter()
+        .find(|(argv, _)| argv.first().map(String::as_str) == Some("publish"))
+        .expect("twoliter publish ran");
+    let file = env
+        .get("SSL_CERT_FILE")
+        .expect("twoliter publish was given SSL_CERT_FILE");
+    std::fs::read_to_string(file).unwrap()
+}
+
 #[test]
 fn registry_check_names_each_failure_and_its_fix() {
     let registry = TlsRegistry::start();
@@ -207,12 +220,7 @@ fn a_kit_is_published_to_and_a_variant_built_from_a_tls_registry_with_credential
     let infra = std::fs::read_to_string(kit.path().join("Infra.toml")).unwrap();
     assert!(infra.contains(&format!("registry = \"{address}\"")), "{infra}");
     // twoliter was given the bundle of system roots and the team CA, never the CA alone.
-    let envs = support::recorded_envs(&env_log);
-    let publish = envs
-        .iter()
-        .find(|(argv, _)| argv.first().map(String::as_str) == Some("publish"))
-        .expect("twoliter publish ran");
-    let bundle = std::fs::read_to_string(&publish.1["SSL_CERT_FILE"]).unwrap();
+    let bundle = publish_bundle(&env_log);
     let ca = std::fs::read_to_string(registry.ca()).unwrap();
     assert!(bundle.contains(ca.trim()));
     assert!(
@@ -290,12 +298,7 @@ fn every_remembered_ca_reaches_twoliter_even_with_the_local_registry() {
     let summary: Value = serde_json::from_str(&out).unwrap();
     assert_eq!(summary["ok"], true, "{summary}");
     assert_eq!(summary["verified"]["registry"], local.url().as_str(), "{summary}");
-    let envs = support::recorded_envs(&env_log);
-    let publish = envs
-        .iter()
-        .find(|(argv, _)| argv.first().map(String::as_str) == Some("publish"))
-        .expect("twoliter publish ran");
-    let bundle = std::fs::read_to_string(&publish.1["SSL_CERT_FILE"]).unwrap();
+    let bundle = publish_bundle(&env_log);
     for registry in [&first, &second] {
         let ca = std::fs::read_to_string(registry.ca()).unwrap();
         assert!(
