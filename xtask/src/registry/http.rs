@@ -134,7 +134,7 @@ pub(crate) fn send(request: &Request) -> Result<Response, Failure> {
 /// the request's URL; without the Authorization header when it leads to another origin (scheme,
 /// host or port); a GET without the form after a 301, 302 or 303 answer to a POST. `None` when
 /// the answer is not a redirect.
-pub(crate) fn redirect(request: &Request, response: &Response) -> Option<Request> {
+fn redirect(request: &Request, response: &Response) -> Option<Request> {
     if !matches!(response.status_code, 301 | 302 | 303 | 307 | 308) {
         return None;
     }
