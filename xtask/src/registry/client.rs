@@ -18,7 +18,7 @@ use base64::Engine;
 
 use super::credentials::{self, Credential, Secret, Source};
 use super::http::{self, Failure, Kind, Request, Response};
-use super::{trust, Address};
+use super::Address;
 use crate::oci::{self, Manifest};
 
 /// Seconds a single request may take.
@@ -146,9 +146,6 @@ impl Client {
     /// One request, no authentication logic.
     fn raw(&self, scheme: Scheme, path: &str, accept: Option<&str>, auth: Option<String>) -> Result<Response, Failure> {
         let url = format!("{}://{}{path}", scheme.name(), self.origin);
-        if scheme == Scheme::Https {
-            trust::note_https();
-        }
         let mut request = Request::get(url, self.timeout);
         if let Some(accept) = accept {
             request = request.header("Accept", accept);
@@ -528,9 +525,6 @@ fn fetch_token(
 ) -> Result<Secret> {
     if !(realm.starts_with("https://") || realm.starts_with("http://")) {
         bail!("{address} names the token realm `{realm}`, which is not an http(s) URL");
-    }
-    if realm.starts_with("https://") {
-        trust::note_https();
     }
     let request = match credential {
         Some(Credential::IdentityToken(token)) => {

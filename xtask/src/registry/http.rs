@@ -362,7 +362,10 @@ fn ca_bundle() -> Option<String> {
     std::env::var("SSL_CERT_FILE").ok().filter(|f| !f.is_empty())
 }
 
+/// Every HTTPS request of the process, a redirect's included: from the first one on, its trust
+/// is fixed (see [`super::trust`]).
 fn send_curl(request: &Request) -> Result<Response, Failure> {
+    super::trust::note_https();
     send_curl_trusting(request, ca_bundle().as_deref())
 }
 
