@@ -287,6 +287,34 @@ fn every_remembered_ca_reaches_twoliter_even_with_the_local_registry() {
         let (ok, report, _) = check(kit.path(), &registry.good_config(), &registry.address(), &[]);
         assert!(ok, "{report}");
     }
+    // `registry status` names them, and how to forget one.
+    let status: Value = serde_json::from_str(&support::run_ok(
+        xtask(kit.path(), &first.good_config(), &[]).args(["registry", "status", "--json"]),
+    ))
+    .unwrap();
+    let cas: Vec<&str> = status["team_cas"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{status}"))
+        .iter()
+        .map(|ca| ca.as_str().unwrap())
+        .collect();
+    assert_eq!(cas.len(), 2, "{status}");
+    for registry in [&first, &second] {
+        let key = format!("localhost_{}_team.ca.pem", registry.port);
+        let ca = cas
+            .iter()
+            .find(|ca| ca.ends_with(&key))
+            .unwrap_or_else(|| panic!("{status}"));
+        assert_eq!(
+            std::fs::read_to_string(ca).unwrap(),
+            std::fs::read_to_string(registry.ca()).unwrap()
+        );
+    }
+    let text = support::run_ok(xtask(kit.path(), &first.good_config(), &[]).args(["registry", "status"]));
+    assert!(
+        text.contains("team CAs:") && text.contains("delete one to forget it"),
+        "{text}"
+    );
 
     let env_log = tmp.path().join("twoliter-env.jsonl");
     let out = support::run_ok(

@@ -101,6 +101,16 @@ fn status(sh: &Shell, json: bool) -> Result<ExitCode> {
                 lines.push(format!("{:<14}{value}", format!("{name}:")));
             }
         }
+        for (i, ca) in report.team_cas.iter().enumerate() {
+            let name = if i == 0 { "team CAs:" } else { "" };
+            lines.push(format!("{name:<14}{}", ca.display()));
+        }
+        if !report.team_cas.is_empty() {
+            lines.push(format!(
+                "{:<14}every run trusts these with the system's roots; delete one to forget it",
+                ""
+            ));
+        }
         println!("{}", lines.join("\n"));
     }
     Ok(ExitCode::from(report.condition.exit_code()))

@@ -300,6 +300,9 @@ pub(crate) struct Report {
     /// Repositories in the catalog (when healthy).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub(crate) repositories: Option<usize>,
+    /// The team CAs remembered beside it (`--ca-file`), which every run trusts.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub(crate) team_cas: Vec<PathBuf>,
 }
 
 pub(crate) fn status(sh: &Shell) -> Result<Report> {
@@ -338,6 +341,7 @@ fn observe(sh: &Shell, count: bool) -> Result<Report> {
         log: None,
         pid: None,
         repositories: None,
+        team_cas: trust::remembered_cas(&paths)?,
     };
     let server = match backend {
         None => Server::Absent,
@@ -495,6 +499,7 @@ mod tests {
             log: None,
             pid: Some(42),
             repositories: None,
+            team_cas: Vec::new(),
         };
         let json = serde_json::to_value(&report).unwrap();
         assert_eq!(

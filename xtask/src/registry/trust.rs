@@ -123,7 +123,7 @@ pub(crate) fn remembered(address: &Address) -> Option<PathBuf> {
 }
 
 /// The CAs remembered in `paths`, in the order of their file names.
-fn remembered_cas(paths: &Paths) -> Result<Vec<PathBuf>> {
+pub(crate) fn remembered_cas(paths: &Paths) -> Result<Vec<PathBuf>> {
     let dir = dir(paths);
     let entries = match std::fs::read_dir(&dir) {
         Ok(entries) => entries,
