@@ -236,7 +236,8 @@ pub(crate) struct On {
     /// reuse; `cargo xtask` runs there with the same arguments (its Docker, and its registry on
     /// the builder's 127.0.0.1, which --registry then names); its output is streamed, its exit
     /// status is this command's, and the workspace comes back here; interrupting this command
-    /// stops the run there too. ssh runs with BatchMode=yes. The builder needs git, tar, make,
+    /// stops the run there too. A --ca-file goes along; credentials do not (the builder's own
+    /// docker login is used). ssh runs with BatchMode=yes. The builder needs git, tar, make,
     /// cargo and Docker, and curl for a registry served over HTTPS
     #[arg(long, value_name = "SSH-HOST", conflicts_with = "in_vm")]
     pub(crate) on: Option<String>,

@@ -75,6 +75,11 @@ impl Builder {
         self.sshd.dir.path().join("remote")
     }
 
+    /// The home of the builder's sessions.
+    fn home(&self) -> PathBuf {
+        self._bin.path().join("home")
+    }
+
     /// The xtask acting for `root`, reaching the builder through the test's ssh config.
     fn xtask(&self, root: &Path) -> Command {
         let mut cmd = support::xtask(root, &[]);
@@ -349,6 +354,57 @@ fn a_forest_builds_its_kit_and_variant_on_a_builder() {
 /// Ctrl-C (or a kill) here while the builder builds: the run there is stopped too, as a local
 /// run would be (its tool stopped, the phase recorded as interrupted), not left building for
 /// nobody; here the command exits 130.
+/// A team registry's CA given with `--on` is checked here, sent along and trusted there: the
+/// builder publishes to the TLS registry with its own docker login.
+#[test]
+fn a_team_ca_given_with_on_is_trusted_on_the_builder() {
+    if !support::sshd::available("a_team_ca_given_with_on_is_trusted_on_the_builder") {
+        return;
+    }
+    let builder = Builder::start();
+    let registry = support::tls_registry::TlsRegistry::start();
+    let docker = builder.home().join(".docker");
+    std::fs::create_dir_all(&docker).unwrap();
+    std::fs::copy(registry.good_config().join("config.json"), docker.join("config.json")).unwrap();
+    let repo = KitRepo::create(KIT, VERSION);
+    let address = registry.address();
+    let on = |ca: &Path| {
+        let mut cmd = builder.xtask(repo.path());
+        cmd.args(["build-kit", "--on", "builder", "--arch", "x86_64", "--json"])
+            .args(["--registry", &address, "--ca-file"])
+            .arg(ca);
+        cmd
+    };
+
+    // Not a CA: refused here, before any ssh session.
+    let not_pem = repo.path().join("planning/not-a-ca.pem");
+    std::fs::create_dir_all(not_pem.parent().unwrap()).unwrap();
+    std::fs::write(&not_pem, "hello\n").unwrap();
+    let sessions = builder.sshd.sessions();
+    let refused = support::run(&mut on(&not_pem));
+    assert_eq!(refused.status.code(), Some(1));
+    let err = support::stderr(&refused);
+    assert!(err.contains("--ca-file") && err.contains("no PEM certificate"), "{err}");
+    assert_eq!(builder.sshd.sessions(), sessions);
+
+    let out = support::run(&mut on(&registry.ca()));
+    assert!(out.status.success(), "{}", support::stderr(&out));
+    let summary = json(&out);
+    assert_eq!(summary["ok"], true, "{summary}");
+    assert_eq!(summary["verified"]["registry"], address.as_str(), "{summary}");
+    assert!(registry.log().contains(&format!("/v2/team/{KIT}/manifests/v{VERSION}")));
+    // Remembered in the builder's checkout, as `--ca-file` remembers it here.
+    let trust = remote_checkout(&builder).join("planning/.registry/trust");
+    let ca = std::fs::read_to_string(registry.ca()).unwrap();
+    let remembered: Vec<String> = std::fs::read_dir(&trust)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.to_string_lossy().ends_with(".ca.pem"))
+        .map(|p| std::fs::read_to_string(p).unwrap())
+        .collect();
+    assert_eq!(remembered, [ca], "{}", trust.display());
+}
+
 #[test]
 fn interrupting_a_run_stops_it_on_the_builder() {
     if !support::sshd::available("interrupting_a_run_stops_it_on_the_builder") {

@@ -32,6 +32,7 @@ impl flags::BuildKit {
                         repos: vec![repo],
                         // The kit's `make build` runs its `make prep`, which installs twoliter.
                         prepare: Vec::new(),
+                        files: self.ca_file.iter().map(|ca| (ca.clone(), super::SENT_CA)).collect(),
                         args: &|layout| self.remote_args(layout),
                         json: self.json,
                     },
@@ -62,6 +63,9 @@ impl flags::BuildKit {
         }
         if let Some(registry) = &self.registry {
             args.extend(["--registry".into(), registry.clone()]);
+        }
+        if self.ca_file.is_some() {
+            args.extend(["--ca-file".into(), crate::remote::sent_file(layout, super::SENT_CA)]);
         }
         if self.force {
             args.push("--force".into());

@@ -50,6 +50,9 @@ fn claim_local(ws_dir: &std::path::Path) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The name a `--ca-file` is sent to a builder under (`--on`).
+const SENT_CA: &str = "ca.pem";
+
 /// Global settings the builder's command line repeats (the environment does not travel).
 fn remote_global_args() -> Vec<String> {
     let mut args = Vec::new();

@@ -45,6 +45,7 @@ impl flags::Variant {
                         target,
                         repos: vec![repo],
                         prepare,
+                        files: self.ca_file.iter().map(|ca| (ca.clone(), super::SENT_CA)).collect(),
                         args: &|layout| self.remote_args(layout),
                         json: self.json,
                     },
@@ -88,6 +89,9 @@ impl flags::Variant {
         }
         if let Some(registry) = &self.registry {
             args.extend(["--registry".into(), registry.clone()]);
+        }
+        if self.ca_file.is_some() {
+            args.extend(["--ca-file".into(), crate::remote::sent_file(layout, super::SENT_CA)]);
         }
         args.push("--json".into());
         Ok(args)

@@ -99,9 +99,15 @@ pub(crate) fn remember(address: &Address, ca_file: &Path) -> Result<()> {
     remember_in(&Paths::current(&owner), address, ca_file)
 }
 
-fn remember_in(paths: &Paths, address: &Address, ca_file: &Path) -> Result<()> {
+/// The text of a `--ca-file`, refused unless it holds a PEM certificate.
+pub(crate) fn read_ca_file(ca_file: &Path) -> Result<String> {
     let text = fsx::read_required(ca_file)?;
     check_pem(&text).with_context(|| format!("--ca-file {}", ca_file.display()))?;
+    Ok(text)
+}
+
+fn remember_in(paths: &Paths, address: &Address, ca_file: &Path) -> Result<()> {
+    let text = read_ca_file(ca_file)?;
     let _lock = state::lock(paths)?;
     let path = ca_path(paths, address);
     if fsx::read_optional(&path)?.as_deref() != Some(text.as_str()) {

@@ -276,10 +276,18 @@ pub(crate) struct Request<'a> {
     /// Commands run in a repo (a path here, any inside it) before the command, unless a file
     /// exists there.
     pub(crate) prepare: Vec<(PathBuf, script::Prepare)>,
+    /// CA files the command names (`--ca-file`), outside the repos: each is checked here, sent
+    /// along and kept on the builder at [`sent_file`] under the name given.
+    pub(crate) files: Vec<(PathBuf, &'static str)>,
     /// The command's arguments for the builder, with paths translated; `--json` is added.
     pub(crate) args: &'a dyn Fn(&Layout) -> Result<Vec<String>>,
     /// Whether the user asked for `--json`: the builder's summary is printed here.
     pub(crate) json: bool,
+}
+
+/// Where a file sent along with the repos (`Request::files`) is on the builder.
+pub(crate) fn sent_file(layout: &Layout, name: &str) -> String {
+    format!("{}/{}/{name}", layout.dir, script::SENT_FILES)
 }
 
 /// Runs the command on the builder and brings its workspace back; the exit status is the
@@ -287,6 +295,11 @@ pub(crate) struct Request<'a> {
 pub(crate) fn run_on(sh: &Shell, request: Request<'_>) -> Result<ExitCode> {
     let target = &request.target;
     ssh::check_host(&target.host)?;
+    let sent: Vec<(String, &str)> = request
+        .files
+        .iter()
+        .map(|(local, name)| Ok((crate::registry::trust::read_ca_file(local)?, *name)))
+        .collect::<Result<_>>()?;
     tools::require("ssh", ssh::INSTALL_REMEDY)?;
     tools::require("git", tools::GIT_REMEDY)?;
     // The checkout the xtask acts for: a git checkout is sent; a plain directory (as a forest's
@@ -333,6 +346,11 @@ pub(crate) fn run_on(sh: &Shell, request: Request<'_>) -> Result<ExitCode> {
         let known = probe.heads.get(index).cloned().flatten();
         updates.push(stage_repo(sh, repo, known.as_deref(), index, &mut upload, tmp.path())?);
     }
+    let mut files = Vec::new();
+    for (text, name) in &sent {
+        append_bytes(&mut upload, &format!("{}/{name}", script::SENT_FILES), text.as_bytes())?;
+        files.push(name.to_string());
+    }
     upload.finish()?;
     drop(upload);
     let reused = probe.heads.iter().filter(|h| h.is_some()).count();
@@ -359,8 +377,11 @@ pub(crate) fn run_on(sh: &Shell, request: Request<'_>) -> Result<ExitCode> {
         .len();
     let run = script::update_and_run(
         &layout.dir,
-        upload_bytes,
-        &updates,
+        &script::Upload {
+            bytes: upload_bytes,
+            repos: &updates,
+            files: &files,
+        },
         &prepare,
         &remote_checkout,
         &env,

@@ -116,8 +116,22 @@ pub(crate) struct Prepare {
     pub(crate) argv: Vec<String>,
 }
 
+/// The directory, under a checkout's directory on the builder and in the upload, of the files
+/// sent along with the repos.
+pub(crate) const SENT_FILES: &str = "files";
+
+/// What the upload (a tar, first on the script's stdin) holds.
+pub(crate) struct Upload<'a> {
+    /// Its size.
+    pub(crate) bytes: u64,
+    /// What brings each repo's copy to the local state.
+    pub(crate) repos: &'a [RepoUpdate],
+    /// The names of the files under [`SENT_FILES`] in it.
+    pub(crate) files: &'a [String],
+}
+
 /// Unpacks the upload (a tar of `upload_bytes` bytes, first on stdin) into a temp dir under
-/// `dir`, brings each repo to the local state (HEAD, then uncommitted changes and untracked files on top; ignored files such
+/// `dir`, keeps the files sent along in `dir/files/`, brings each repo to the local state (HEAD, then uncommitted changes and untracked files on top; ignored files such
 /// as `build/`, `tools/` and `planning/` are kept, so later runs reuse them), then runs
 /// `cargo xtask ARGS…` in the checkout with `env` and exits with its status. Its stdout (the
 /// JSON summary) is the script's; everything else goes to stderr. One run per checkout at a
@@ -131,8 +145,7 @@ pub(crate) struct Prepare {
 /// of building on for nobody.
 pub(crate) fn update_and_run(
     dir: &str,
-    upload_bytes: u64,
-    repos: &[RepoUpdate],
+    upload: &Upload<'_>,
     prepare: &[Prepare],
     checkout: &str,
     env: &[(String, String)],
@@ -144,13 +157,14 @@ pub(crate) fn update_and_run(
          echo \"another run from this checkout is using $dir on this builder: waiting for it\"\nflock 9\nfi\n\
          upload=$(mktemp -d \"$dir/incoming/upload.XXXXXX\")\n\
          trap 'rm -rf \"$upload\"' EXIT\n\
-         head -c {upload_bytes} >\"$upload/upload.tar\"\n\
-         if [ \"$(wc -c <\"$upload/upload.tar\")\" -ne {upload_bytes} ]; then\n\
+         head -c {bytes} >\"$upload/upload.tar\"\n\
+         if [ \"$(wc -c <\"$upload/upload.tar\")\" -ne {bytes} ]; then\n\
          echo \"the upload arrived incomplete: the connection ended early; run again\"; exit 1\nfi\n\
          tar -xf \"$upload/upload.tar\" -C \"$upload\"\nrm -f \"$upload/upload.tar\"\nexec </dev/null\n",
-        quote(dir)
+        quote(dir),
+        bytes = upload.bytes
     );
-    for repo in repos {
+    for repo in upload.repos {
         let path = quote(&repo.remote);
         let Some(head) = &repo.head else {
             script.push_str(&format!("mkdir -p {path}\n"));
@@ -175,6 +189,12 @@ pub(crate) fn update_and_run(
         if let Some(untracked) = &repo.untracked {
             script.push_str(&format!("tar -xf \"$upload\"/{} -C {path}\n", quote(untracked)));
         }
+    }
+    for name in upload.files {
+        script.push_str(&format!(
+            "mkdir -p \"$dir\"/{SENT_FILES}\ncp \"$upload\"/{SENT_FILES}/{name} \"$dir\"/{SENT_FILES}/{name}\n",
+            name = quote(name)
+        ));
     }
     for step in prepare {
         let argv: Vec<String> = step.argv.iter().map(|a| quote(a)).collect();
@@ -279,13 +299,20 @@ mod tests {
         header.set_size(5);
         header.set_cksum();
         upload.append_data(&mut header, "hello", &b"hello"[..]).unwrap();
+        let mut header = tar::Header::new_gnu();
+        header.set_size(3);
+        header.set_cksum();
+        upload.append_data(&mut header, "files/ca.pem", &b"PEM"[..]).unwrap();
         let upload = upload.into_inner().unwrap();
         let mark = dir.path().join("mark");
         let base = dir.path().display().to_string();
         let script = update_and_run(
             &base,
-            upload.len() as u64,
-            &[],
+            &Upload {
+                bytes: upload.len() as u64,
+                repos: &[],
+                files: &["ca.pem".to_string()],
+            },
             &[],
             &base,
             &[("MARK".into(), mark.display().to_string())],
@@ -313,6 +340,8 @@ mod tests {
         loop {
             if let Some(status) = child.try_wait().unwrap() {
                 drop(stdin.take());
+                // The file sent along was kept beside the repos before the command ran.
+                assert_eq!(std::fs::read_to_string(dir.path().join("files/ca.pem")).unwrap(), "PEM");
                 return (status.code(), std::fs::read_to_string(&mark).unwrap_or_default());
             }
             if std::time::Instant::now() > deadline {
@@ -341,14 +370,17 @@ mod tests {
     fn the_run_script_updates_each_repo_then_runs_the_command() {
         let script = update_and_run(
             "/r/c",
-            4096,
-            &[RepoUpdate {
-                remote: "/r/c/root".into(),
-                head: Some("abc123".into()),
-                bundle: Some("0.bundle".into()),
-                patch: Some("0.patch".into()),
-                untracked: None,
-            }],
+            &Upload {
+                bytes: 4096,
+                repos: &[RepoUpdate {
+                    remote: "/r/c/root".into(),
+                    head: Some("abc123".into()),
+                    bundle: Some("0.bundle".into()),
+                    patch: Some("0.patch".into()),
+                    untracked: None,
+                }],
+                files: &["ca.pem".to_string()],
+            },
             &[Prepare {
                 dir: "/r/c/root".into(),
                 unless: "tools/twoliter/twoliter".into(),
@@ -369,6 +401,8 @@ mod tests {
             // What runs next (git, a repo's `make prep`) reads no stdin: the session's is fd 4.
             "exec </dev/null",
             "env XTASK_ROOT=/r/c/root cargo xtask build-kit --kit 'my kit' >&3 3>&- 4<&- 9>&- </dev/null &",
+            // A file sent along stays beside the repos once the upload is gone.
+            "cp \"$upload\"/files/ca.pem \"$dir\"/files/ca.pem",
             "<&4 >/dev/null",
         ] {
             assert!(script.contains(part), "{part} missing from:\n{script}");
