@@ -130,9 +130,10 @@ pub(crate) struct Upload<'a> {
     pub(crate) files: &'a [String],
 }
 
-/// Unpacks the upload (a tar of `upload_bytes` bytes, first on stdin) into a temp dir under
-/// `dir`, keeps the files sent along in `dir/files/`, brings each repo to the local state (HEAD, then uncommitted changes and untracked files on top; ignored files such
-/// as `build/`, `tools/` and `planning/` are kept, so later runs reuse them), then runs
+/// Unpacks the upload (first on stdin) into a temp dir under `dir`, keeps the files sent along
+/// in `dir/files/`, brings each repo to the local state (HEAD, then uncommitted changes and
+/// untracked files on top; ignored files such as `build/`, `tools/` and `planning/` are kept, so
+/// later runs reuse them), then runs
 /// `cargo xtask ARGS…` in the checkout with `env` and exits with its status. Its stdout (the
 /// JSON summary) is the script's; everything else goes to stderr. One run per checkout at a
 /// time (`flock` on `dir/.lock` where util-linux has it): a second waits. The command gets
