@@ -45,7 +45,7 @@ impl flags::BuildKit {
     }
 
     /// This command line for the builder of `--on`: paths translated to the builder's.
-    fn remote_args(&self, layout: &crate::remote::layout::Layout) -> Result<Vec<String>> {
+    pub(super) fn remote_args(&self, layout: &crate::remote::layout::Layout) -> Result<Vec<String>> {
         let mut args = super::remote_global_args();
         args.push("build-kit".into());
         let path = |flag: &str, p: &std::path::Path| layout.translate(flag, &crate::remote::real(p));

@@ -117,3 +117,37 @@ fn print_outcomes(outcomes: &[PhaseOutcome], width: usize) {
         );
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    /// `build-kit --on` and `variant --on`: the builder's command line names the CA file where
+    /// it is kept there, never the path here.
+    #[test]
+    fn the_builders_command_line_names_the_ca_file_sent_along() {
+        let layout = crate::remote::layout::plan("/b/c", std::path::Path::new("/r"), true, None, &[]);
+        for command in ["build-kit", "variant"] {
+            let flags = crate::flags::Xtask::try_parse_from([
+                "xtask",
+                command,
+                "--on",
+                "builder",
+                "--registry",
+                "registry.example.com/team",
+                "--ca-file",
+                "/here/team-ca.pem",
+            ])
+            .unwrap();
+            let args = match flags.cmd {
+                crate::flags::Cmd::BuildKit(cmd) => cmd.remote_args(&layout),
+                crate::flags::Cmd::Variant(cmd) => cmd.remote_args(&layout),
+                _ => unreachable!("{command}"),
+            }
+            .unwrap();
+            let at = args.iter().position(|a| a == "--ca-file").expect("--ca-file");
+            assert_eq!(args[at + 1], "/b/c/files/ca.pem", "{command}");
+            assert!(!args.iter().any(|a| a.contains("/here/")), "{command}: {args:?}");
+        }
+    }
+}

@@ -58,7 +58,7 @@ impl flags::Variant {
     }
 
     /// This command line for the builder of `--on`: paths translated to the builder's.
-    fn remote_args(&self, layout: &crate::remote::layout::Layout) -> Result<Vec<String>> {
+    pub(super) fn remote_args(&self, layout: &crate::remote::layout::Layout) -> Result<Vec<String>> {
         use clap::ValueEnum;
         let mut args = super::remote_global_args();
         args.push("variant".into());
